@@ -1,0 +1,37 @@
+"""Every error of ours, as one small hierarchy so callers catch by meaning."""
+
+
+class CheckinError(Exception):
+    """Base of every qr-checkin error."""
+
+
+class ConfigError(CheckinError, ValueError):
+    """The configuration file or environment is invalid."""
+
+
+class StorageError(CheckinError):
+    """The local store cannot take or give events."""
+
+
+class StorageFull(StorageError):
+    """The disk holding the store has no room for another event."""
+
+
+class StorageReadOnly(StorageError):
+    """The filesystem holding the store is read-only."""
+
+
+class SourceError(CheckinError):
+    """A scan source failed (device gone, cannot open, held by another process)."""
+
+
+class SourceUnavailable(SourceError):
+    """A configured scanner or camera is not present (unplugged, not yet attached)."""
+
+
+class SourceBusy(SourceError):
+    """Another process holds the scanner exclusively."""
+
+
+class FeedbackError(CheckinError):
+    """The feedback hardware is misconfigured (pins, conflicts)."""

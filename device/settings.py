@@ -1,0 +1,262 @@
+"""Configuration: one TOML file plus QRCHECKIN_<SECTION>__<KEY> environment overrides.
+
+Every section forbids unknown keys, so a typo is an error that names the key and the file instead of
+a setting silently ignored on a device nobody will look at for a month.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from device.errors import ConfigError
+
+DEFAULT_CONFIG = Path("/etc/qr-checkin/device.toml")
+ENV_PREFIX = "QRCHECKIN_"
+TOPIC_SAFE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def topic_safe(value: str) -> str:
+    if not TOPIC_SAFE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not topic-safe: use 1-64 characters of A-Z a-z 0-9 . _ - "
+            "(no '/', '+', '#', spaces or NUL)"
+        )
+    return value
+
+
+TopicSafeId = Annotated[str, AfterValidator(topic_safe)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceSettings(Section):
+    id: TopicSafeId
+    # Development mode: generates missing keys under the state dir (with a warning) instead of failing.
+    dev: bool = False
+
+
+class LocationSettings(Section):
+    id: TopicSafeId
+    kind: Literal["bus", "door", "workshop", "gate", "other"] = "door"
+    name: str = ""
+
+
+class BrokerSettings(Section):
+    host: str = "localhost"
+    port: int = Field(1883, ge=1, le=65535)
+    keepalive: int = Field(30, ge=5, le=3600)
+    protocol: Literal["5", "3.1.1"] = "5"
+    topic_prefix: TopicSafeId = "checkin"
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    # Our own bound on unacknowledged PUBLISHes: paho's own limit is not honoured after a reconnect.
+    inflight_window: int = Field(100, ge=1, le=1000)
+    reconnect_min_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+    heartbeat_s: float = Field(60.0, gt=0)
+
+
+class StorageSettings(Section):
+    dir: Path = Path("/var/lib/qr-checkin")
+    # Undelivered events older than this are dropped (counted, alarmed long before).
+    max_age_days: float = Field(21, gt=0)
+    # Delivered events stay this long for `history` and then leave the disk.
+    delivered_grace_h: float = Field(24, ge=0)
+    # Below this much free space the device signals "storage nearly full".
+    low_space_mb: float = Field(50, ge=0)
+
+
+class StdinSourceSettings(Section):
+    direction: Literal["in", "out"] | None = None
+
+
+class HidSourceSettings(Section):
+    # By-id paths, "vendor:product" hex pairs, or name patterns (fnmatch); several at once.
+    devices: list[str] = Field(default_factory=list)
+    layout: Literal["us", "uk", "de", "fr"] = "us"
+    terminator: Literal["enter", "tab", "gap"] = "enter"
+    # With terminator = "gap": the silence that ends a code.
+    gap_ms: float = Field(80, gt=0)
+    prefix: str = ""
+    suffix: str = ""
+    direction: Literal["in", "out"] | None = None
+
+
+class SerialSourceSettings(Section):
+    # A by-id path, a device path or a glob such as /dev/ttyACM*.
+    port: str = "/dev/serial/by-id/*"
+    baudrate: int = Field(9600, gt=0)
+    direction: Literal["in", "out"] | None = None
+
+
+class CameraSourceSettings(Section):
+    backend: Literal["picamera2", "opencv", "files"] = "picamera2"
+    # For backend "files": an image file, a folder of images, or a video file (replay and tests).
+    path: Path | None = None
+    index: int = 0
+    width: int = Field(640, ge=64)
+    height: int = Field(480, ge=64)
+    max_fps: float = Field(15, gt=0)
+    autofocus: bool = True
+    # A code must be out of view this long before it can be read again.
+    rearm_s: float = Field(2.0, ge=0)
+    direction: Literal["in", "out"] | None = None
+
+
+class ScannerSettings(Section):
+    sources: list[Literal["stdin", "hid", "serial", "camera"]] = Field(default_factory=lambda: ["stdin"])
+    stdin: StdinSourceSettings = StdinSourceSettings()
+    hid: HidSourceSettings = HidSourceSettings()
+    serial: SerialSourceSettings = SerialSourceSettings()
+    camera: CameraSourceSettings = CameraSourceSettings()
+
+
+class GpioFeedbackSettings(Section):
+    """Pins are BCM numbers (or gpiozero pin names); None leaves a device out."""
+
+    green: int | str | None = 17
+    red: int | str | None = 27
+    # An RGB LED instead of separate green/red: three pins (red, green, blue).
+    rgb: list[int | str] | None = None
+    rgb_common_anode: bool = False
+    buzzer: int | str | None = 22
+    buzzer_kind: Literal["active", "tonal"] = "active"
+    status: int | str | None = None
+    relay: int | str | None = None
+    relay_pulse_s: float = Field(1.0, gt=0)
+    active_high: dict[str, bool] = Field(default_factory=dict)
+
+
+class FeedbackSettings(Section):
+    backend: Literal["console", "gpio"] = "console"
+    gpio: GpioFeedbackSettings = GpioFeedbackSettings()
+
+
+class CheckinSettings(Section):
+    duplicate_window_s: float = Field(300, ge=0)
+    accept_other: bool = True
+
+
+class PrivacySettings(Section):
+    subject: Literal["hmac", "id", "sealed"] = "hmac"
+    # The per-deployment HMAC key (provisioning installs it). Relative paths are under storage.dir.
+    key_file: Path = Path("site.key")
+    # Base64 Curve25519 public key of the tracing authority, for subject = "sealed".
+    authority_public_key: str | None = None
+
+
+class LoggingSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    device: DeviceSettings
+    location: LocationSettings
+    broker: BrokerSettings = BrokerSettings()
+    storage: StorageSettings = StorageSettings()
+    scanner: ScannerSettings = ScannerSettings()
+    feedback: FeedbackSettings = FeedbackSettings()
+    checkin: CheckinSettings = CheckinSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @model_validator(mode="after")
+    def _sealed_needs_key(self) -> Settings:
+        if self.privacy.subject == "sealed" and not self.privacy.authority_public_key:
+            raise ValueError("privacy.subject = 'sealed' needs privacy.authority_public_key")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file arrives as init values; the environment overrides it (a technician's quick fix).
+        return (env_settings, init_settings)
+
+    @property
+    def key_path(self) -> Path:
+        return self.storage.dir / self.privacy.key_file
+
+    def config_hash(self) -> str:
+        """A short stable hash of the effective configuration, secrets included only as hashes."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective configuration with secrets hidden (pydantic prints SecretStr as stars)."""
+        return json.loads(self.model_dump_json())
+
+
+def load_settings(path: Path | str = DEFAULT_CONFIG) -> Settings:
+    """Reads and validates the configuration; a ConfigError names the file and every bad key."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: configuration file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        settings = Settings(**raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path, raw)) from None
+    if not settings.storage.dir.is_absolute():
+        # Relative state dirs are relative to the config file, so `make run` works from any cwd.
+        storage = settings.storage.model_copy(update={"dir": (path.parent / settings.storage.dir).resolve()})
+        settings = settings.model_copy(update={"storage": storage})
+    return settings
+
+
+def _describe(exc: ValidationError, path: Path, raw: dict[str, Any]) -> str:
+    lines = [f"{path}: invalid configuration"]
+    for err in exc.errors():
+        loc = [str(part) for part in err["loc"]]
+        key = ".".join(loc) or "(top level)"
+        origin = str(path) if _in_file(raw, loc) else f"environment {ENV_PREFIX}{'__'.join(loc).upper()}"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  unknown key '{key}' in {origin}")
+        elif err["type"] == "missing":
+            lines.append(f"  missing key '{key}' in {path}")
+        else:
+            lines.append(f"  {key}: {err['msg']} (in {origin})")
+    return "\n".join(lines)
+
+
+def _in_file(raw: dict[str, Any], loc: list[str]) -> bool:
+    node: Any = raw
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return True
