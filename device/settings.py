@@ -33,6 +33,7 @@ def topic_safe(value: str) -> str:
 
 
 TopicSafeId = Annotated[str, AfterValidator(topic_safe)]
+SourceName = Literal["stdin", "hid", "serial", "camera"]
 
 
 class Section(BaseModel):
@@ -118,7 +119,7 @@ class CameraSourceSettings(Section):
 
 
 class ScannerSettings(Section):
-    sources: list[Literal["stdin", "hid", "serial", "camera"]] = Field(default_factory=lambda: ["stdin"])
+    sources: list[SourceName] = Field(default_factory=lambda: list[SourceName](["stdin"]))
     stdin: StdinSourceSettings = StdinSourceSettings()
     hid: HidSourceSettings = HidSourceSettings()
     serial: SerialSourceSettings = SerialSourceSettings()

@@ -9,5 +9,8 @@ from device.settings import DEFAULT_CONFIG
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", default=str(DEFAULT_CONFIG), metavar="PATH", help=f"device configuration (default {DEFAULT_CONFIG})"
+        "--config",
+        default=str(DEFAULT_CONFIG),
+        metavar="PATH",
+        help=f"device configuration (default {DEFAULT_CONFIG})",
     )

@@ -81,7 +81,11 @@ def recognise(text: str, *, accept_other: bool = True) -> Recognition:
         )
     fields = text.split("|")
     if len(fields) >= 7 and len(fields[0]) == 12 and fields[0].isdigit():
-        return Recognition(type="cccd", accepted=True, variant="cccd", subject_id=fields[0], masked=mask(fields[0]))
+        return Recognition(
+            type="cccd", accepted=True, variant="cccd", subject_id=fields[0], masked=mask(fields[0])
+        )
     if not accept_other:
-        return Recognition(type="other", accepted=False, reason="unrecognised code and checkin.accept_other is off")
+        return Recognition(
+            type="other", accepted=False, reason="not a BHYT or CCCD code (checkin.accept_other is off)"
+        )
     return Recognition(type="other", accepted=True, variant="other", subject_id=text, masked=mask(text, 2, 0))

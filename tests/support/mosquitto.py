@@ -33,7 +33,9 @@ def wait_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None
 class Mosquitto:
     """One broker process. `extra` lines go into its config (TLS, ACL, persistence...)."""
 
-    def __init__(self, workdir: Path, port: int | None = None, extra: str = "", persistence: bool = False) -> None:
+    def __init__(
+        self, workdir: Path, port: int | None = None, extra: str = "", persistence: bool = False
+    ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()

@@ -1,0 +1,88 @@
+"""Who, as the privacy mode allows: a keyed HMAC subject, the ID in clear, or a sealed record.
+
+The HMAC key belongs to the deployment (the employer): holding it, they can match their roster; nobody
+else can reverse a subject. In `sealed` mode the minimal record is also encrypted to the tracing
+authority's public key (libsodium sealed box), so only the authority can read it in full.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from nacl.public import PublicKey, SealedBox
+
+from device.errors import ConfigError
+from device.payloads import Recognition
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["hmac", "id", "sealed"]
+KEY_BYTES = 32
+
+
+def load_key(path: Path, *, create: bool) -> bytes:
+    """Reads the site key; in development mode a missing one is generated (0600) with a warning."""
+    try:
+        key = path.read_bytes().strip()
+    except FileNotFoundError:
+        if not create:
+            raise ConfigError(
+                f"privacy key file {path} is missing: provisioning installs it (qr-provision --site-key)"
+            ) from None
+        log.warning("privacy key %s missing: generating a development key (not for production)", path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_hex(KEY_BYTES).encode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key + b"\n")
+    if len(key) < 16:
+        raise ConfigError(f"privacy key file {path} holds {len(key)} bytes: at least 16 are needed")
+    return key
+
+
+class Privacy:
+    def __init__(self, mode: Mode, key: bytes, authority_public_key: str | None = None) -> None:
+        self.mode = mode
+        self._key = key
+        self.key_id = hashlib.sha256(key).hexdigest()[:8]
+        self._box: SealedBox[PublicKey] | None = None
+        if mode == "sealed":
+            if not authority_public_key:
+                raise ConfigError("privacy.subject = 'sealed' needs privacy.authority_public_key")
+            try:
+                self._box = SealedBox(PublicKey(base64.b64decode(authority_public_key, validate=True)))
+            except Exception as exc:  # nacl raises several types for a bad key
+                raise ConfigError(f"privacy.authority_public_key is not a base64 X25519 key: {exc}") from None
+
+    def pseudonym(self, code_type: str, subject_id: str) -> str:
+        """HMAC-SHA256 of the card type and normalised id: stable per person and deployment."""
+        msg = f"{code_type}:{subject_id}".encode()
+        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
+
+    def subject(self, rec: Recognition) -> dict[str, Any]:
+        """The event's `subject` object, as the mode allows."""
+        assert rec.type is not None and rec.subject_id is not None
+        out: dict[str, Any] = {
+            "mode": self.mode,
+            "hmac": self.pseudonym(rec.type, rec.subject_id),
+            "key_id": self.key_id,
+            "masked": rec.masked,
+        }
+        # An "other" code may be a personal QR holding a name: it is never sent in clear.
+        if self.mode == "id" and rec.type in ("bhyt", "cccd"):
+            out["id"] = rec.subject_id
+        if self._box is not None:
+            record: dict[str, Any] = {"type": rec.type, "id": rec.subject_id}
+            if rec.record is not None:
+                record.update(name=rec.record.name, birth_year=rec.record.birth_year)
+            sealed = self._box.encrypt(json.dumps(record, ensure_ascii=False).encode())
+            out["sealed"] = base64.b64encode(sealed).decode()
+        return out
