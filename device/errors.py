@@ -35,3 +35,7 @@ class SourceBusy(SourceError):
 
 class FeedbackError(CheckinError):
     """The feedback hardware is misconfigured (pins, conflicts)."""
+
+
+class ProvisionError(CheckinError, ValueError):
+    """qr-provision refused its input (plate, broker URL, files, certificates); nothing was written."""
