@@ -1,0 +1,330 @@
+"""The outbox: every accepted check-in, durable before the worker sees green, until the broker acks it.
+
+One SQLite file in WAL mode with synchronous=FULL: a commit returns only once the event is on the
+disk, so a power cut after the green light loses nothing. The per-device sequence lives in `meta`, not
+in the events table, so it is never reused even after every event has been delivered and deleted.
+
+Each thread opens its own `Outbox` on the same file (the daemon's loop appends, the publisher drains);
+SQLite's WAL lets them work side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from device.errors import StorageError, StorageFull, StorageReadOnly
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "outbox.sqlite"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    body TEXT NOT NULL,
+    created_wall REAL NOT NULL,
+    created_mono REAL NOT NULL,
+    boot_id TEXT NOT NULL,
+    clock_synced INTEGER NOT NULL,
+    delivered_at REAL
+);
+CREATE INDEX IF NOT EXISTS events_pending ON events(seq) WHERE delivered_at IS NULL;
+CREATE INDEX IF NOT EXISTS events_delivered ON events(delivered_at) WHERE delivered_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recent (
+    key TEXT PRIMARY KEY,
+    wall REAL NOT NULL,
+    mono REAL NOT NULL,
+    boot_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """When a scan happened, by both clocks, and whether the wall clock was true then."""
+
+    wall: float
+    mono: float
+    boot_id: str
+    synced: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    seq: int
+    event_id: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    count: int
+    oldest_wall: float | None
+    dead_letters: int
+
+
+def storage_error(exc: sqlite3.Error) -> StorageError:
+    """Maps SQLite's errors to ours, so callers can tell a full disk from a read-only one."""
+    text = str(exc).lower()
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+        return StorageFull("storage full")
+    if code == sqlite3.SQLITE_READONLY or "readonly" in text or "read-only" in text:
+        return StorageReadOnly("storage is read-only")
+    return StorageError(f"storage error: {exc}")
+
+
+class Outbox:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('next_seq', '1')")
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    @classmethod
+    def open(cls, storage_dir: Path) -> Outbox:
+        """Opens the store; a corrupt one is moved aside (kept for forensics) and a fresh one begun."""
+        storage_dir.mkdir(parents=True, exist_ok=True)
+        path = storage_dir / DB_NAME
+        try:
+            box = cls(path)
+            box.check_integrity()
+            return box
+        except sqlite3.OperationalError as exc:  # cannot open or write: not corruption
+            raise storage_error(exc) from None
+        except sqlite3.DatabaseError as exc:
+            aside = path.with_name(f"{DB_NAME}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+            log.error(
+                "ALARM: outbox %s is corrupt (%s); moved aside to %s, starting a fresh store",
+                path,
+                exc,
+                aside,
+            )
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(f"{path}{suffix}")
+                if src.exists():
+                    os.replace(src, f"{aside}{suffix}")
+            return cls(path)
+
+    def check_integrity(self) -> None:
+        row = self._db.execute("PRAGMA quick_check").fetchone()
+        if row is None or row[0] != "ok":
+            raise sqlite3.DatabaseError(f"quick_check: {row[0] if row else 'no answer'}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise storage_error(exc) from None
+
+    # -- the decision's side: one transaction per accepted event -------------------------------------
+
+    def append_unless_recent(
+        self, key: str, stamp: Stamp, window_s: float, build: Callable[[int], dict[str, Any]]
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Atomically: None if `key` was accepted within the window, else the next seq and the event.
+
+        `build(seq)` makes the event body; it is committed (and synced) with the duplicate-window
+        entry before this returns.
+        """
+        with self._write() as db:
+            if window_s > 0 and self._is_recent(db, key, stamp, window_s):
+                return None
+            (next_seq,) = db.execute(
+                "SELECT CAST(value AS INTEGER) FROM meta WHERE key='next_seq'"
+            ).fetchone()
+            event = build(next_seq)
+            db.execute(
+                "INSERT INTO events (seq, event_id, body, created_wall, created_mono, boot_id, clock_synced)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    next_seq,
+                    event["event_id"],
+                    _dumps(event),
+                    stamp.wall,
+                    stamp.mono,
+                    stamp.boot_id,
+                    int(stamp.synced),
+                ),
+            )
+            db.execute("UPDATE meta SET value=? WHERE key='next_seq'", (str(next_seq + 1),))
+            if window_s > 0:
+                db.execute(
+                    "INSERT OR REPLACE INTO recent VALUES (?, ?, ?, ?)",
+                    (key, stamp.wall, stamp.mono, stamp.boot_id),
+                )
+            return next_seq, event
+
+    @staticmethod
+    def _is_recent(db: sqlite3.Connection, key: str, stamp: Stamp, window_s: float) -> bool:
+        row = db.execute("SELECT wall, mono, boot_id FROM recent WHERE key=?", (key,)).fetchone()
+        if row is None:
+            return False
+        wall, mono, boot_id = row
+        # Within one boot the monotonic clock is the truth (the wall clock may jump at NTP sync);
+        # across a reboot only the wall clock is left.
+        elapsed = stamp.mono - mono if boot_id == stamp.boot_id else stamp.wall - wall
+        return 0 <= elapsed < window_s
+
+    # -- the publisher's side ---------------------------------------------------------------------
+
+    def pending(self, limit: int, exclude: Iterable[int] = (), live_after: int = 0) -> list[Pending]:
+        """Undelivered events, live ones (seq > live_after) first, each group oldest first."""
+        skip = set(exclude)
+        rows = self._db.execute(
+            "SELECT seq, event_id, body FROM events WHERE delivered_at IS NULL"
+            " ORDER BY (seq > ?) DESC, seq LIMIT ?",
+            (live_after, limit + len(skip)),
+        ).fetchall()
+        return [Pending(*row) for row in rows if row[0] not in skip][:limit]
+
+    def mark_delivered(self, seqs: Iterable[int], at: float | None = None) -> None:
+        seqs = list(seqs)
+        if not seqs:
+            return
+        when = time.time() if at is None else at
+        with self._write() as db:
+            db.executemany("UPDATE events SET delivered_at=? WHERE seq=?", [(when, s) for s in seqs])
+
+    def dead_letter(self, seq: int, reason: str) -> None:
+        """A permanent refusal by the broker: kept aside for a technician, never retried."""
+        with self._write() as db:
+            row = db.execute("SELECT event_id, body FROM events WHERE seq=?", (seq,)).fetchone()
+            if row is None:
+                return
+            db.execute(
+                "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?)", (seq, *row, reason, time.time())
+            )
+            db.execute("DELETE FROM events WHERE seq=?", (seq,))
+
+    def max_seq(self) -> int:
+        (value,) = self._db.execute(
+            "SELECT CAST(value AS INTEGER) - 1 FROM meta WHERE key='next_seq'"
+        ).fetchone()
+        return int(value)
+
+    def backlog(self) -> Backlog:
+        count, oldest = self._db.execute(
+            "SELECT COUNT(*), MIN(created_wall) FROM events WHERE delivered_at IS NULL"
+        ).fetchone()
+        (dead,) = self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
+        return Backlog(int(count), oldest, int(dead))
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT seq, event_id, reason, at FROM dead_letters ORDER BY seq").fetchall()
+        return [{"seq": s, "event_id": e, "reason": r, "at": a} for s, e, r, a in rows]
+
+    # -- clock truth --------------------------------------------------------------------------------
+
+    def correct_unsynced(
+        self, boot_id: str, wall_now: float, mono_now: float, iso: Callable[[float], str]
+    ) -> int:
+        """Once the clock is synchronised: re-stamps undelivered events of this boot from monotonic time."""
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT seq, body, created_mono FROM events"
+                " WHERE delivered_at IS NULL AND clock_synced=0 AND boot_id=?",
+                (boot_id,),
+            ).fetchall()
+            for seq, body, mono in rows:
+                wall = wall_now - (mono_now - mono)
+                event = json.loads(body)
+                event["scanned_at"] = iso(wall)
+                event["clock"] = "synced"
+                event["clock_corrected"] = True
+                db.execute(
+                    "UPDATE events SET body=?, created_wall=?, clock_synced=1 WHERE seq=?",
+                    (_dumps(event), wall, seq),
+                )
+            return len(rows)
+
+    # -- retention ----------------------------------------------------------------------------------
+
+    def purge(self, now: float, delivered_grace_s: float, max_age_s: float, window_s: float) -> int:
+        """Removes delivered events past the grace and expired window entries; drops undelivered
+        events older than max_age_s. Returns how many undelivered events were dropped."""
+        with self._write() as db:
+            db.execute(
+                "DELETE FROM events WHERE delivered_at IS NOT NULL AND delivered_at < ?",
+                (now - delivered_grace_s,),
+            )
+            dropped = db.execute(
+                "DELETE FROM events WHERE delivered_at IS NULL AND created_wall < ?", (now - max_age_s,)
+            ).rowcount
+            db.execute("DELETE FROM recent WHERE wall < ?", (now - window_s,))
+            if dropped:
+                self._bump(db, "dropped", dropped)
+            return int(dropped)
+
+    # -- counters that survive restarts -------------------------------------------------------------
+
+    def add_counters(self, deltas: dict[str, int]) -> None:
+        with self._write() as db:
+            for name, delta in deltas.items():
+                if delta:
+                    self._bump(db, name, delta)
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection, name: str, delta: int) -> None:
+        db.execute(
+            "INSERT INTO counters VALUES (?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            (name, delta),
+        )
+
+    def counters(self) -> dict[str, int]:
+        return {name: int(value) for name, value in self._db.execute("SELECT name, value FROM counters")}
+
+    def history(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+        """Events still kept on the device (as published: masked per the privacy mode)."""
+        rows = self._db.execute(
+            "SELECT body, delivered_at FROM events WHERE created_wall >= ? AND created_wall < ? ORDER BY seq",
+            (since if since is not None else float("-inf"), until if until is not None else float("inf")),
+        ).fetchall()
+        out = []
+        for body, delivered in rows:
+            event = json.loads(body)
+            event["delivered"] = delivered is not None
+            out.append(event)
+        return out
+
+
+def _dumps(event: dict[str, Any]) -> str:
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"), sort_keys=True)

@@ -1,0 +1,271 @@
+"""The publisher: the outbox in, the broker's acknowledgements out.
+
+paho-mqtt keeps its own network thread; we keep one drain thread that owns every decision about the
+outbox, so the flow reads top to bottom: take acks, record them, refill the in-flight window with the
+oldest undelivered events (live ones first), wait. paho's callbacks only hand facts over through a
+queue and never raise (an exception there would silently kill paho's thread).
+
+A row leaves the outbox only after its PUBACK; a permanent refusal (MQTT v5 reason code >= 0x80, such
+as 0x87 not authorised) moves it to the dead letters with a loud log instead of retrying forever.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from device.outbox import Outbox
+from device.settings import BrokerSettings
+
+log = logging.getLogger(__name__)
+
+# Seconds the drain thread sleeps when nothing wakes it: the cadence of heartbeats and retries.
+IDLE_WAIT_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    events: str
+    status: str
+
+    @classmethod
+    def of(cls, prefix: str, location_id: str, device_id: str) -> Topics:
+        base = f"{prefix}/v1/{location_id}/{device_id}"
+        return cls(events=f"{base}/events", status=f"{base}/status")
+
+
+@dataclass(slots=True)
+class _InFlight:
+    seq: int
+    sent_at: float
+
+
+def _guarded(fn: Callable[..., None]) -> Callable[..., None]:
+    """paho's network thread dies on an exception in a callback: log it and carry on."""
+
+    def wrapper(*args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("error in MQTT callback %s", fn.__name__)
+
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+class Publisher:
+    def __init__(
+        self,
+        broker: BrokerSettings,
+        topics: Topics,
+        client_id: str,
+        outbox: Outbox,
+        status: Callable[[], dict[str, Any]],
+    ) -> None:
+        self._broker = broker
+        self.topics = topics
+        self._outbox = outbox
+        self._status = status
+        self._acks: queue.Queue[tuple[int, int, str]] = queue.Queue()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._inflight: dict[int, _InFlight] = {}
+        self._live_after = 0
+        self._new_connection = threading.Event()
+        self._attempts = 0
+        self._last_status = 0.0
+        self.connected = False
+        self.delivered = 0
+        self.dead_lettered = 0
+        self._client = self._make_client(client_id)
+        self._thread = threading.Thread(target=self._drain_loop, name="publisher", daemon=True)
+
+    # -- set-up --------------------------------------------------------------------------------------
+
+    def _make_client(self, client_id: str) -> mqtt.Client:
+        b = self._broker
+        protocol = mqtt.MQTTv5 if b.protocol == "5" else mqtt.MQTTv311
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=protocol,
+            clean_session=None if protocol == mqtt.MQTTv5 else True,
+        )
+        # Our drain loop bounds the window; paho's own limit is forgotten after a reconnect.
+        client.max_inflight_messages_set(b.inflight_window)
+        client.max_queued_messages_set(0)
+        if b.username:
+            client.username_pw_set(b.username, b.password.get_secret_value() if b.password else None)
+        if b.tls:
+            client.tls_set(
+                ca_certs=str(b.ca) if b.ca else None,
+                certfile=str(b.cert) if b.cert else None,
+                keyfile=str(b.key) if b.key else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        client.will_set(self.topics.status, self._offline_payload("connection lost"), qos=1, retain=True)
+        client.on_connect = _guarded(self._on_connect)
+        client.on_connect_fail = _guarded(self._on_connect_fail)
+        client.on_disconnect = _guarded(self._on_disconnect)
+        client.on_publish = _guarded(self._on_publish)
+        self._set_backoff(client)
+        return client
+
+    def _offline_payload(self, reason: str) -> str:
+        state = {k: v for k, v in self._status().items() if k in ("device_id", "location_id", "version")}
+        return json.dumps({"schema": "checkin.status/1", "state": "offline", "reason": reason, **state})
+
+    def _set_backoff(self, client: mqtt.Client) -> None:
+        # Exponential backoff with jitter, so a fleet does not reconnect in lockstep after a broker
+        # restart. paho's own doubling has no jitter, so we set each wait ourselves.
+        b = self._broker
+        delay = min(b.reconnect_max_s, b.reconnect_min_s * 2 ** min(self._attempts, 16))
+        delay *= random.uniform(0.5, 1.0)
+        # paho annotates the delays as int but computes with them as numbers; sub-second waits matter.
+        client.reconnect_delay_set(cast(int, delay), cast(int, delay))
+
+    def start(self) -> None:
+        b = self._broker
+        self._client.connect_async(b.host, b.port, keepalive=b.keepalive)
+        self._client.loop_start()
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- paho callbacks (network thread): hand facts over, never decide -------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: ReasonCode, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason)
+            return
+        self._attempts = 0
+        self._set_backoff(client)
+        self.connected = True
+        self._new_connection.set()
+        self._publish_status()
+        log.info("connected to broker %s:%s", self._broker.host, self._broker.port)
+        self._wake.set()
+
+    def _on_connect_fail(self, client: mqtt.Client, _u: Any) -> None:
+        self._attempts += 1
+        self._set_backoff(client)
+        log.debug("broker unreachable (attempt %d)", self._attempts)
+
+    def _on_disconnect(self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        was = self.connected
+        self.connected = False
+        self._attempts += 1
+        self._set_backoff(client)
+        if was and not self._stopping.is_set():
+            log.warning("disconnected from broker: %s; buffering", reason)
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
+        self._acks.put((mid, reason.value, str(reason)))
+        self._wake.set()
+
+    # -- the drain loop (our thread) ------------------------------------------------------------------
+
+    def _drain_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._drain_once()
+            except Exception:
+                # A storage fault must not end delivery for good; the next round tries again.
+                log.exception("publisher round failed")
+                self._stopping.wait(IDLE_WAIT_S)
+            self._wake.wait(IDLE_WAIT_S)
+            self._wake.clear()
+
+    def _drain_once(self) -> None:
+        self._take_acks()
+        if not self.connected:
+            return
+        if self._new_connection.is_set():
+            self._new_connection.clear()
+            # Whatever was accepted after this moment is "live" and overtakes the backlog.
+            self._live_after = self._outbox.max_seq()
+        self._expire_stale()
+        room = self._broker.inflight_window - len(self._inflight)
+        if room > 0:
+            taken = {f.seq for f in self._inflight.values()}
+            for row in self._outbox.pending(room, exclude=taken, live_after=self._live_after):
+                info = self._client.publish(self.topics.events, row.body, qos=1)
+                self._inflight[info.mid] = _InFlight(row.seq, time.monotonic())
+        if time.monotonic() - self._last_status >= self._broker.heartbeat_s:
+            self._publish_status()
+
+    def _take_acks(self) -> None:
+        delivered: list[int] = []
+        while True:
+            try:
+                mid, code, text = self._acks.get_nowait()
+            except queue.Empty:
+                break
+            flight = self._inflight.pop(mid, None)
+            if flight is None:
+                continue  # a status message, or an event already re-sent after a stale window
+            if code >= 0x80:
+                self._outbox.dead_letter(flight.seq, f"broker refused: {text} (0x{code:02x})")
+                self.dead_lettered += 1
+                log.error(
+                    "ALARM: broker refused event seq=%d permanently (%s); moved to dead letters",
+                    flight.seq,
+                    text,
+                )
+            else:
+                delivered.append(flight.seq)
+        self._outbox.mark_delivered(delivered)
+        self.delivered += len(delivered)
+
+    def _expire_stale(self) -> None:
+        # paho re-sends unacked messages after a reconnect; an ack that never comes at all (a broker
+        # that lost the session) must not hold a slot forever, so such rows go out again.
+        limit = max(60.0, 4.0 * self._broker.keepalive)
+        now = time.monotonic()
+        for mid in [m for m, f in self._inflight.items() if now - f.sent_at > limit]:
+            del self._inflight[mid]
+
+    def _publish_status(self) -> None:
+        self._last_status = time.monotonic()
+        payload = {"schema": "checkin.status/1", "state": "online", **self._status()}
+        self._client.publish(self.topics.status, json.dumps(payload), qos=1, retain=True)
+
+    # -- stop -------------------------------------------------------------------------------------------
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Publishes the offline status, waits briefly for outstanding acks, disconnects."""
+        deadline = time.monotonic() + timeout
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(max(0.1, deadline - time.monotonic()))
+        if self.connected:
+            info = self._client.publish(
+                self.topics.status, self._offline_payload("stopped"), qos=1, retain=True
+            )
+            try:
+                info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+            except (RuntimeError, ValueError):
+                log.warning("offline status not acknowledged before stop")
+            while self._inflight and self.connected and time.monotonic() < deadline:
+                time.sleep(0.02)
+                self._take_acks()
+        self._client.disconnect()
+        self._client.loop_stop()

@@ -1,0 +1,55 @@
+"""Development source: one scan per line on standard input."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from collections.abc import AsyncIterator
+from typing import BinaryIO
+
+from device.scan import Scan
+from device.settings import StdinSourceSettings
+from device.sources import SourceState
+
+
+class StdinSource:
+    kind = "stdin"
+
+    def __init__(self, settings: StdinSourceSettings, stream: BinaryIO | None = None) -> None:
+        self._settings = settings
+        self._stream = stream if stream is not None else sys.stdin.buffer
+        self._state: SourceState = "connected"
+
+    @property
+    def state(self) -> dict[str, SourceState]:
+        return {"stdin": self._state}
+
+    async def scans(self) -> AsyncIterator[Scan]:
+        loop = asyncio.get_running_loop()
+        lines: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+        def reader() -> None:
+            # A blocking read in a daemon thread works for a tty, a pipe and a file alike.
+            for line in self._stream:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            loop.call_soon_threadsafe(lines.put_nowait, None)
+
+        threading.Thread(target=reader, name="stdin-source", daemon=True).start()
+        while (raw := await lines.get()) is not None:
+            yield self._scan(raw.rstrip(b"\r\n"))
+        self._state = "disconnected"
+
+    def _scan(self, raw: bytes) -> Scan:
+        direction = self._settings.direction
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            damage = f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at {exc.start})"
+            return Scan(
+                text=raw.decode("utf-8", "replace"), source="stdin", direction=direction, damage=damage
+            )
+        return Scan(text=text, source="stdin", direction=direction, reader="stdin")
+
+    def close(self) -> None:
+        self._state = "disconnected"
