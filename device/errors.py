@@ -9,6 +9,10 @@ class ConfigError(CheckinError, ValueError):
     """The configuration file or environment is invalid."""
 
 
+class PayloadRejected(CheckinError, ValueError):
+    """A scanned code failed a check; the message names the field and rule, never personal data."""
+
+
 class StorageError(CheckinError):
     """The local store cannot take or give events."""
 

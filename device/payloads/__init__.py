@@ -1,8 +1,10 @@
 """Recognisers: pure functions from a scanned text to a verdict. No I/O, no logging.
 
 `recognise(text)` strips a scanner's suffix, rejects what no real code can be, and classifies the rest
-as `bhyt`, `cccd` or `other`. The result carries the normalised subject id (personal data: it only
-ever leaves this layer through privacy.py) and a masked form that is safe to show and log.
+as `bhyt`, `cccd` or `other`. A text shaped like a BHYT or CCCD that fails a check of the spec
+(shared/specs/qr-payloads.md) is rejected with the reason, never passed on as `other`. The result
+carries the normalised subject id (personal data: it only ever leaves this layer through privacy.py)
+and a masked form that is safe to show and log.
 """
 
 from __future__ import annotations
@@ -10,8 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from device.errors import PayloadRejected
+from device.payloads import bhyt, cccd
+from device.payloads.bhyt import BhytCard
+from device.payloads.cccd import CccdCard
+
 CodeType = Literal["bhyt", "cccd", "other"]
 MAX_CHARS = 4096
+OTHER_SHOWN = 2
+OTHER_HIDDEN = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,23 +78,67 @@ def _basic_rejection(text: str) -> str | None:
     return None
 
 
-def recognise(text: str, *, accept_other: bool = True) -> Recognition:
+def _masked_other(text: str) -> str:
+    # The first characters tell a technician which kind of code it was; the length stays hidden.
+    if len(text) <= OTHER_SHOWN + 2:
+        return "*" * len(text)
+    return text[:OTHER_SHOWN] + "*" * OTHER_HIDDEN
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """A verdict with the parsed card behind it, for `qr-checkin inspect`. Personal data."""
+
+    recognition: Recognition
+    card: BhytCard | CccdCard | None = None
+
+    def __repr__(self) -> str:
+        return f"Judgement({self.recognition!r})"
+
+
+def judge(text: str, *, accept_other: bool = True) -> Judgement:
+    """Strips the scanner's suffix, rejects what no real code can be, and checks BHYT and CCCD fully."""
     text = strip_suffix(text)
     reason = _basic_rejection(text)
     if reason is not None:
-        return Recognition(type=None, accepted=False, reason=reason)
-    if text.endswith("|$"):
-        fields = text.split("|")
-        return Recognition(
-            type="bhyt", accepted=True, variant="bhyt", subject_id=fields[0][-10:], masked=mask(fields[0])
-        )
+        return Judgement(Recognition(type=None, accepted=False, reason=reason))
     fields = text.split("|")
-    if len(fields) >= 7 and len(fields[0]) == 12 and fields[0].isdigit():
-        return Recognition(
-            type="cccd", accepted=True, variant="cccd", subject_id=fields[0], masked=mask(fields[0])
-        )
+    if bhyt.looks_like(text, fields):
+        try:
+            health = bhyt.parse(text, fields)
+        except PayloadRejected as exc:
+            return Judgement(Recognition(type="bhyt", accepted=False, reason=str(exc)))
+        # Masked like a CCCD number: six digits hidden, so the masked forms are equally hard to guess.
+        masked = mask(health.bhxh_number, 2, 2)
+        return Judgement(_accepted("bhyt", health, health.bhxh_number, masked), health)
+    if cccd.looks_like(fields):
+        try:
+            identity = cccd.parse(fields)
+        except PayloadRejected as exc:
+            return Judgement(Recognition(type="cccd", accepted=False, reason=str(exc)))
+        return Judgement(_accepted("cccd", identity, identity.id, mask(identity.id)), identity)
     if not accept_other:
-        return Recognition(
-            type="other", accepted=False, reason="not a BHYT or CCCD code (checkin.accept_other is off)"
+        return Judgement(
+            Recognition(
+                type="other", accepted=False, reason="not a BHYT or CCCD code (checkin.accept_other is off)"
+            )
         )
-    return Recognition(type="other", accepted=True, variant="other", subject_id=text, masked=mask(text, 2, 0))
+    return Judgement(
+        Recognition(type="other", accepted=True, variant="other", subject_id=text, masked=_masked_other(text))
+    )
+
+
+def _accepted(code_type: CodeType, card: BhytCard | CccdCard, subject_id: str, masked: str) -> Recognition:
+    return Recognition(
+        type=code_type,
+        accepted=True,
+        variant=card.variant,
+        subject_id=subject_id,
+        masked=masked,
+        record=PersonRecord(id_number=subject_id, name=card.name, birth_year=card.birth.year),
+    )
+
+
+def recognise(text: str, *, accept_other: bool = True) -> Recognition:
+    """The verdict on one scanned text; never raises."""
+    return judge(text, accept_other=accept_other).recognition
