@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 from collections.abc import AsyncIterator
@@ -30,9 +31,16 @@ class StdinSource:
         lines: asyncio.Queue[bytes | None] = asyncio.Queue()
 
         def reader() -> None:
-            # A blocking read in a daemon thread works for a tty, a pipe and a file alike.
-            for line in self._stream:
-                loop.call_soon_threadsafe(lines.put_nowait, line)
+            # A blocking os.read in a daemon thread works for a tty, a pipe and a file alike, and,
+            # unlike the buffered stream, holds no lock that would abort the interpreter at exit.
+            fd = self._stream.fileno()
+            pending = b""
+            while chunk := os.read(fd, 65536):
+                *complete, pending = (pending + chunk).split(b"\n")
+                for line in complete:
+                    loop.call_soon_threadsafe(lines.put_nowait, line)
+            if pending:
+                loop.call_soon_threadsafe(lines.put_nowait, pending)
             loop.call_soon_threadsafe(lines.put_nowait, None)
 
         threading.Thread(target=reader, name="stdin-source", daemon=True).start()

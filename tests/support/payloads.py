@@ -1,0 +1,24 @@
+"""Synthetic payloads from shared/testdata (invented people) and generated 'other' codes."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+
+
+@cache
+def vectors() -> dict[str, Any]:
+    return json.loads((SHARED / "testdata" / "qr-payloads.json").read_text(encoding="utf-8"))
+
+
+def valid_payloads() -> list[str]:
+    v = vectors()
+    return [s["payload"] for s in v["bhyt"] + v["cccd"]]
+
+
+def other_codes(n: int, prefix: str = "VISITOR") -> list[str]:
+    return [f"{prefix}-{i:06d}" for i in range(n)]

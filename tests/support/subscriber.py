@@ -1,0 +1,60 @@
+"""An audit subscriber: a paho client that collects every message under a topic filter."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+
+class Subscriber:
+    def __init__(self, port: int, topic: str = "checkin/#", host: str = "127.0.0.1") -> None:
+        self.topic = topic
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]
+        self.client.connect_async(host, port, keepalive=5)
+        self.client.loop_start()
+        if not self._subscribed.wait(10):
+            raise TimeoutError("subscriber could not subscribe")
+
+    def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
+        # The broker may have restarted without persistence: subscribe again every time.
+        client.subscribe(self.topic, qos=1)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append((msg.topic, msg.payload, bool(msg.retain)))
+
+    def events(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [json.loads(p) for t, p, _ in self.messages if t.endswith("/events")]
+
+    def statuses(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [json.loads(p) for t, p, _ in self.messages if t.endswith("/status")]
+
+    def wait_events(self, predicate: Any, timeout: float = 30.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            events = self.events()
+            if predicate(events):
+                return events
+            time.sleep(0.05)
+        raise AssertionError(f"condition not met within {timeout}s; {len(self.events())} events received")
+
+    def wait_event_ids(self, ids: set[str], timeout: float = 30.0) -> list[dict[str, Any]]:
+        return self.wait_events(lambda evs: ids <= {e["event_id"] for e in evs}, timeout)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
