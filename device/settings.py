@@ -13,7 +13,16 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from device.errors import ConfigError
@@ -126,20 +135,91 @@ class ScannerSettings(Section):
     camera: CameraSourceSettings = CameraSourceSettings()
 
 
-class GpioFeedbackSettings(Section):
-    """Pins are BCM numbers (or gpiozero pin names); None leaves a device out."""
+GPIO_PIN_NAME = re.compile(r"(?:GPIO|BCM)?(\d{1,2})")
+GpioDeviceName = Literal["green", "red", "buzzer", "status", "relay"]
 
-    green: int | str | None = 17
-    red: int | str | None = 27
+
+def gpio_pin(value: object) -> int | None:
+    """A BCM number from 17, "17", "GPIO17" or "BCM17"; false is no device."""
+    if isinstance(value, str) and value.strip().lower() in ("none", "false"):
+        value = None  # the environment spells "no device" as text
+    if value is None or value is False:
+        return None
+    if value is True:
+        raise ValueError("true is not a pin: give a BCM number such as 17, or false for no device")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and (match := GPIO_PIN_NAME.fullmatch(value.strip().upper())):
+        number = int(match[1])
+    else:
+        raise ValueError(
+            f'{value!r} is not a pin: use the BCM number (17 or "GPIO17"), not the header position'
+        )
+    if not 0 <= number <= 27:
+        raise ValueError(f"GPIO{number} does not exist: BCM numbers on the header are 0-27")
+    return number
+
+
+def gpio_pin_required(value: object) -> int:
+    number = gpio_pin(value)
+    if number is None:
+        raise ValueError("a pin is required here")
+    return number
+
+
+OptionalGpioPin = Annotated[int | None, BeforeValidator(gpio_pin)]
+GpioPin = Annotated[int, BeforeValidator(gpio_pin_required)]
+
+
+class GpioFeedbackSettings(Section):
+    """Pins are BCM numbers (17 or "GPIO17"); false leaves a device out."""
+
+    green: OptionalGpioPin = 17
+    red: OptionalGpioPin = 27
     # An RGB LED instead of separate green/red: three pins (red, green, blue).
-    rgb: list[int | str] | None = None
+    rgb: Annotated[list[GpioPin], Field(min_length=3, max_length=3)] | None = None
     rgb_common_anode: bool = False
-    buzzer: int | str | None = 22
+    buzzer: OptionalGpioPin = 22
+    # "active" sounds at its own pitch when powered; "tonal" is a passive piezo driven by PWM (TonalBuzzer).
     buzzer_kind: Literal["active", "tonal"] = "active"
-    status: int | str | None = None
-    relay: int | str | None = None
-    relay_pulse_s: float = Field(1.0, gt=0)
-    active_high: dict[str, bool] = Field(default_factory=dict)
+    status: OptionalGpioPin = None
+    relay: OptionalGpioPin = None
+    relay_pulse_s: float = Field(1.0, gt=0, le=30)
+    # Per device; many relay boards switch on a low level. An RGB LED follows rgb_common_anode instead.
+    active_high: dict[GpioDeviceName, bool] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rgb_replaces_pair(cls, data: Any) -> Any:
+        # TOML has no null: an RGB LED drops the default green/red pins rather than asking to unset them.
+        if isinstance(data, dict) and data.get("rgb") is not None:
+            return {"green": None, "red": None, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _pins_fit_together(self) -> GpioFeedbackSettings:
+        if self.rgb is not None and (self.green is not None or self.red is not None):
+            raise ValueError("give either rgb or green/red, not both")
+        if (self.green is None) != (self.red is None):
+            raise ValueError(
+                "green and red come as a pair: with one colour, accepted and rejected look alike"
+            )
+        if self.buzzer_kind == "tonal" and "buzzer" in self.active_high:
+            raise ValueError("active_high does not apply to a tonal buzzer (it is driven by PWM)")
+        used: dict[int, str] = {}
+        for use, pin in self.pins():
+            if pin in used:
+                raise ValueError(f"GPIO{pin} is wired to both {used[pin]} and {use}")
+            used[pin] = use
+        return self
+
+    def pins(self) -> list[tuple[str, int]]:
+        """Every configured output as (use, BCM number), e.g. ("rgb blue", 13)."""
+        uses: list[tuple[str, int | None]] = [("green", self.green), ("red", self.red)]
+        if self.rgb is not None:
+            uses += list(zip(("rgb red", "rgb green", "rgb blue"), self.rgb, strict=True))
+        uses += [("buzzer", self.buzzer), ("status", self.status), ("relay", self.relay)]
+        return [(use, pin) for use, pin in uses if pin is not None]
 
 
 class FeedbackSettings(Section):

@@ -7,9 +7,12 @@ and the pipeline never waits on them.
 from __future__ import annotations
 
 import enum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from device.decision import Decision
+
+if TYPE_CHECKING:
+    from device.settings import FeedbackSettings
 
 
 class Signal(enum.Enum):
@@ -55,3 +58,14 @@ class Feedback(Protocol):
     def close(self) -> None:
         """Stops patterns and releases pins. Idempotent."""
         ...
+
+
+def build_feedback(settings: FeedbackSettings) -> Feedback:
+    """The configured backend. gpiozero is imported only for "gpio", so the console path never loads it."""
+    if settings.backend == "gpio":
+        from device.feedback.gpio import GpioFeedback
+
+        return GpioFeedback(settings.gpio)
+    from device.feedback.console import ConsoleFeedback
+
+    return ConsoleFeedback()
