@@ -1,0 +1,130 @@
+"""The outbox on real SQLite files: sequence, duplicate window, delivery, retention, corruption."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from device.errors import StorageFull
+from device.outbox import DB_NAME, Outbox, Stamp
+
+
+def stamp(wall: float = 1_700_000_000.0, mono: float = 100.0, boot: str = "b1", synced: bool = True) -> Stamp:
+    return Stamp(wall=wall, mono=mono, boot_id=boot, synced=synced)
+
+
+def event(seq: int) -> dict[str, Any]:
+    return {"event_id": f"id-{seq}", "seq": seq, "scanned_at": "x", "clock": "synced"}
+
+
+def test_seq_is_contiguous_and_survives_reopen_and_deletion(tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path)
+    seqs = [box.append_unless_recent(f"k{i}", stamp(), 0, event)[0] for i in range(5)]  # type: ignore[index]
+    assert seqs == [1, 2, 3, 4, 5]
+    box.mark_delivered(seqs, at=0)
+    assert box.purge(now=10_000, delivered_grace_s=1, max_age_s=1e9, window_s=0) == 0
+    assert box.pending(10) == []
+    box.close()
+    again = Outbox.open(tmp_path)
+    assert again.append_unless_recent("k9", stamp(), 0, event) is not None
+    assert again.max_seq() == 6
+
+
+def test_duplicate_window_uses_monotonic_time_within_a_boot(tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path)
+    assert box.append_unless_recent("who", stamp(mono=100), 60, event) is not None
+    # The wall clock jumped (NTP sync) but only 10 s passed: still a duplicate.
+    assert box.append_unless_recent("who", stamp(wall=1_800_000_000, mono=110), 60, event) is None
+    assert box.append_unless_recent("who", stamp(mono=161), 60, event) is not None
+    # After a reboot only the wall clock can tell.
+    assert box.append_unless_recent("who", stamp(wall=1_700_000_030, mono=5, boot="b2"), 60, event) is None
+    assert box.max_seq() == 2
+
+
+def test_pending_puts_live_events_before_backlog(tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path)
+    for i in range(6):
+        box.append_unless_recent(f"k{i}", stamp(), 0, event)
+    order = [p.seq for p in box.pending(10, live_after=3)]
+    assert order == [4, 5, 6, 1, 2, 3]
+    assert [p.seq for p in box.pending(2, exclude={4}, live_after=3)] == [5, 6]
+
+
+def test_dead_letter_leaves_the_queue_and_is_kept(tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path)
+    box.append_unless_recent("a", stamp(), 0, event)
+    box.dead_letter(1, "broker refused: Not authorized (0x87)")
+    assert box.pending(10) == []
+    assert box.backlog().dead_letters == 1
+    assert box.dead_letters()[0]["reason"].endswith("(0x87)")
+
+
+def test_retention_drops_old_undelivered_and_counts_them(tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path)
+    box.append_unless_recent("old", stamp(wall=1000), 0, event)
+    box.append_unless_recent("new", stamp(wall=5000), 0, event)
+    assert box.purge(now=5000, delivered_grace_s=3600, max_age_s=3000, window_s=60) == 1
+    assert [p.seq for p in box.pending(10)] == [2]
+    assert box.counters()["dropped"] == 1
+
+
+def test_clock_correction_restamps_unsynced_events_of_this_boot(tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path)
+    box.append_unless_recent("a", stamp(wall=0.0, mono=50, synced=False), 0, event)
+    box.append_unless_recent("b", stamp(wall=0.0, mono=50, boot="other", synced=False), 0, event)
+    fixed = box.correct_unsynced("b1", wall_now=1_700_000_100.0, mono_now=150.0, iso=lambda t: f"T{t:.0f}")
+    assert fixed == 1
+    bodies = {e["event_id"]: e for e in box.history()}
+    assert bodies["id-1"]["scanned_at"] == "T1700000000" and bodies["id-1"]["clock_corrected"] is True
+    assert bodies["id-2"]["clock"] == "synced"  # the builder's value: untouched, another boot
+
+
+def test_corrupt_database_is_moved_aside(tmp_path: Path) -> None:
+    (tmp_path / DB_NAME).write_bytes(b"this is not a database" * 100)
+    box = Outbox.open(tmp_path)
+    assert box.append_unless_recent("a", stamp(), 0, event) is not None
+    kept = list(tmp_path.glob(f"{DB_NAME}.corrupt-*"))
+    assert kept and kept[0].read_bytes().startswith(b"this is not")
+
+
+def test_full_disk_is_a_storage_full_error(tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path)
+    # A page limit makes SQLite's "database or disk is full" appear exactly as on a full SD card.
+    (pages,) = box._db.execute("PRAGMA page_count").fetchone()
+    box._db.execute(f"PRAGMA max_page_count={pages}")
+    big = {"event_id": "big", "pad": "x" * 100_000}
+    with pytest.raises(StorageFull):
+        box.append_unless_recent("a", stamp(), 0, lambda seq: big)
+    assert box.max_seq() == 0, "a failed append must not consume a seq"
+
+
+def test_committed_events_survive_kill_9(tmp_path: Path) -> None:
+    """A child appends and reports each commit, then is SIGKILLed: every reported event is on disk."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from device.outbox import Outbox, Stamp
+        box = Outbox.open(Path({str(tmp_path)!r}))
+        for i in range(100000):
+            seq, _ = box.append_unless_recent(
+                f"k{{i}}", Stamp(1.0, 1.0, "b", True), 0, lambda s: {{"event_id": f"e{{s}}"}}
+            )
+            print(seq, flush=True)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    reported = [int(proc.stdout.readline()) for _ in range(300)]
+    proc.kill()
+    proc.wait(10)
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    stored = {row[0] for row in db.execute("SELECT seq FROM events")}
+    assert set(reported) <= stored
+    assert sorted(stored) == list(range(1, len(stored) + 1))
