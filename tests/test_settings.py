@@ -53,7 +53,7 @@ def test_unknown_section_is_an_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad", ["98C/123", "a+b", "#", "", "with space", "x" * 65, "nul\\u0000"])
 def test_ids_must_be_topic_safe(tmp_path: Path, bad: str) -> None:
     text = GOOD.replace('id = "98C12345"', f'id = "{bad}"')
-    with pytest.raises(ConfigError, match="location.id"):
+    with pytest.raises(ConfigError, match=r"location\.id"):
         load_settings(write(tmp_path, text))
 
 
