@@ -1,0 +1,1 @@
+"""qr-provision: the technicians' tool that prepares a device's configuration, credentials and label."""

@@ -1,0 +1,88 @@
+"""A device bundle: every file one device needs, prepared in memory, then written in one go.
+
+Nothing touches the disk until every input has been validated and every file rendered, so a refusal
+leaves the target exactly as it was. Each file is written atomically (temporary file, fsync, rename,
+fsync of the directory): a laptop unplugged from an SD card mid-way leaves old or new files, never
+half a key.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from device.errors import ProvisionError
+
+SECRET = 0o600
+PUBLIC = 0o644
+
+
+@dataclass(frozen=True)
+class Bundle:
+    root: Path
+    # path relative to root -> (content, mode); device.toml is written last (see write()).
+    files: dict[PurePosixPath, tuple[bytes, int]] = field(default_factory=dict)
+
+    def add(self, relative: str, content: bytes, mode: int = SECRET) -> None:
+        self.files[PurePosixPath(relative)] = (content, mode)
+
+    def target(self, relative: PurePosixPath) -> Path:
+        return self.root.joinpath(*relative.parts)
+
+    def conflicts(self) -> list[Path]:
+        """Files that exist with other content: re-running the same provisioning is not a conflict."""
+        return [
+            self.target(rel)
+            for rel, (content, _) in self.files.items()
+            if self.target(rel).exists() and _content(self.target(rel)) != content
+        ]
+
+    def write(self) -> list[Path]:
+        """Writes every file; the config goes last so it never points at material not yet there."""
+        order = sorted(self.files, key=lambda rel: rel.name == "device.toml")
+        written = []
+        for rel in order:
+            content, mode = self.files[rel]
+            path = self.target(rel)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            write_atomic(path, content, mode)
+            written.append(path)
+        return written
+
+
+def refuse_conflicts(paths: list[Path], *, force: bool) -> None:
+    if paths and not force:
+        listed = "\n  ".join(str(p) for p in paths)
+        raise ProvisionError(
+            f"these files exist with other content (pass --force to replace them):\n  {listed}"
+        )
+
+
+def write_atomic(path: Path, content: bytes, mode: int = SECRET) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    # O_EXCL and the mode at creation: the secret is never readable by others, not even for an instant.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)  # the umask may have narrowed it (never widened)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _content(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None

@@ -1,0 +1,114 @@
+"""The device configuration as qr-provision writes it, and what a previous provisioning left behind.
+
+Paths inside the file are the device's own (/etc/qr-checkin/...), whatever --root the bundle is
+written under: the SD card is read by the Pi, not by the laptop.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from device import __version__
+from provisioning.broker_url import BrokerUrl
+
+ETC = PurePosixPath("/etc/qr-checkin")
+CONFIG = ETC / "device.toml"
+CA = ETC / "ca.crt"
+CERT = ETC / "client.crt"
+KEY = ETC / "client.key"
+SITE_KEY = ETC / "site.key"
+STATE_DIR = PurePosixPath("/var/lib/qr-checkin")
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    id: str
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAccess:
+    url: BrokerUrl
+    topic_prefix: str = "checkin"
+    ca: bool = False
+    client_cert: bool = False
+    username: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Previous:
+    """What an earlier provisioning of the same root decided and must keep."""
+
+    device_id: str | None
+    username: str | None
+    password: str | None
+
+
+def render(device_id: str, location: Location, broker: BrokerAccess) -> str:
+    lines = [
+        f"# qr-checkin device configuration, written by qr-provision {__version__}.",
+        "# Re-provisioning keeps the device id. Check it with: qr-checkin check-config --config <this file>",
+        "",
+        "[device]",
+        f"id = {_q(device_id)}",
+        "",
+        "[location]",
+        f"id = {_q(location.id)}",
+        f"kind = {_q(location.kind)}",
+        f"name = {_q(location.name)}",
+        "",
+        "[broker]",
+        f"host = {_q(broker.url.host)}",
+        f"port = {broker.url.port}",
+        # v5: a publish the ACL refuses comes back as reason 0x87 instead of a silent "success".
+        'protocol = "5"',
+        f"topic_prefix = {_q(broker.topic_prefix)}",
+        f"tls = {'true' if broker.url.tls else 'false'}",
+    ]
+    if broker.ca:
+        lines.append(f"ca = {_q(str(CA))}")
+    if broker.client_cert:
+        lines += [f"cert = {_q(str(CERT))}", f"key = {_q(str(KEY))}"]
+    if broker.username is not None:
+        lines.append(f"username = {_q(broker.username)}")
+    if broker.password is not None:
+        lines.append(f"password = {_q(broker.password)}")
+    lines += [
+        "",
+        "[storage]",
+        f"dir = {_q(str(STATE_DIR))}",
+        "",
+        "[privacy]",
+        'subject = "hmac"',
+        f"key_file = {_q(str(SITE_KEY))}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def read_previous(config: Path) -> Previous | None:
+    """The id (and broker login) an existing config holds; None when there is none or it is unreadable."""
+    try:
+        raw = tomllib.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    device = raw.get("device")
+    broker = raw.get("broker")
+    device_id = device.get("id") if isinstance(device, dict) else None
+    username = broker.get("username") if isinstance(broker, dict) else None
+    password = broker.get("password") if isinstance(broker, dict) else None
+    return Previous(
+        device_id=device_id if isinstance(device_id, str) else None,
+        username=username if isinstance(username, str) else None,
+        password=password if isinstance(password, str) else None,
+    )
+
+
+def _q(value: str) -> str:
+    # A JSON string is a TOML basic string, except that TOML also wants DEL escaped.
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")

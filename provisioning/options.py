@@ -1,0 +1,60 @@
+"""Options and input files shared by the `qr-provision` commands, read and checked the same way."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from device.errors import ConfigError, ProvisionError
+from device.privacy import load_key
+from provisioning.broker_url import BrokerUrl
+
+
+def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--broker", required=True, metavar="URL", help="mqtt://HOST[:1883] or mqtts://HOST[:8883]"
+    )
+    parser.add_argument("--topic-prefix", default="checkin", metavar="PREFIX", help="default checkin")
+
+
+def add_login_arguments(parser: argparse.ArgumentParser, *, cert_help: str) -> None:
+    parser.add_argument("--ca", type=Path, metavar="FILE", help="CA certificate(s) the broker's chains to")
+    parser.add_argument("--cert", type=Path, metavar="FILE", help=f"client certificate (PEM): {cert_help}")
+    parser.add_argument("--key", type=Path, metavar="FILE", help="private key of --cert (PEM, unencrypted)")
+    parser.add_argument("--username", metavar="USER", help="broker username (password brokers)")
+    parser.add_argument("--password-file", type=Path, metavar="FILE", help="file holding the broker password")
+
+
+def check_tls_options(url: BrokerUrl, ca: Path | None, cert: Path | None, key: Path | None) -> None:
+    if (cert is None) != (key is None):
+        raise ProvisionError("--cert and --key go together")
+    if not url.tls and (ca or cert):
+        raise ProvisionError(f"--ca, --cert and --key need a TLS broker URL (mqtts://), not {url}")
+
+
+def read_password(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        password = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProvisionError(f"--password-file {path}: cannot read ({exc})") from None
+    if not password or "\n" in password:
+        raise ProvisionError(f"--password-file {path} must hold the password on one line")
+    return password
+
+
+def read_site_key(path: Path) -> bytes:
+    """The deployment's HMAC key, checked as the daemon checks it; installed with a trailing newline."""
+    try:
+        return load_key(path, create=False) + b"\n"
+    except ConfigError as exc:
+        raise ProvisionError(f"--site-key: {exc}") from None
+    except OSError as exc:
+        raise ProvisionError(f"--site-key {path}: cannot read ({exc.strerror})") from None
+
+
+def refused(exc: ProvisionError) -> int:
+    print(f"qr-provision: refused: {exc}\nNothing was written.", file=sys.stderr)
+    return 2

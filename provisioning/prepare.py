@@ -1,0 +1,129 @@
+"""One device's bundle, prepared in memory: validated ids, the config, its hash, the files beside it.
+
+Shared by `qr-provision device` (one SD card) and `qr-provision batch` (a folder per row), so both
+refuse the same things and write the same layout.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from device.errors import ConfigError, ProvisionError
+from device.privacy import KEY_BYTES
+from device.settings import TOPIC_SAFE, load_settings
+from provisioning.bundle import PUBLIC, SECRET, Bundle
+from provisioning.device_toml import CA, CERT, CONFIG, KEY, SITE_KEY, BrokerAccess, Location, Previous, render
+from provisioning.plates import normalise_plate, plate_name
+
+KINDS = ("bus", "door", "workshop", "gate", "other")
+DEVICE_ID_PREFIX = "qrc-"
+MAX_NAME = 80
+
+
+@dataclass(frozen=True)
+class Material:
+    """Credential bytes installed beside the config (already validated by whoever read them)."""
+
+    ca_pem: bytes | None = None
+    cert_pem: bytes | None = None
+    key_pem: bytes | None = None
+    site_key: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    device_id: str
+    location: Location
+    broker: BrokerAccess
+    config_hash: str
+    bundle: Bundle
+    notes: list[str] = field(default_factory=list)
+
+
+def relative(path: PurePosixPath) -> str:
+    return str(path.relative_to("/"))
+
+
+def config_file(root: Path) -> Path:
+    return root / relative(CONFIG)
+
+
+def location_for(kind: str, plate: str | None, location_id: str | None, name: str | None) -> Location:
+    """The location a technician described: a bus by its plate, anything else by a topic-safe id."""
+    if kind not in KINDS:
+        raise ProvisionError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    if kind == "bus":
+        if plate is None or location_id is not None:
+            raise ProvisionError("a bus is named by its plate: give --plate (and no --location-id)")
+        loc_id, default_name = normalise_plate(plate), plate_name(plate)
+    else:
+        if location_id is None or plate is not None:
+            raise ProvisionError(f"a {kind} is named by --location-id (a plate is only for a bus)")
+        loc_id, default_name = check_id("location id", location_id), ""
+    if name is not None and (len(name) > MAX_NAME or not name.isprintable()):
+        raise ProvisionError(f"name {name!r} must be at most {MAX_NAME} printable characters")
+    return Location(id=loc_id, kind=kind, name=name.strip() if name else default_name)
+
+
+def check_id(what: str, value: str) -> str:
+    # "." and ".." pass the topic rule but would name a parent folder in a batch's output.
+    if not TOPIC_SAFE.fullmatch(value) or set(value) == {"."}:
+        raise ProvisionError(
+            f"{what} {value!r} is not topic-safe: expected 1-64 characters of A-Z a-z 0-9 . _ - "
+            "(no '/', '+', '#', spaces; not only dots), e.g. gate-1"
+        )
+    return value
+
+
+def choose_device_id(previous: Previous | None, cert_name: str | None) -> str:
+    """Kept from an earlier provisioning; else the client certificate's CN; else a new `qrc-<8 hex>`."""
+    kept = previous.device_id if previous is not None else None
+    if kept is not None and not TOPIC_SAFE.fullmatch(kept):
+        kept = None
+    if cert_name is not None:
+        check_id("client certificate CN", cert_name)
+        if kept is not None and kept != cert_name:
+            raise ProvisionError(
+                f"--cert names device {cert_name!r} but this root was provisioned as {kept!r}: the broker "
+                f"takes the certificate's CN as the username its ACL checks, so {kept!r} could not publish. "
+                f"Issue a certificate with CN={kept}, or remove the old device.toml to adopt {cert_name!r}"
+            )
+        return cert_name
+    return kept or f"{DEVICE_ID_PREFIX}{secrets.token_hex(4)}"
+
+
+def prepare(
+    root: Path, device_id: str, location: Location, broker: BrokerAccess, material: Material
+) -> Prepared:
+    bundle = Bundle(root)
+    notes: list[str] = []
+    if material.ca_pem is not None:
+        bundle.add(relative(CA), material.ca_pem, PUBLIC)
+    if material.cert_pem is not None and material.key_pem is not None:
+        bundle.add(relative(CERT), material.cert_pem, PUBLIC)
+        bundle.add(relative(KEY), material.key_pem, SECRET)
+    if material.site_key is not None:
+        bundle.add(relative(SITE_KEY), material.site_key, SECRET)
+    elif not (root / relative(SITE_KEY)).exists():
+        bundle.add(relative(SITE_KEY), secrets.token_hex(KEY_BYTES).encode() + b"\n", SECRET)
+        notes.append(
+            f"generated a new site key ({root / relative(SITE_KEY)}): every device of one site needs the "
+            "same key for its HMAC subjects to match, so pass that file as --site-key for the others"
+        )
+    text = render(device_id, location, broker)
+    bundle.add(relative(CONFIG), text.encode(), SECRET)
+    return Prepared(device_id, location, broker, expected_hash(text), bundle, notes)
+
+
+def expected_hash(config_text: str) -> str:
+    """The hash the daemon will announce for this config: the file loaded as the daemon loads it."""
+    with tempfile.TemporaryDirectory(prefix="qr-provision-") as tmp:
+        path = Path(tmp) / "device.toml"
+        path.write_text(config_text, encoding="utf-8")
+        try:
+            return load_settings(path).config_hash()
+        except ConfigError as exc:
+            raise ProvisionError(f"the configuration would not load on the device: {exc}") from None
