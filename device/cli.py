@@ -18,6 +18,7 @@ from device import __version__
 COMMANDS: dict[str, str] = {
     "run": "device.commands.run",
     "check-config": "device.commands.check_config",
+    "inspect": "device.commands.inspect",
 }
 
 

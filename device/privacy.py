@@ -3,6 +3,17 @@
 The HMAC key belongs to the deployment (the employer): holding it, they can match their roster; nobody
 else can reverse a subject. In `sealed` mode the minimal record is also encrypted to the tracing
 authority's public key (libsodium sealed box), so only the authority can read it in full.
+
+What each mode gives consumers (README "Privacy" says the same to operators):
+
+| mode   | bhyt / cccd                                        | other                                  |
+| ------ | -------------------------------------------------- | -------------------------------------- |
+| hmac   | hmac, key_id, masked                               | hmac, key_id, masked                   |
+| id     | hmac, key_id, masked, id (normalised number)       | hmac, key_id, masked: never in clear   |
+| sealed | hmac, key_id, masked, sealed {type,id,name,birth_year} | hmac, key_id, masked, sealed {type,id} |
+
+An `other` code is never sent in clear: a personal QR may hold a name or a phone number, and we cannot
+tell which part is an id. The tracing authority gets it sealed, since it is all there is to trace.
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from nacl.public import PublicKey, SealedBox
 
@@ -25,11 +36,17 @@ from device.payloads import Recognition
 log = logging.getLogger(__name__)
 
 Mode = Literal["hmac", "id", "sealed"]
+MODES: tuple[Mode, ...] = get_args(Mode)
 KEY_BYTES = 32
+MIN_KEY_BYTES = 16
 
 
 def load_key(path: Path, *, create: bool) -> bytes:
-    """Reads the site key; in development mode a missing one is generated (0600) with a warning."""
+    """Reads the site key; in development mode a missing one is generated (0600) with a warning.
+
+    The key is the file's bytes without surrounding whitespace (provisioning writes 64 hex characters);
+    an employer matching a roster uses exactly those bytes as the HMAC key.
+    """
     try:
         key = path.read_bytes().strip()
     except FileNotFoundError:
@@ -37,19 +54,46 @@ def load_key(path: Path, *, create: bool) -> bytes:
             raise ConfigError(
                 f"privacy key file {path} is missing: provisioning installs it (qr-provision --site-key)"
             ) from None
-        log.warning("privacy key %s missing: generating a development key (not for production)", path)
+        key = _generate_key(path)
+    except OSError as exc:
+        raise ConfigError(f"privacy key file {path} cannot be read: {exc.strerror}") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigError(
+            f"privacy key file {path} holds {len(key)} bytes: at least {MIN_KEY_BYTES} are needed"
+        )
+    if path.stat().st_mode & 0o077:
+        log.warning("privacy key file %s is readable by other users: chmod 600 it", path)
+    return key
+
+
+def _generate_key(path: Path) -> bytes:
+    log.warning("privacy key %s missing: generating a development key (not for production)", path)
+    key = secrets.token_hex(KEY_BYTES).encode()
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_hex(KEY_BYTES).encode()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key + b"\n")
-    if len(key) < 16:
-        raise ConfigError(f"privacy key file {path} holds {len(key)} bytes: at least 16 are needed")
+    except FileExistsError:
+        # Another process won the race: its key is the key.
+        return path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot create privacy key file {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key + b"\n")
+        fh.flush()
+        # A key lost to a power cut would silently change every subject after the reboot.
+        os.fsync(fh.fileno())
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
     return key
 
 
 class Privacy:
     def __init__(self, mode: Mode, key: bytes, authority_public_key: str | None = None) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"privacy.subject must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode = mode
         self._key = key
         self.key_id = hashlib.sha256(key).hexdigest()[:8]
@@ -62,6 +106,9 @@ class Privacy:
             except Exception as exc:  # nacl raises several types for a bad key
                 raise ConfigError(f"privacy.authority_public_key is not a base64 X25519 key: {exc}") from None
 
+    def __repr__(self) -> str:
+        return f"Privacy(mode={self.mode!r}, key_id={self.key_id!r})"
+
     def pseudonym(self, code_type: str, subject_id: str) -> str:
         """HMAC-SHA256 of the card type and normalised id: stable per person and deployment."""
         msg = f"{code_type}:{subject_id}".encode()
@@ -69,7 +116,8 @@ class Privacy:
 
     def subject(self, rec: Recognition) -> dict[str, Any]:
         """The event's `subject` object, as the mode allows."""
-        assert rec.type is not None and rec.subject_id is not None
+        if not rec.accepted or rec.type is None or rec.subject_id is None:
+            raise ValueError("a subject exists only for an accepted code")
         out: dict[str, Any] = {
             "mode": self.mode,
             "hmac": self.pseudonym(rec.type, rec.subject_id),

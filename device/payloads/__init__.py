@@ -9,6 +9,7 @@ and a masked form that is safe to show and log.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,6 +20,8 @@ from device.payloads.cccd import CccdCard
 
 CodeType = Literal["bhyt", "cccd", "other"]
 MAX_CHARS = 4096
+# C0 controls except tab (a scanner's field separator), DEL and C1 controls.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 OTHER_SHOWN = 2
 OTHER_HIDDEN = 6
 
@@ -72,9 +75,9 @@ def _basic_rejection(text: str) -> str | None:
         return "empty scan"
     if len(text) > MAX_CHARS:
         return f"too long: {len(text)} characters (at most {MAX_CHARS})"
-    for ch in text:
-        if (ord(ch) < 0x20 and ch != "\t") or 0x7F <= ord(ch) < 0xA0:
-            return f"control character U+{ord(ch):04X} in scan"
+    control = _CONTROL.search(text)
+    if control is not None:
+        return f"control character U+{ord(control[0]):04X} in scan"
     return None
 
 

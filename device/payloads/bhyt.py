@@ -36,6 +36,7 @@ _CARD_LIKE = re.compile(r"[A-Za-z0-9]{8,16}")
 _FACILITY = re.compile(r"\d{2}[A-Za-z0-9]{3}")
 _CHECK = re.compile(r"[0-9A-Fa-f]{1,16}-\d{4}")
 _DIGITS = re.compile(r"\d+")
+_NOT_PRINTABLE_ASCII = re.compile(r"[^ -~]")
 _HEX_DIGITS = re.compile(r"[0-9A-Fa-f]+")
 BHXH_DIGITS = 10
 _MANAGING_WITH_NUMBER = 14
@@ -148,7 +149,7 @@ def _typing_damage(text: str, fields: list[str]) -> str | None:
         )
     # The facility code may legitimately carry an en dash ("01 – 001").
     rest = [f.replace(EN_DASH, "-") if i == 5 else f for i, f in enumerate(fields)]
-    strange = {ch for f in rest for ch in f if not " " <= ch <= "~"}
+    strange = set(_NOT_PRINTABLE_ASCII.findall("|".join(rest)))
     if not strange:
         return None
     if all(_is_vietnamese_letter(ch) for ch in strange):

@@ -19,6 +19,8 @@ _SLASHED = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 _YEAR = re.compile(r"\d{4}")
 _COMPACT = re.compile(r"\d{8}")
 _MONTH_YEAR = re.compile(r"\d{6}")
+# Unicode category Cc: C0 controls, DEL and C1 controls.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
 # Longer values could be personal data (a name, a date): reasons give only their length.
 QUOTABLE = 3
@@ -111,7 +113,7 @@ def birth_date(field: str, value: str, *, compact: bool) -> Birth:
 
 
 def has_control(text: str) -> bool:
-    return any(unicodedata.category(ch) == "Cc" for ch in text)
+    return _CONTROL.search(text) is not None
 
 
 def hex_text(field: str, value: str) -> str:

@@ -1,0 +1,95 @@
+"""`qr-checkin inspect`: judge payloads exactly as the daemon does, for technicians and tests.
+
+Payloads come as arguments, or, with none, one JSON string per line on stdin (JSON so that CR, LF, NUL
+and tabs a scanner sent survive the trip). One JSON object per payload goes to stdout. Personal data
+(name, birth date, address, full numbers) is printed only with --show-personal-data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from datetime import date
+from typing import Any, TextIO
+
+from device.payloads import Judgement, judge
+
+HELP = "judge QR payloads (arguments, or JSON strings on stdin) and print the verdicts as JSON lines"
+EXIT_BAD_INPUT = 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "payloads", nargs="*", metavar="PAYLOAD", help="payload texts (default: JSON lines on stdin)"
+    )
+    parser.add_argument(
+        "--show-personal-data",
+        action="store_true",
+        help="also print name, birth date, address and full numbers (keep such output off shared screens)",
+    )
+    parser.add_argument(
+        "--reject-other",
+        action="store_true",
+        help="judge as with checkin.accept_other = false: codes that are neither BHYT nor CCCD are rejected",
+    )
+
+
+def verdict(judgement: Judgement, *, personal: bool, today: date) -> dict[str, Any]:
+    """The JSON object printed for one payload."""
+    rec = judgement.recognition
+    out: dict[str, Any] = {
+        "type": rec.type,
+        "accepted": rec.accepted,
+        "reason": rec.reason,
+        "variant": rec.variant,
+        "masked": rec.masked,
+    }
+    card = judgement.card
+    if card is not None:
+        out["details"] = card.summary()
+        if card.variant.startswith("bhyt"):
+            valid_to = out["details"]["valid_to"]
+            out["details"]["expired"] = valid_to is not None and date.fromisoformat(valid_to) < today
+        if personal:
+            out["personal"] = card.personal()
+    elif rec.type == "other" and rec.accepted and rec.subject_id is not None:
+        out["details"] = {"length": len(rec.subject_id)}
+        if personal:
+            out["personal"] = {"text": rec.subject_id}
+    return out
+
+
+def _stdin_payloads(stream: TextIO, bad_lines: list[int]) -> Iterator[tuple[int, str]]:
+    """The JSON strings of stdin; a bad line is reported on stderr at once, counted, and skipped."""
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            # The decoder's message gives a position, never the text (which may be personal data).
+            problem = f"not valid JSON ({exc.msg} at column {exc.colno})"
+        else:
+            if isinstance(value, str):
+                yield number, value
+                continue
+            problem = f"expected a JSON string, got {type(value).__name__}"
+        bad_lines.append(number)
+        print(f"inspect: line {number}: {problem}", file=sys.stderr, flush=True)
+
+
+def main(args: argparse.Namespace) -> int:
+    today = date.today()
+    if args.show_personal_data:
+        print("inspect: printing personal data (--show-personal-data)", file=sys.stderr)
+    bad_lines: list[int] = []
+    source = enumerate(args.payloads, start=1) if args.payloads else _stdin_payloads(sys.stdin, bad_lines)
+    for number, text in source:
+        judgement = judge(text, accept_other=not args.reject_other)
+        out = verdict(judgement, personal=args.show_personal_data, today=today)
+        if not args.payloads:
+            out["line"] = number
+        print(json.dumps(out, ensure_ascii=False), flush=True)
+    return EXIT_BAD_INPUT if bad_lines else 0
