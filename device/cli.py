@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "run": "device.commands.run",
     "check-config": "device.commands.check_config",
     "inspect": "device.commands.inspect",
+    "selftest": "device.commands.selftest",
 }
 
 
