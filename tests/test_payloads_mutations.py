@@ -44,4 +44,5 @@ def test_one_character_mutations(kind: str) -> None:
             leaked = [s for s in secrets if s in rec.reason]
             assert not leaked, f"reason {rec.reason!r} quotes personal data"
     assert tried == stats["mutations"]
-    assert detected >= stats["detected"], f"{detected}/{tried} detected, the verifier detects {stats['detected']}"
+    verifier = stats["detected"]
+    assert detected >= verifier, f"{detected}/{tried} detected, the verifier detects {verifier}"

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Any, TextIO
 
-from device.payloads import Judgement, judge
+from device.payloads import BhytCard, Judgement, judge
 
 HELP = "judge QR payloads (arguments, or JSON strings on stdin) and print the verdicts as JSON lines"
 EXIT_BAD_INPUT = 1
@@ -49,9 +49,8 @@ def verdict(judgement: Judgement, *, personal: bool, today: date) -> dict[str, A
     card = judgement.card
     if card is not None:
         out["details"] = card.summary()
-        if card.variant.startswith("bhyt"):
-            valid_to = out["details"]["valid_to"]
-            out["details"]["expired"] = valid_to is not None and date.fromisoformat(valid_to) < today
+        if isinstance(card, BhytCard):
+            out["details"]["expired"] = card.expired(today)
         if personal:
             out["personal"] = card.personal()
     elif rec.type == "other" and rec.accepted and rec.subject_id is not None:

@@ -18,6 +18,20 @@ from device.payloads import bhyt, cccd
 from device.payloads.bhyt import BhytCard
 from device.payloads.cccd import CccdCard
 
+__all__ = [
+    "MAX_CHARS",
+    "BhytCard",
+    "CccdCard",
+    "CodeType",
+    "Judgement",
+    "PersonRecord",
+    "Recognition",
+    "judge",
+    "mask",
+    "recognise",
+    "strip_suffix",
+]
+
 CodeType = Literal["bhyt", "cccd", "other"]
 MAX_CHARS = 4096
 # C0 controls except tab (a scanner's field separator), DEL and C1 controls.

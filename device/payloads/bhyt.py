@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from device.errors import PayloadRejected
@@ -100,16 +101,20 @@ class BhytCard:
         }
 
     def summary(self) -> dict[str, Any]:
-        """What a technician may see: no name, address, birth date or full number."""
+        """What a technician may see: no name, address, full number or exact date. Card dates are
+        years only, since a child's card runs from the birth date to the day before the 6th birthday."""
         return {
             "birth_year": self.birth.year,
             "gender": self.gender,
             "kcb_code": self.kcb_code,
-            "valid_from": self.valid_from,
-            "valid_to": self.valid_to,
-            "issued": self.issued,
+            "valid_from_year": int(self.valid_from[:4]),
+            "valid_to_year": None if self.valid_to is None else int(self.valid_to[:4]),
+            "issued_year": int(self.issued[:4]),
             "benefit_level": self.benefit_level,
         }
+
+    def expired(self, today: date) -> bool:
+        return self.valid_to is not None and date.fromisoformat(self.valid_to) < today
 
 
 def looks_like(text: str, fields: list[str]) -> bool:

@@ -65,12 +65,12 @@ class CccdCard:
         }
 
     def summary(self) -> dict[str, Any]:
-        """What a technician may see: no name, address, birth date or full number."""
+        """What a technician may see: no name, address, full number or exact date."""
         return {
             "birth_year": self.birth.year,
             "gender": self.gender,
             "has_old_id": self.old_id is not None,
-            "issued": self.issued,
+            "issued_year": int(self.issued[:4]),
         }
 
 

@@ -1,0 +1,225 @@
+"""The subject of an event in each privacy mode, the site key, and the sealed box opened by the authority."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from nacl.exceptions import CryptoError
+from nacl.public import PrivateKey, SealedBox
+
+from device.errors import ConfigError
+from device.payloads import Recognition, recognise
+from device.privacy import Privacy, load_key
+from tests.support.payloads import vectors
+from tests.support.schema import validate_event
+from tests.test_payloads_vectors import personal_strings
+
+KEY = b"0123456789abcdef0123456789abcdef"
+SAMPLES = vectors()["bhyt"] + vectors()["cccd"]
+
+
+def roster_hmac(key: bytes, code_type: str, number: str) -> str:
+    """What an employer holding the site key computes for each roster entry (README "Privacy")."""
+    return hmac.new(key, f"{code_type}:{number}".encode(), hashlib.sha256).hexdigest()
+
+
+def authority() -> tuple[PrivateKey, str]:
+    private = PrivateKey.generate()
+    return private, base64.b64encode(bytes(private.public_key)).decode()
+
+
+def as_event(subject: dict[str, Any], rec: Recognition) -> dict[str, Any]:
+    """A minimal event around the subject, to validate it against the shipped schema."""
+    return {
+        "schema": "checkin.event/1",
+        "event_id": "01890a5d-ac96-774b-bcce-b302099a8057",
+        "device_id": "bus-1",
+        "location_id": "98C12345",
+        "location_kind": "bus",
+        "seq": 1,
+        "scanned_at": "2024-01-01T00:00:00.000Z",
+        "clock": "synced",
+        "source": "stdin",
+        "code": {"type": rec.type, "variant": rec.variant},
+        "subject": subject,
+    }
+
+
+def assert_nothing_personal(subject: dict[str, Any], fields: dict[str, Any], *, allowed: set[str]) -> None:
+    text = json.dumps(subject, ensure_ascii=False)
+    leaked = [s for s in personal_strings(fields) - allowed if s in text]
+    assert not leaked
+
+
+# -- modes ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s["payload"][:12])
+def test_hmac_mode_gives_a_pseudonym_and_a_masked_form_only(sample: dict[str, Any]) -> None:
+    rec = recognise(sample["payload"])
+    subject = Privacy("hmac", KEY).subject(rec)
+    assert set(subject) == {"mode", "hmac", "key_id", "masked"}
+    assert subject["hmac"] == roster_hmac(KEY, rec.type or "", rec.subject_id or "")
+    assert subject["key_id"] == hashlib.sha256(KEY).hexdigest()[:8]
+    assert subject["masked"] == rec.masked
+    assert_nothing_personal(subject, sample["fields"], allowed=set())
+    validate_event(as_event(subject, rec))
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s["payload"][:12])
+def test_id_mode_adds_the_number_and_nothing_else(sample: dict[str, Any]) -> None:
+    rec = recognise(sample["payload"])
+    subject = Privacy("id", KEY).subject(rec)
+    assert set(subject) == {"mode", "hmac", "key_id", "masked", "id"}
+    assert subject["id"] == rec.subject_id
+    assert_nothing_personal(subject, sample["fields"], allowed={rec.subject_id or ""})
+    validate_event(as_event(subject, rec))
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s["payload"][:12])
+def test_sealed_subject_opens_with_the_authoritys_private_key(sample: dict[str, Any]) -> None:
+    private, public = authority()
+    rec = recognise(sample["payload"])
+    privacy = Privacy("sealed", KEY, public)
+    subject = privacy.subject(rec)
+    assert set(subject) == {"mode", "hmac", "key_id", "masked", "sealed"}
+    assert_nothing_personal(subject, sample["fields"], allowed=set())
+    validate_event(as_event(subject, rec))
+
+    record = json.loads(SealedBox(private).decrypt(base64.b64decode(subject["sealed"])))
+    fields = sample["fields"]
+    number = fields["card_no"][-10:] if "card_no" in fields else fields["id"]
+    assert record == {
+        "type": rec.type,
+        "id": number,
+        "name": fields["name"],
+        "birth_year": int(fields["dob"][:4]),
+    }
+    # A new ephemeral key per box: two scans of one person are not linkable from the ciphertext.
+    assert privacy.subject(rec)["sealed"] != subject["sealed"]
+    with pytest.raises(CryptoError):
+        SealedBox(PrivateKey.generate()).decrypt(base64.b64decode(subject["sealed"]))
+
+
+def test_other_codes_are_never_in_clear() -> None:
+    private, public = authority()
+    text = "NGUYEN VAN A|0912345678|01/01/1990"
+    rec = recognise(text)
+    assert rec.type == "other"
+    for mode in ("hmac", "id"):
+        subject = Privacy(mode, KEY).subject(rec)  # type: ignore[arg-type]
+        assert set(subject) == {"mode", "hmac", "key_id", "masked"}
+        assert "NGUYEN" not in json.dumps(subject) and "0912345678" not in json.dumps(subject)
+        assert subject["hmac"] == roster_hmac(KEY, "other", text)
+    sealed = Privacy("sealed", KEY, public).subject(rec)
+    assert json.loads(SealedBox(private).decrypt(base64.b64decode(sealed["sealed"]))) == {
+        "type": "other",
+        "id": text,
+    }
+
+
+def test_old_and_new_bhyt_card_share_the_pseudonym() -> None:
+    old = vectors()["bhyt"][1]["payload"]  # DN4019999000002, v1
+    fields = old.split("|")
+    new = "|".join(["9999000002", *fields[1:7], "-", *fields[8:14], "4", "-", "$"])
+    a, b = recognise(old), recognise(new)
+    assert (a.variant, b.variant) == ("bhyt-v1", "bhyt-v2"), b.reason
+    privacy = Privacy("hmac", KEY)
+    assert privacy.subject(a)["hmac"] == privacy.subject(b)["hmac"]
+
+
+def test_pseudonyms_differ_between_deployments_and_code_types() -> None:
+    one, two = Privacy("hmac", KEY), Privacy("hmac", KEY[::-1])
+    assert one.pseudonym("cccd", "001090999901") != two.pseudonym("cccd", "001090999901")
+    assert one.pseudonym("cccd", "9999000001") != one.pseudonym("bhyt", "9999000001")
+    assert one.key_id != two.key_id
+
+
+def test_subject_of_a_rejected_code_is_an_error() -> None:
+    with pytest.raises(ValueError, match="accepted"):
+        Privacy("hmac", KEY).subject(recognise(""))
+
+
+def test_repr_hides_the_key() -> None:
+    shown = repr(Privacy("hmac", KEY))
+    assert KEY.decode() not in shown and "key_id" in shown
+
+
+@pytest.mark.parametrize(
+    ("mode", "public", "message"),
+    [
+        ("sealed", None, "needs privacy.authority_public_key"),
+        ("sealed", "not base64!", "not a base64 X25519 key"),
+        ("sealed", base64.b64encode(b"short").decode(), "not a base64 X25519 key"),
+        ("plain", None, "must be one of hmac, id, sealed"),
+    ],
+)
+def test_bad_privacy_configuration(mode: str, public: str | None, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Privacy(mode, KEY, public)  # type: ignore[arg-type]
+
+
+def test_subject_schema_rejects_a_subject_without_pseudonym() -> None:
+    """The schema is what consumers rely on: it must notice a subject that lost its hmac."""
+    rec = recognise(vectors()["cccd"][0]["payload"])
+    subject = Privacy("hmac", KEY).subject(rec)
+    del subject["hmac"]
+    with pytest.raises(jsonschema.ValidationError):
+        validate_event(as_event(subject, rec))
+
+
+# -- the site key ---------------------------------------------------------------------------------
+
+
+def test_missing_key_outside_dev_mode_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="missing: provisioning installs it"):
+        load_key(tmp_path / "site.key", create=False)
+
+
+def test_dev_mode_generates_a_private_key_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "state" / "site.key"
+    with caplog.at_level(logging.WARNING, logger="device.privacy"):
+        key = load_key(path, create=True)
+    assert "generating a development key" in caplog.text
+    assert len(key) == 64 and bytes.fromhex(key.decode())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_key(path, create=True) == key
+    assert load_key(path, create=False) == key
+
+
+def test_key_file_bytes_are_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "site.key"
+    path.write_bytes(b"  " + KEY + b"\n\n")
+    path.chmod(0o600)
+    assert load_key(path, create=False) == KEY
+
+
+def test_short_key_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "site.key"
+    path.write_bytes(b"abc\n")
+    with pytest.raises(ConfigError, match="holds 3 bytes: at least 16"):
+        load_key(path, create=False)
+
+
+def test_unreadable_key_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_key(tmp_path, create=True)
+
+
+def test_key_readable_by_others_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "site.key"
+    path.write_bytes(KEY)
+    os.chmod(path, 0o644)
+    with caplog.at_level(logging.WARNING, logger="device.privacy"):
+        load_key(path, create=False)
+    assert "readable by other users" in caplog.text
