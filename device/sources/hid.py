@@ -1,0 +1,175 @@
+"""Keyboard-mode ("wedge") USB scanners through python-evdev.
+
+Each configured device is opened and grabbed exclusively, so its keystrokes reach only us and never
+a console or a login prompt. Key events become text through `keymaps.KeystrokeDecoder` on the
+configured layout. A device that goes away (ENODEV) loses its half-read code: it is dropped, never
+published, and the device is reopened when it comes back (see discovery.Hotplug).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+import evdev
+
+from device.errors import ConfigError, SourceBusy, SourceError, SourceUnavailable
+from device.scan import Scan, SourceKind
+from device.settings import HidSourceSettings
+from device.sources import SourceState
+from device.sources.discovery import Hotplug, Inventory, match, selector_problem
+from device.sources.keymaps import Decoded, KeystrokeDecoder
+
+log = logging.getLogger(__name__)
+
+GONE = frozenset({errno.ENODEV, errno.ENOENT, errno.ENXIO})
+
+OpenDevice = Callable[[str], evdev.InputDevice]
+
+
+def strip_affixes(text: str, prefix: str, suffix: str) -> str:
+    """Removes the scanner's configured prefix and suffix where they are present."""
+    if prefix and text.startswith(prefix):
+        text = text[len(prefix) :]
+    if suffix and text.endswith(suffix):
+        text = text[: -len(suffix)]
+    return text
+
+
+class HidSource:
+    kind: SourceKind = "hid"
+
+    def __init__(
+        self,
+        settings: HidSourceSettings,
+        *,
+        open_device: OpenDevice = evdev.InputDevice,
+        inventory: Inventory | None = None,
+    ) -> None:
+        if not settings.devices:
+            raise ConfigError(
+                "scanner.hid.devices is empty: name the scanner (`qr-checkin scanners` lists them)"
+            )
+        for selector in settings.devices:
+            problem = selector_problem(selector)
+            if problem:
+                raise ConfigError(f"scanner.hid.devices: {problem}")
+        self._settings = settings
+        self._open_device = open_device
+        listing = inventory or Inventory()
+        self._hotplug = Hotplug(
+            "hid",
+            settings.devices,
+            lambda: match(settings.devices, listing.input_devices),
+            self._open,
+            rescan_s=settings.rescan_s,
+            retry_s=settings.retry_s,
+        )
+
+    @property
+    def state(self) -> dict[str, SourceState]:
+        return self._hotplug.state
+
+    def scans(self) -> AsyncIterator[Scan]:
+        return self._hotplug.scans()
+
+    def close(self) -> None:
+        self._hotplug.close()
+
+    def _open(self, name: str) -> EvdevReader:
+        try:
+            device = self._open_device(name)
+        except PermissionError as exc:
+            raise SourceError(
+                f"cannot open {name}: permission denied (is the service user in 'input'?)"
+            ) from exc
+        except OSError as exc:
+            if exc.errno in GONE:
+                raise SourceUnavailable(f"{name} is gone") from exc
+            raise SourceError(f"cannot open {name}: {exc.strerror or exc}") from exc
+        try:
+            device.grab()
+        except OSError as exc:
+            device.close()
+            if exc.errno == errno.EBUSY:
+                raise SourceBusy(
+                    f"{name} is grabbed by another process (a second qr-checkin, evtest --grab, a kiosk app?)"
+                ) from exc
+            if exc.errno in GONE:
+                raise SourceUnavailable(f"{name} is gone") from exc
+            raise SourceError(f"cannot grab {name}: {exc.strerror or exc}") from exc
+        return EvdevReader(name, device, self._settings)
+
+
+class EvdevReader:
+    """One grabbed input device, read through evdev's own asyncio read loop."""
+
+    def __init__(self, name: str, device: evdev.InputDevice, settings: HidSourceSettings) -> None:
+        self.name = name
+        self._device = device
+        self._settings = settings
+        self._decoder = KeystrokeDecoder(
+            settings.layout, terminator=settings.terminator, gap_s=settings.gap_ms / 1000
+        )
+        self._gap_s = settings.gap_ms / 1000 if settings.terminator == "gap" else None
+        self._closed = False
+
+    async def scans(self) -> AsyncIterator[Scan]:
+        events = self._device.async_read_loop()
+        # One pending read at a time, kept across gap timeouts: cancelling evdev's read future would
+        # lose the first event of the batch it is about to deliver.
+        next_event: asyncio.Future[evdev.InputEvent] | None = None
+        try:
+            while True:
+                if next_event is None:
+                    next_event = asyncio.ensure_future(events.__anext__())
+                timeout = self._gap_s if self._decoder.pending else None
+                done, _ = await asyncio.wait({next_event}, timeout=timeout)
+                if not done:
+                    decoded = self._decoder.flush()
+                else:
+                    event = self._event(next_event)
+                    next_event = None
+                    decoded = self._decoder.feed(event) if event is not None else None
+                if decoded is not None:
+                    yield self._scan(decoded)
+        finally:
+            if next_event is not None:
+                next_event.cancel()
+
+    def _event(self, future: asyncio.Future[evdev.InputEvent]) -> evdev.InputEvent | None:
+        try:
+            return future.result()
+        except BlockingIOError:  # woken with nothing to read
+            return None
+        except OSError as exc:
+            if self._decoder.pending:
+                log.warning("hid scanner %s went away mid-code: the partial code was dropped", self.name)
+                self._decoder.drop()
+            if exc.errno in GONE:
+                raise SourceUnavailable(f"{self.name} was unplugged") from exc
+            raise SourceError(f"reading {self.name}: {exc.strerror or exc}") from exc
+
+    def _scan(self, decoded: Decoded) -> Scan:
+        text = strip_affixes(decoded.text, self._settings.prefix, self._settings.suffix)
+        return Scan(
+            text=text,
+            source="hid",
+            direction=self._settings.direction,
+            reader=self.name,
+            at_monotonic=time.monotonic(),
+            damage=decoded.damage,
+        )
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._device.ungrab()
+        with contextlib.suppress(OSError):
+            self._device.close()

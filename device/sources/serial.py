@@ -1,0 +1,217 @@
+"""Serial-mode USB scanners (USB CDC, /dev/ttyACM*) through pyserial: the preferred mode.
+
+The scanner sends the QR's bytes as they are, so CCCD names and addresses arrive as UTF-8 instead of
+the keystrokes a keyboard-mode scanner cannot type. The port is opened exclusively and reopened
+after an unplug.
+
+Framing happens on bytes, before decoding: CR and LF never occur inside a UTF-8 multibyte sequence,
+so a character split across reads is reassembled by waiting for the terminator, and a frame with bad
+bytes is rejected on its own without throwing the next one out of step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import NamedTuple
+
+import serial
+
+from device.errors import ConfigError, SourceBusy, SourceError, SourceUnavailable
+from device.scan import Scan, SourceKind
+from device.settings import SerialSourceSettings
+from device.sources import SourceState
+from device.sources.discovery import Hotplug, Inventory, match, selector_problem
+
+log = logging.getLogger(__name__)
+
+TERMINATORS = b"\r\n"
+READ_SIZE = 4096
+# A QR holds at most ~3 KB; anything longer without a terminator is noise or a stuck line.
+MAX_FRAME_BYTES = 8192
+GONE = frozenset({errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.EIO})
+BUSY = frozenset({errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK})
+
+OpenPort = Callable[[str, int], serial.Serial]
+
+
+def open_port(path: str, baudrate: int) -> serial.Serial:
+    # timeout=0: reads return what is there; the event loop says when that is worth asking.
+    return serial.Serial(path, baudrate, timeout=0, exclusive=True)
+
+
+class Frame(NamedTuple):
+    """One code between terminators. `text` is personal data."""
+
+    text: str
+    damage: str | None = None
+
+
+class LineFramer:
+    """Splits a byte stream at CR, LF or CRLF and decodes each frame as UTF-8. Empty frames vanish."""
+
+    def __init__(self, max_bytes: int = MAX_FRAME_BYTES) -> None:
+        self._max = max_bytes
+        self._buffer = bytearray()
+        self._overflowed = False
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._buffer)
+
+    def drop(self) -> None:
+        self._buffer.clear()
+        self._overflowed = False
+
+    def feed(self, data: bytes) -> list[Frame]:
+        self._buffer += data
+        frames: list[Frame] = []
+        while True:
+            end = next((i for i, byte in enumerate(self._buffer) if byte in TERMINATORS), -1)
+            if end < 0:
+                break
+            raw = bytes(self._buffer[:end])
+            del self._buffer[: end + 1]
+            if self._overflowed:  # the tail of an over-long frame already answered
+                self._overflowed = False
+            elif raw:
+                frames.append(decode_frame(raw))
+        if len(self._buffer) > self._max:
+            self._buffer.clear()
+            if not self._overflowed:
+                self._overflowed = True
+                frames.append(
+                    Frame("", f"no CR/LF terminator within {self._max} bytes: check the scanner's suffix")
+                )
+        return frames
+
+
+def decode_frame(raw: bytes) -> Frame:
+    try:
+        return Frame(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return Frame(
+            raw.decode("utf-8", "replace"),
+            f"bytes that are not UTF-8 (at byte {exc.start} of {len(raw)}): "
+            "set the scanner's serial output to UTF-8",
+        )
+
+
+class SerialSource:
+    kind: SourceKind = "serial"
+
+    def __init__(
+        self,
+        settings: SerialSourceSettings,
+        *,
+        open_port: OpenPort = open_port,
+        inventory: Inventory | None = None,
+    ) -> None:
+        problem = selector_problem(settings.port)
+        if problem:
+            raise ConfigError(f"scanner.serial.port: {problem}")
+        self._settings = settings
+        self._open_port = open_port
+        self._listing = inventory or Inventory()
+        self._warned_many: tuple[str, ...] = ()
+        self._hotplug = Hotplug(
+            "serial",
+            [settings.port],
+            self._find,
+            self._open,
+            rescan_s=settings.rescan_s,
+            retry_s=settings.retry_s,
+        )
+
+    @property
+    def state(self) -> dict[str, SourceState]:
+        return self._hotplug.state
+
+    def scans(self) -> AsyncIterator[Scan]:
+        return self._hotplug.scans()
+
+    def close(self) -> None:
+        self._hotplug.close()
+
+    def _find(self) -> dict[str, list[str]]:
+        port = self._settings.port
+        found = match([port], self._listing.serial_devices)[port]
+        if len(found) > 1 and tuple(found) != self._warned_many:
+            # A glob such as /dev/serial/by-id/* can also catch a modem or a GPS: read one port only.
+            log.warning(
+                "scanner.serial.port %s matches %d ports; reading %s only", port, len(found), found[0]
+            )
+        self._warned_many = tuple(found) if len(found) > 1 else ()
+        return {port: found[:1]}
+
+    def _open(self, name: str) -> SerialReader:
+        try:
+            port = self._open_port(name, self._settings.baudrate)
+        except (serial.SerialException, OSError) as exc:
+            code = getattr(exc, "errno", None)
+            if code in BUSY:
+                raise SourceBusy(
+                    f"{name} is held by another process (ModemManager? a second qr-checkin?)"
+                ) from exc
+            if code in GONE:
+                raise SourceUnavailable(f"{name} is gone") from exc
+            if code == errno.EACCES:
+                raise SourceError(
+                    f"cannot open {name}: permission denied (is the service user in 'dialout'?)"
+                ) from exc
+            raise SourceError(f"cannot open {name}: {exc}") from exc
+        return SerialReader(name, port, self._settings)
+
+
+class SerialReader:
+    def __init__(self, name: str, port: serial.Serial, settings: SerialSourceSettings) -> None:
+        self.name = name
+        self._port = port
+        self._settings = settings
+        self._framer = LineFramer()
+
+    async def scans(self) -> AsyncIterator[Scan]:
+        loop = asyncio.get_running_loop()
+        while True:
+            await _readable(loop, self._port.fileno())
+            try:
+                chunk = self._port.read(READ_SIZE)
+            except (serial.SerialException, OSError) as exc:
+                if self._framer.pending:
+                    log.warning(
+                        "serial scanner %s went away mid-code: the partial code was dropped", self.name
+                    )
+                    self._framer.drop()
+                raise SourceUnavailable(f"{self.name} was unplugged") from exc
+            now = time.monotonic()
+            for frame in self._framer.feed(chunk):
+                yield Scan(
+                    text=frame.text,
+                    source="serial",
+                    direction=self._settings.direction,
+                    reader=self.name,
+                    at_monotonic=now,
+                    damage=frame.damage,
+                )
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, serial.SerialException):
+            self._port.close()
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
