@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,12 +44,14 @@ class LabelInfo:
 
 def require_label_support(path: Path | None = None) -> None:
     """Refuses early (before anything is written) what could not produce a label."""
-    missing = [name for name in ("segno", "PIL") if find_spec(name) is None]
-    if missing:
+    try:
+        import PIL  # noqa: F401
+        import segno  # noqa: F401
+    except ImportError:
         raise ProvisionError(
             "labels need segno and Pillow, which are not installed: "
-            "pip install 'qr-checkin[label]' (or leave out --label)"
-        )
+            "pip install 'qr-checkin[label]', or go without labels (no --label; batch --no-labels)"
+        ) from None
     if path is not None and path.suffix.lower() not in FORMATS:
         raise ProvisionError(f"--label {path}: the file name must end in .png or .pdf")
 

@@ -12,9 +12,13 @@ import re
 
 from device.errors import ProvisionError
 
-# One separator at most between two characters, none at either end.
-_TYPED = re.compile(r"[0-9A-Za-z]+(?:[-. ][0-9A-Za-z]+)*", re.ASCII)
-_SHAPE = re.compile(r"([0-9]{2})([A-Z]{1,2})([0-9]?)([0-9]{4,6})", re.ASCII)
+_SEP = "[-. ]"
+# A separator ends the series, so `98C-1234567` is refused rather than read as series C1.
+_TYPED = re.compile(
+    rf"(?P<province>[0-9]{{2}}){_SEP}?(?P<series>[A-Z]{{1,2}}[0-9]?)"
+    rf"(?:{_SEP}(?P<spaced>[0-9]+(?:{_SEP}[0-9]+)?)|(?P<joined>[0-9]{{4,6}}))",
+    re.ASCII,
+)
 EXPECTED = (
     "expected two digits, a one- or two-letter series with an optional digit, then four to six digits, "
     "separated by nothing, '-', '.' or one space (e.g. 98C-123.45, 51G1-234.56, 29LD-1234)"
@@ -24,10 +28,12 @@ EXPECTED = (
 def normalise_plate(typed: str) -> str:
     """The location id for a plate; ProvisionError quotes what was typed and says what is expected."""
     text = typed.strip()
-    if _TYPED.fullmatch(text):
-        compact = re.sub(r"[-. ]", "", text).upper()
-        if _SHAPE.fullmatch(compact):
-            return compact
+    # isascii first: str.upper() turns 'ß' into 'SS' and 'ı' into 'I'.
+    match = _TYPED.fullmatch(text.upper()) if text.isascii() else None
+    if match is not None:
+        number = re.sub(_SEP, "", match["spaced"] or match["joined"])
+        if 4 <= len(number) <= 6:
+            return f"{match['province']}{match['series']}{number}"
     raise ProvisionError(f"plate {typed!r}{_foreign(text)} is not a Vietnamese plate number: {EXPECTED}")
 
 

@@ -1,0 +1,321 @@
+"""`qr-provision device` on a directory standing in for a mounted SD card's root filesystem."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zxingcpp
+from PIL import Image
+
+from device.cli import main as checkin_cli
+from device.label import parse_label
+from device.settings import load_settings
+from tests.support.provision import provision, provision_registry, snapshot
+from tests.support.tls import make_pki
+
+__all__ = ["provision_registry"]  # the autouse fixture, imported so pytest applies it here
+
+ROOT = Path(__file__).resolve().parents[1]
+QR_CHECKIN = ROOT / ".venv" / "bin" / "qr-checkin"
+BUS = ("device", "--kind", "bus", "--plate", "98C-123.45", "--broker", "mqtt://broker.example.com")
+
+
+@pytest.fixture
+def sd(tmp_path: Path) -> Path:
+    root = tmp_path / "rootfs"
+    (root / "etc").mkdir(parents=True)
+    return root
+
+
+def config_of(root: Path) -> Path:
+    return root / "etc" / "qr-checkin" / "device.toml"
+
+
+def check_config(config: Path) -> subprocess.CompletedProcess[str]:
+    command = [str(QR_CHECKIN)] if QR_CHECKIN.exists() else [sys.executable, "-m", "device.cli"]
+    return subprocess.run(
+        [*command, "check-config", "--config", str(config)], capture_output=True, text=True, timeout=60
+    )
+
+
+def decoded_label(path: Path) -> list[str]:
+    return [r.text for r in zxingcpp.read_barcodes(np.array(Image.open(path).convert("L")))]
+
+
+def test_a_bus_by_plate_gets_a_config_check_config_accepts_and_a_label(
+    sd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    label = tmp_path / "label.png"
+    code, out, err = provision(capsys, *BUS, "--root", sd, "--label", label)
+    assert code == 0, err
+    config = config_of(sd)
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert (sd / "etc/qr-checkin/site.key").stat().st_mode & 0o777 == 0o600
+
+    checked = check_config(config)
+    assert checked.returncode == 0, checked.stderr
+    effective = json.loads(checked.stdout)
+    assert effective["location"] == {"id": "98C12345", "kind": "bus", "name": "98C-123.45"}
+    device_id = effective["device"]["id"]
+    assert re.fullmatch(r"qrc-[0-9a-f]{8}", device_id)
+    assert effective["broker"]["host"] == "broker.example.com" and effective["broker"]["port"] == 1883
+    assert effective["broker"]["protocol"] == "5"
+    # On-device paths, whatever --root was.
+    assert effective["privacy"]["key_file"] == "/etc/qr-checkin/site.key"
+    assert effective["storage"]["dir"] == "/var/lib/qr-checkin"
+
+    (text,) = decoded_label(label)
+    code_read = parse_label(text)
+    assert code_read is not None
+    assert (code_read.device_id, code_read.location_id) == (device_id, "98C12345")
+    assert code_read.config_hash == effective["config_hash"] == load_settings(config).config_hash()
+    assert device_id in out and "98C12345" in out and effective["config_hash"] in out
+
+
+def test_a_door_by_id_with_a_pdf_label(sd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    label = tmp_path / "gate.pdf"
+    args = ("device", "--kind", "door", "--location-id", "gate-1", "--name", "Cổng 1")
+    code, _, err = provision(
+        capsys, *args, "--broker", "mqtt://10.1.2.3:1884", "--root", sd, "--label", label
+    )
+    assert code == 0, err
+    settings = load_settings(config_of(sd))
+    assert (settings.location.id, settings.location.kind, settings.location.name) == (
+        "gate-1",
+        "door",
+        "Cổng 1",
+    )
+    assert (settings.broker.host, settings.broker.port, settings.broker.tls) == ("10.1.2.3", 1884, False)
+    assert label.read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (("--plate", "98C-12"), "'98C-12'"),
+        (("--plate", "98C/123.45"), "'98C/123.45'"),
+        (("--plate", "98С-123.45"), "U+0421"),
+    ],
+)
+def test_a_bad_plate_is_refused_and_nothing_is_written(
+    sd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], shown: str
+) -> None:
+    before = snapshot(tmp_path)
+    code, _, err = provision(
+        capsys,
+        "device",
+        "--kind",
+        "bus",
+        *args,
+        "--broker",
+        "mqtt://b",
+        "--root",
+        sd,
+        "--label",
+        tmp_path / "l.png",
+    )
+    assert code == 2
+    assert shown in err and "expected two digits" in err and "Nothing was written" in err
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("url", ["mqtt://user:pw@b", "https://b", "mqtt://b:70000", "b:1883"])
+def test_a_bad_broker_url_is_refused_and_nothing_is_written(
+    sd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    before = snapshot(tmp_path)
+    code, _, err = provision(
+        capsys, "device", "--kind", "door", "--location-id", "g1", "--broker", url, "--root", sd
+    )
+    assert code == 2
+    assert repr(url) in err and "expected mqtt://HOST[:PORT]" in err
+    assert snapshot(tmp_path) == before
+
+
+def test_existing_files_are_not_overwritten_without_force_and_the_id_is_kept(
+    sd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert provision(capsys, *BUS, "--root", sd)[0] == 0
+    first = load_settings(config_of(sd))
+    # The same provisioning again changes nothing and is not a conflict.
+    assert provision(capsys, *BUS, "--root", sd)[0] == 0
+    assert load_settings(config_of(sd)) == first
+
+    before = snapshot(sd)
+    moved = ("device", "--kind", "bus", "--plate", "51G1-234.56", "--broker", "mqtts://other.example.com")
+    code, _, err = provision(capsys, *moved, "--root", sd)
+    assert code == 2 and "--force" in err and str(config_of(sd)) in err
+    assert snapshot(sd) == before
+
+    code, _, err = provision(capsys, *moved, "--root", sd, "--force")
+    assert code == 0, err
+    second = load_settings(config_of(sd))
+    assert second.device.id == first.device.id
+    assert (second.location.id, second.broker.host, second.broker.tls) == (
+        "51G123456",
+        "other.example.com",
+        True,
+    )
+    assert config_of(sd).stat().st_mode & 0o777 == 0o600
+
+
+def test_an_existing_label_is_not_overwritten_without_force(
+    sd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    label = tmp_path / "label.png"
+    label.write_bytes(b"someone else's picture")
+    before = snapshot(tmp_path)
+    code, _, err = provision(capsys, *BUS, "--root", sd, "--label", label)
+    assert code == 2 and str(label) in err
+    assert snapshot(tmp_path) == before
+
+
+def test_a_boot_partition_or_missing_mount_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    boot = tmp_path / "bootfs"
+    boot.mkdir()
+    code, _, err = provision(capsys, *BUS, "--root", boot)
+    assert code == 2 and "boot partition" in err
+    code, _, err = provision(capsys, *BUS, "--root", tmp_path / "not-mounted")
+    assert code == 2 and "is the SD card mounted" in err
+    assert not (boot / "etc").exists()
+
+
+def test_tls_material_is_copied_and_the_certificate_names_the_device(
+    sd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    cert, key = pki.client("qrc-0000beef")
+    tls = ("--ca", pki.ca_cert, "--cert", cert, "--key", key)
+    code, _, err = provision(
+        capsys,
+        "device",
+        "--kind",
+        "door",
+        "--location-id",
+        "gate-1",
+        "--broker",
+        "mqtts://b",
+        *tls,
+        "--root",
+        sd,
+    )
+    assert code == 0, err
+    settings = load_settings(config_of(sd))
+    etc = sd / "etc/qr-checkin"
+    assert settings.device.id == "qrc-0000beef"
+    assert (settings.broker.ca, settings.broker.cert, settings.broker.key) == (
+        Path("/etc/qr-checkin/ca.crt"),
+        Path("/etc/qr-checkin/client.crt"),
+        Path("/etc/qr-checkin/client.key"),
+    )
+    assert (etc / "client.key").read_bytes() == key.read_bytes()
+    assert (etc / "client.key").stat().st_mode & 0o777 == 0o600
+    assert (etc / "ca.crt").read_bytes() == pki.ca_cert.read_bytes()
+
+    # A certificate for another device would have its events refused by the ACL: refused here.
+    other_cert, other_key = pki.client("qrc-0000cafe")
+    before = snapshot(sd)
+    code, _, err = provision(
+        capsys, "device", "--kind", "door", "--location-id", "gate-1", "--broker", "mqtts://b",
+        "--ca", pki.ca_cert, "--cert", other_cert, "--key", other_key, "--root", sd, "--force",
+    )  # fmt: skip
+    assert code == 2 and "qrc-0000cafe" in err and "qrc-0000beef" in err
+    assert snapshot(sd) == before
+
+
+@pytest.mark.parametrize(
+    ("mix", "message"),
+    [
+        ("key-of-another", "does not belong"),
+        ("plain-url", "need a TLS broker URL"),
+        ("cert-without-key", "go together"),
+        ("not-pem", "holds no PEM certificate"),
+    ],
+)
+def test_wrong_tls_material_is_refused(
+    sd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], mix: str, message: str
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    cert, key = pki.client("qrc-00000001")
+    _, other_key = pki.client("qrc-00000002")
+    url, files = "mqtts://b", ["--ca", pki.ca_cert, "--cert", cert, "--key", key]
+    if mix == "key-of-another":
+        files[-1] = other_key
+    elif mix == "plain-url":
+        url = "mqtt://b"
+    elif mix == "cert-without-key":
+        files = files[:4]
+    elif mix == "not-pem":
+        files[1] = key
+    before = snapshot(sd)
+    code, _, err = provision(
+        capsys, "device", "--kind", "door", "--location-id", "g", "--broker", url, *files, "--root", sd
+    )
+    assert code == 2 and message in err
+    assert snapshot(sd) == before
+
+
+def test_the_site_key_is_installed_and_a_short_one_refused(
+    sd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    short = tmp_path / "short.key"
+    short.write_text("tooshort\n")
+    code, _, err = provision(capsys, *BUS, "--root", sd, "--site-key", short)
+    assert code == 2 and "at least 16" in err
+    assert not (sd / "etc/qr-checkin").exists()
+
+    site = tmp_path / "site.key"
+    site.write_text("a" * 64 + "\n")
+    code, out, _ = provision(capsys, *BUS, "--root", sd, "--site-key", site)
+    assert code == 0 and "generated a new site key" not in out
+    assert (sd / "etc/qr-checkin/site.key").read_bytes() == site.read_bytes()
+
+
+def test_a_password_login_is_written_for_the_device(
+    sd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cr3t-passw0rd\n")
+    code, out, _ = provision(capsys, *BUS, "--root", sd, "--password-file", secret)
+    assert code == 0
+    settings = load_settings(config_of(sd))
+    assert settings.broker.username == settings.device.id
+    assert settings.broker.password is not None
+    assert settings.broker.password.get_secret_value() == "s3cr3t-passw0rd"
+    assert "s3cr3t" not in out
+
+
+def test_check_config_names_an_unknown_key_in_a_provisioned_file(
+    sd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert provision(capsys, *BUS, "--root", sd)[0] == 0
+    config = config_of(sd)
+    config.write_text(config.read_text().replace("[broker]\n", '[broker]\nhots = "typo"\n'))
+    assert checkin_cli(["check-config", "--config", str(config)]) == 2
+    assert "unknown key 'broker.hots'" in capsys.readouterr().err
+
+
+def test_labels_without_segno_fail_before_writing_with_the_install_hint(
+    sd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # None in sys.modules is how Python itself marks a module as not importable.
+    monkeypatch.setitem(sys.modules, "segno", None)
+    before = snapshot(tmp_path)
+    code, _, err = provision(capsys, *BUS, "--root", sd, "--label", tmp_path / "l.png")
+    assert code == 2 and "pip install 'qr-checkin[label]'" in err
+    assert snapshot(tmp_path) == before
+
+
+def test_the_console_script_is_installed() -> None:
+    script = ROOT / ".venv" / "bin" / "qr-provision"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "provisioning.cli"]
+    result = subprocess.run([*command, "device", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "--plate" in result.stdout
