@@ -104,13 +104,19 @@ class HidSourceSettings(Section):
     prefix: str = ""
     suffix: str = ""
     direction: Literal["in", "out"] | None = None
+    # Hot-plug: how often to look for a configured scanner that is missing (a replug resumes within it).
+    rescan_s: float = Field(1.0, gt=0)
+    # How often to retry a scanner another process holds, or one that failed to open.
+    retry_s: float = Field(5.0, gt=0)
 
 
 class SerialSourceSettings(Section):
-    # A by-id path, a device path or a glob such as /dev/ttyACM*.
+    # A by-id path, a device path or a glob such as /dev/ttyACM*, or a USB "vendor:product" pair.
     port: str = "/dev/serial/by-id/*"
     baudrate: int = Field(9600, gt=0)
     direction: Literal["in", "out"] | None = None
+    rescan_s: float = Field(1.0, gt=0)
+    retry_s: float = Field(5.0, gt=0)
 
 
 class CameraSourceSettings(Section):
