@@ -122,6 +122,8 @@ def probe_broker(broker: BrokerSettings, client_id: str, timeout_s: float = BROK
     try:
         while not answers and time.monotonic() - started < timeout_s:
             rc = client.loop(timeout=0.1)
+            if answers:
+                break  # a refusing CONNACK also ends the connection: its reason is the news
             if rc == mqtt.MQTT_ERR_PROTOCOL:
                 return Result(
                     False, f"{where} answered, but not as an MQTT broker (wrong port? TLS expected?)"
