@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "check-config": "device.commands.check_config",
     "inspect": "device.commands.inspect",
     "selftest": "device.commands.selftest",
+    "decode": "device.commands.decode",
 }
 
 

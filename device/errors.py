@@ -37,6 +37,10 @@ class SourceBusy(SourceError):
     """Another process holds the scanner exclusively."""
 
 
+class ImageUnreadable(SourceError):
+    """An image file cannot be read as a frame (missing, not an image, no image library)."""
+
+
 class FeedbackError(CheckinError):
     """The feedback hardware is misconfigured (pins, conflicts)."""
 

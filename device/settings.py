@@ -130,6 +130,12 @@ class CameraSourceSettings(Section):
     autofocus: bool = True
     # A code must be out of view this long before it can be read again.
     rearm_s: float = Field(2.0, ge=0)
+    # Frames a code must decode in before it is a scan: one frame's misread never becomes a check-in.
+    confirm_reads: int = Field(2, ge=1, le=5)
+    # Per-frame time for escalation (crops, other binarizer, upscaling) after the cheap decode pass.
+    decode_budget_ms: float = Field(40.0, gt=0)
+    # Restart autofocus when a code has been in view this long without decoding (continuous AF sticks).
+    refocus_after_s: float = Field(1.0, gt=0)
     direction: Literal["in", "out"] | None = None
 
 

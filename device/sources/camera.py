@@ -1,0 +1,111 @@
+"""The camera as a scan source: frames in, one Scan per code shown.
+
+One worker thread takes the newest frame, decodes it (zxing-cpp releases the GIL, so the event loop
+keeps running) and feeds the presence debounce; the event loop only yields what comes out. A lost or
+missing camera is reopened with a growing pause; a replay (backend "files") ends the iteration when
+its last frame is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+from device.errors import SourceError
+from device.scan import Scan
+from device.settings import CameraSourceSettings
+from device.sources import SourceState
+from device.vision.decoder import Decoder
+from device.vision.frames import FrameSource, NewestFrame, open_frames, reader_name
+from device.vision.presence import Presence, Refocus
+
+log = logging.getLogger(__name__)
+
+# No frame for this long from a live camera: it is stalled, say so in the state.
+STALL_S = 2.0
+RETRY_MIN_S = 0.5
+RETRY_MAX_S = 30.0
+
+
+class CameraSource:
+    kind = "camera"
+
+    def __init__(self, settings: CameraSourceSettings) -> None:
+        self._settings = settings
+        self._reader = reader_name(settings)
+        self._state: SourceState = "disconnected"
+        self._decoder = Decoder(budget_ms=settings.decode_budget_ms)
+        self._presence = Presence(settings.rearm_s, settings.confirm_reads)
+        self._refocus = Refocus(settings.refocus_after_s)
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="camera-decode")
+        self._feed: NewestFrame | None = None
+        self._closed = False
+        self.frames_decoded = 0
+
+    @property
+    def state(self) -> dict[str, SourceState]:
+        return {self._reader: self._state}
+
+    @property
+    def frames_dropped(self) -> int:
+        return self._feed.dropped if self._feed is not None else 0
+
+    async def scans(self) -> AsyncIterator[Scan]:
+        loop = asyncio.get_running_loop()
+        pause = RETRY_MIN_S
+        while not self._closed:
+            try:
+                feed = await loop.run_in_executor(self._worker, self._open)
+            except SourceError as exc:
+                self._state = "fault"
+                log.warning("camera %s unavailable, retrying in %.1f s: %s", self._reader, pause, exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RETRY_MAX_S)
+                continue
+            pause = RETRY_MIN_S
+            try:
+                while not feed.ended:
+                    for scan in await loop.run_in_executor(self._worker, self._next, feed):
+                        yield scan
+            except SourceError as exc:
+                log.warning("camera %s lost: %s", self._reader, exc)
+            finally:
+                feed.close()
+            self._state = "disconnected"
+            if not feed.source.live:
+                log.info("camera %s: replay finished after %d frames", self._reader, self.frames_decoded)
+                return
+            await asyncio.sleep(pause)
+
+    def _open(self) -> NewestFrame:
+        source: FrameSource = open_frames(self._settings)
+        self._feed = NewestFrame(source)
+        self._state = "connected"
+        log.info("camera %s open (%s)", source.name, self._settings.backend)
+        return self._feed
+
+    def _next(self, feed: NewestFrame) -> list[Scan]:
+        """Runs in the worker thread: one frame through decode, debounce and the focus nudge."""
+        frame = feed.take(STALL_S)
+        if frame is None:
+            if not feed.ended:
+                self._state = "fault"
+                log.warning("camera %s: no frame for %.0f s", self._reader, STALL_S)
+            return []
+        self._state = "connected"
+        decoded = self._decoder.decode(frame.gray, self._presence.hints(frame.at))
+        self.frames_decoded += 1
+        texts = self._presence.observe(frame.at, decoded.found, decoded.undecoded)
+        if self._refocus.due(frame.at, bool(decoded.undecoded) and not decoded.found):
+            feed.source.focus()
+        direction = self._settings.direction
+        return [Scan(t, "camera", direction, self._reader, at_monotonic=frame.at) for t in texts]
+
+    def close(self) -> None:
+        self._closed = True
+        if self._feed is not None:
+            self._feed.close()
+        self._worker.shutdown(wait=False, cancel_futures=True)
+        self._state = "disconnected"

@@ -1,0 +1,347 @@
+"""Frame sources: where grey frames come from, behind one small interface.
+
+- `Picamera2Frames`: the Pi camera through picamera2 (apt's python3-picamera2, imported lazily). The
+  lores stream is YUV420 and its first `height` rows are the Y plane: the decoder gets a numpy view of
+  them, with no colour conversion and no copy beyond picamera2's own.
+- `OpenCvFrames`: USB webcams through OpenCV/V4L2 (the `webcam` extra, imported lazily).
+- `FileFrames`: an image, a folder of images or a video file, replayed at `max_fps` with timestamps
+  on that schedule, so a replay gives the same results however busy the machine is.
+
+Live sources deliver frames in real time; `NewestFrame` runs their capture loop in a thread and keeps
+only the newest frame, so a slow decode drops frames instead of falling behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from device.errors import ConfigError, ImageUnreadable, SourceUnavailable
+from device.settings import CameraSourceSettings
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".pgm", ".pnm"}
+)
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".mjpeg", ".h264", ".webm"})
+PILLOW_HINT = "reading image files needs Pillow: pip install 'qr-checkin[label]'"
+OPENCV_HINT = "OpenCV is not installed: pip install 'qr-checkin[webcam]'"
+PICAMERA2_HINT = (
+    "picamera2 is not importable: install apt's python3-picamera2 and create the venv with "
+    "`python3 -m venv --system-site-packages`"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    # 2-D uint8; may be a strided view into a camera buffer.
+    gray: np.ndarray
+    # Monotonic seconds at capture (at the replay schedule for files).
+    at: float
+
+
+class FrameSource(Protocol):
+    # Safe to log: "camera0", "video0", "files".
+    name: str
+    # True: frames arrive in real time and stale ones must be dropped; False: replay, read on demand.
+    live: bool
+
+    def frames(self) -> Iterator[Frame]:
+        """Blocks for each frame. Ends only for replays; raises SourceUnavailable when the device goes."""
+        ...
+
+    def focus(self) -> None:
+        """Restarts autofocus where the camera has it; otherwise does nothing."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def load_gray(path: Path) -> np.ndarray:
+    """An image file as a 2-D uint8 grey array (colour is converted here: files are not the camera)."""
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as exc:
+        raise ImageUnreadable(f"{path}: {PILLOW_HINT}") from exc
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("L"))
+    except FileNotFoundError as exc:
+        raise ImageUnreadable(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise ImageUnreadable(f"{path}: is a folder, not an image") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageUnreadable(f"{path}: not an image Pillow can read") from exc
+    except (OSError, ValueError) as exc:
+        raise ImageUnreadable(f"{path}: cannot read: {exc}") from exc
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+class FileFrames:
+    """Replays an image, a folder of images (sorted by name) or a video file."""
+
+    live = False
+    name = "files"
+
+    def __init__(
+        self,
+        path: Path,
+        max_fps: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not path.exists():
+            raise SourceUnavailable(f"{path}: no such file or folder")
+        if path.is_dir():
+            self._images = image_files(path)
+            if not self._images:
+                raise SourceUnavailable(f"{path}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        elif path.suffix.lower() in VIDEO_SUFFIXES:
+            self._images = []
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            self._images = [path]
+        else:
+            raise SourceUnavailable(f"{path}: neither an image nor a video file (by its suffix)")
+        self._path = path
+        self._period = 1.0 / max_fps
+        self._clock = clock
+        self._sleep = sleep
+        self._closed = False
+
+    def _grays(self) -> Iterator[np.ndarray]:
+        if self._images:
+            for image in self._images:
+                try:
+                    yield load_gray(image)
+                except ImageUnreadable as exc:
+                    log.warning("skipping %s", exc)
+            return
+        yield from _video_grays(self._path)
+
+    def frames(self) -> Iterator[Frame]:
+        start = self._clock()
+        for i, gray in enumerate(self._grays()):
+            if self._closed:
+                return
+            due = start + i * self._period
+            if (delay := due - self._clock()) > 0:
+                self._sleep(delay)
+            yield Frame(gray, due)
+
+    def focus(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._closed = True
+
+
+def _video_grays(path: Path) -> Iterator[np.ndarray]:
+    cv2 = _import_cv2()
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise SourceUnavailable(f"{path}: OpenCV cannot open this video")
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                return
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
+    finally:
+        cap.release()
+
+
+def _import_cv2() -> Any:
+    try:
+        import cv2
+    except ImportError as exc:
+        raise SourceUnavailable(OPENCV_HINT) from exc
+    return cv2
+
+
+class OpenCvFrames:
+    """A USB webcam through V4L2. Frames beyond `max_fps` are dropped here if the camera ignores the cap."""
+
+    live = True
+
+    def __init__(self, index: int, width: int, height: int, max_fps: float) -> None:
+        self._cv2 = cv2 = _import_cv2()
+        self.name = f"video{index}"
+        self._cap = cv2.VideoCapture(index, cv2.CAP_V4L2)
+        if not self._cap.isOpened():
+            raise SourceUnavailable(f"/dev/video{index}: cannot open (absent, or held by another process)")
+        self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        self._cap.set(cv2.CAP_PROP_FPS, max_fps)
+        # One driver buffer: a queued frame is a stale frame.
+        self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        self._period = 1.0 / max_fps
+
+    def frames(self) -> Iterator[Frame]:
+        cv2 = self._cv2
+        last = float("-inf")
+        while True:
+            ok, bgr = self._cap.read()
+            if not ok:
+                raise SourceUnavailable(f"{self.name}: no frame (unplugged?)")
+            now = time.monotonic()
+            if now - last < self._period:
+                continue
+            last = now
+            yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr, now)
+
+    def focus(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class Picamera2Frames:
+    """The Pi camera: lores YUV420 stream, Y plane as a view, sensor frame duration fixed at max_fps."""
+
+    live = True
+
+    def __init__(self, index: int, width: int, height: int, max_fps: float, autofocus: bool) -> None:
+        try:
+            from libcamera import controls
+            from picamera2 import Picamera2
+        except ImportError as exc:
+            raise SourceUnavailable(PICAMERA2_HINT) from exc
+        self.name = f"camera{index}"
+        self._width, self._height = width, height
+        try:
+            self._cam = Picamera2(index)
+        except (IndexError, RuntimeError) as exc:
+            raise SourceUnavailable(f"{self.name}: no such camera ({exc})") from exc
+        frame_us = int(1_000_000 / max_fps)
+        # The lores output is the ISP's second scaler; main is kept at the same small size so no
+        # full-resolution buffer is filled for nothing. queue=False: a capture is never an old frame.
+        config = self._cam.create_video_configuration(
+            main={"size": (width, height), "format": "YUV420"},
+            lores={"size": (width, height), "format": "YUV420"},
+            buffer_count=4,
+            queue=False,
+            controls={"FrameDurationLimits": (frame_us, frame_us)},
+        )
+        self._cam.configure(config)
+        self._af_modes = controls.AfModeEnum
+        self._has_af = autofocus and "AfMode" in self._cam.camera_controls
+        if self._has_af:
+            self._cam.set_controls({"AfMode": controls.AfModeEnum.Continuous})
+        self._resume_af = False
+        self._cam.start()
+
+    def frames(self) -> Iterator[Frame]:
+        while True:
+            try:
+                yuv = self._cam.capture_array("lores")
+            except Exception as exc:  # libcamera reports a lost camera as assorted runtime errors
+                raise SourceUnavailable(f"{self.name}: capture failed: {exc}") from exc
+            now = time.monotonic()
+            if self._resume_af:
+                # Second half of the refocus toggle, one request after the first (see focus()).
+                self._cam.set_controls({"AfMode": self._af_modes.Continuous})
+                self._resume_af = False
+            yield Frame(yuv[: self._height, : self._width], now)
+
+    def focus(self) -> None:
+        """Continuous AF can stick at a stale lens position (picamera2 issue #1272); switching to
+        manual and back restarts the scan. The two modes must land in different requests, so the
+        switch back happens after the next frame."""
+        if self._has_af and not self._resume_af:
+            self._cam.set_controls({"AfMode": self._af_modes.Manual})
+            self._resume_af = True
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._cam.stop()
+        with contextlib.suppress(Exception):
+            self._cam.close()
+
+
+def open_frames(settings: CameraSourceSettings) -> FrameSource:
+    """The configured frame source, opened. SourceUnavailable when the device or library is missing."""
+    if settings.backend == "files":
+        if settings.path is None:
+            raise ConfigError("scanner.camera.backend = 'files' needs scanner.camera.path")
+        return FileFrames(settings.path, settings.max_fps)
+    if settings.backend == "opencv":
+        return OpenCvFrames(settings.index, settings.width, settings.height, settings.max_fps)
+    return Picamera2Frames(
+        settings.index, settings.width, settings.height, settings.max_fps, settings.autofocus
+    )
+
+
+def reader_name(settings: CameraSourceSettings) -> str:
+    """The safe name a source will have, known before it opens (for state while it cannot)."""
+    return {"files": "files", "opencv": f"video{settings.index}"}.get(
+        settings.backend, f"camera{settings.index}"
+    )
+
+
+class NewestFrame:
+    """Holds only the newest frame of a source. Live sources are captured in a thread (a slow decode
+    drops frames, never queues them); replays are read on demand, so none is skipped."""
+
+    def __init__(self, source: FrameSource) -> None:
+        self.source = source
+        self.dropped = 0
+        self.ended = False
+        self._frames = source.frames()
+        self._cond = threading.Condition()
+        self._newest: Frame | None = None
+        self._error: BaseException | None = None
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        if source.live:
+            self._thread = threading.Thread(target=self._capture, name=f"capture-{source.name}", daemon=True)
+            self._thread.start()
+
+    def _capture(self) -> None:
+        try:
+            for frame in self._frames:
+                with self._cond:
+                    if self._stop:
+                        return
+                    if self._newest is not None:
+                        self.dropped += 1
+                    self._newest = frame
+                    self._cond.notify()
+        except Exception as exc:
+            with self._cond:
+                self._error = exc
+        finally:
+            with self._cond:
+                self.ended = True
+                self._cond.notify()
+
+    def take(self, timeout: float) -> Frame | None:
+        """The newest frame not yet taken; None if none came within `timeout` or the source ended
+        (then `ended` is set). Re-raises the capture thread's error."""
+        if self._thread is None:
+            frame = next(self._frames, None)
+            self.ended = frame is None
+            return frame
+        with self._cond:
+            self._cond.wait_for(lambda: self._newest is not None or self.ended, timeout)
+            frame, self._newest = self._newest, None
+            if frame is None and self._error is not None:
+                raise self._error
+            return frame
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+        self.source.close()
