@@ -44,3 +44,11 @@ chaos: setup
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# On the Raspberry Pi: `sudo make install` (again to upgrade); `sudo make uninstall [PURGE=1]`.
+.PHONY: install uninstall
+install:
+	bash scripts/install.sh
+
+uninstall:
+	bash scripts/uninstall.sh $(if $(PURGE),--purge)
