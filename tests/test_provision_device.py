@@ -246,7 +246,8 @@ def test_wrong_tls_material_is_refused(
     pki = make_pki(tmp_path / "pki")
     cert, key = pki.client("qrc-00000001")
     _, other_key = pki.client("qrc-00000002")
-    url, files = "mqtts://b", ["--ca", pki.ca_cert, "--cert", cert, "--key", key]
+    url = "mqtts://b"
+    files: list[str | Path] = ["--ca", pki.ca_cert, "--cert", cert, "--key", key]
     if mix == "key-of-another":
         files[-1] = other_key
     elif mix == "plain-url":

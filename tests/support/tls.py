@@ -152,7 +152,7 @@ class Probe:
         self.client.on_message = self._on_message
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        self.messages.put((msg.topic, msg.payload, bool(msg.retain)))
+        self.messages.put((msg.topic, bytes(msg.payload), bool(msg.retain)))
 
     def connect(self, timeout: float = 10.0) -> ReasonCode | None:
         """The CONNACK reason code, or None when the broker closed the connection without one."""

@@ -1,0 +1,207 @@
+"""`qr-provision batch`: a folder per good row, the broker's ACL and password file, a sheet of labels."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zxingcpp
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from device.label import parse_label
+from device.settings import Settings, load_settings
+from provisioning.label import LabelInfo, sheets
+from tests.support.provision import provision, provision_registry, snapshot
+from tests.support.tls import make_pki
+
+__all__ = ["provision_registry"]  # the autouse fixture, imported so pytest applies it here
+
+FLEET = """kind,plate,location_id,name
+bus,98C-123.45,,
+bus,98C-12,,
+door,,gate-1,Cổng 1
+bus,98C 123.45,,
+,51G1-234.56,,Tuyến 5
+door,,gate/2,
+"""
+
+
+def write_fleet(tmp_path: Path, text: str = FLEET) -> Path:
+    path = tmp_path / "fleet.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def bundle_config(out: Path, location_id: str) -> Path:
+    return out / location_id / "etc" / "qr-checkin" / "device.toml"
+
+
+def test_good_rows_get_bundles_and_bad_rows_are_named_by_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    code, stdout, err = provision(
+        capsys, "batch", write_fleet(tmp_path), "--out", out, "--broker", "mqtt://b"
+    )
+    assert code == 1
+    assert "row 3: plate '98C-12'" in err
+    assert "row 5: location 98C12345 is already in row 2" in err
+    assert "row 7: location id 'gate/2' is not topic-safe" in err
+    assert "3 row(s) refused" in err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "51G123456", "98C12345", "broker", "consumer", "devices.csv", "gate-1", "labels.pdf", "site.key",
+    ]  # fmt: skip
+
+    settings = {loc: load_settings(bundle_config(out, loc)) for loc in ("98C12345", "gate-1", "51G123456")}
+    assert len({s.device.id for s in settings.values()}) == 3
+    assert settings["gate-1"].location.name == "Cổng 1"
+    assert settings["51G123456"].location.kind == "bus"
+    site_key = (out / "site.key").read_bytes()
+    for loc, s in settings.items():
+        etc = out / loc / "etc" / "qr-checkin"
+        assert bundle_config(out, loc).stat().st_mode & 0o777 == 0o600
+        assert (etc / "site.key").read_bytes() == site_key
+        assert s.broker.username == s.device.id and s.broker.password is not None
+        assert s.device.id in stdout
+
+    with (out / "devices.csv").open(encoding="utf-8") as fh:
+        manifest = list(csv.DictReader(fh))
+    assert [(m["row"], m["location_id"]) for m in manifest] == [
+        ("2", "98C12345"),
+        ("4", "gate-1"),
+        ("6", "51G123456"),
+    ]
+    for m in manifest:
+        assert m["config_hash"] == settings[m["location_id"]].config_hash()
+    pdf = (out / "labels.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page\b", pdf)) == 1
+
+
+def test_acl_confines_devices_and_the_password_file_is_mosquittos_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    provision(
+        capsys, "batch", write_fleet(tmp_path), "--out", out, "--broker", "mqtt://b", "--consumer", "tracer"
+    )
+    acl = (out / "broker" / "acl").read_text()
+    assert "pattern write checkin/v1/+/%u/#" in acl
+    assert "user tracer\ntopic read checkin/v1/#" in acl
+
+    passwd = (out / "broker" / "passwd").read_text().splitlines()
+    assert (out / "broker" / "passwd").stat().st_mode & 0o777 == 0o600
+    logins = {s.broker.username: _password(s) for s in _all_settings(out)}
+    logins["tracer"] = (out / "consumer" / "password").read_text().strip()
+    assert {line.split(":", 1)[0] for line in passwd} == set(logins)
+    for line in passwd:
+        user, entry = line.split(":", 1)
+        empty, kind, iterations, salt, digest = entry.split("$")
+        assert (empty, kind, iterations) == ("", "7", "101")
+        raw_salt = base64.b64decode(salt)
+        assert len(raw_salt) == 12
+        expected = hashlib.pbkdf2_hmac("sha512", logins[user].encode(), raw_salt, 101)
+        assert base64.b64decode(digest) == expected
+
+
+def _all_settings(out: Path) -> list[Settings]:
+    return [load_settings(p) for p in sorted(out.glob("*/etc/qr-checkin/device.toml"))]
+
+
+def _password(settings: Settings) -> str:
+    assert settings.broker.password is not None
+    return settings.broker.password.get_secret_value()
+
+
+def test_an_unknown_column_refuses_the_whole_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = write_fleet(tmp_path, "kind,plate,locaton_id\nbus,98C-123.45,\n")
+    before = snapshot(tmp_path)
+    code, _, err = provision(capsys, "batch", fleet, "--out", tmp_path / "out", "--broker", "mqtt://b")
+    assert code == 2 and "unknown column(s) 'locaton_id'" in err
+    assert snapshot(tmp_path) == before
+
+
+def test_a_file_with_only_bad_rows_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = write_fleet(tmp_path, "plate\n98C-1\nXX-123.45\n")
+    before = snapshot(tmp_path)
+    code, _, err = provision(capsys, "batch", fleet, "--out", tmp_path / "out", "--broker", "mqtt://b")
+    assert code == 1 and "row 2:" in err and "row 3:" in err
+    assert snapshot(tmp_path) == before
+
+
+def test_a_used_output_folder_needs_force_and_keeps_ids_and_passwords(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet, out = write_fleet(tmp_path, "plate\n98C-123.45\n"), tmp_path / "out"
+    assert provision(capsys, "batch", fleet, "--out", out, "--broker", "mqtt://b")[0] == 0
+    first = load_settings(bundle_config(out, "98C12345"))
+    before = snapshot(out)
+    code, _, err = provision(capsys, "batch", fleet, "--out", out, "--broker", "mqtt://b")
+    assert code == 2 and "--force" in err
+    assert snapshot(out) == before
+    assert provision(capsys, "batch", fleet, "--out", out, "--broker", "mqtt://b", "--force")[0] == 0
+    again = load_settings(bundle_config(out, "98C12345"))
+    assert again.device.id == first.device.id and again.broker.password == first.broker.password
+
+
+def test_with_a_ca_key_every_device_gets_a_client_certificate_named_by_its_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    out = tmp_path / "out"
+    code, _, err = provision(
+        capsys, "batch", write_fleet(tmp_path, "plate,name\n98C-123.45,\n51G1-234.56,\n"), "--out", out,
+        "--broker", "mqtts://localhost:8883", "--ca", pki.ca_cert, "--ca-key", pki.ca_key, "--no-labels",
+    )  # fmt: skip
+    assert code == 0, err
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    for settings in _all_settings(out):
+        etc = out / settings.location.id / "etc" / "qr-checkin"
+        cert = x509.load_pem_x509_certificate((etc / "client.crt").read_bytes())
+        cert.verify_directly_issued_by(ca)
+        assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == settings.device.id
+        usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+        assert (etc / "client.key").stat().st_mode & 0o777 == 0o600
+        assert settings.broker.tls and settings.broker.username is None and settings.broker.password is None
+    assert not (out / "broker" / "passwd").exists() and not (out / "labels.pdf").exists()
+    consumer = x509.load_pem_x509_certificate((out / "consumer" / "client.crt").read_bytes())
+    assert consumer.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "consumer"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--broker", "mqtt://b", "--ca-key", "x"), "--ca-key needs --ca"),
+        (("--broker", "mqtt://b", "--consumer", "qrc-1"), "must not look like a device id"),
+        (("--broker", "ftp://b"), "has scheme 'ftp'"),
+    ],
+)
+def test_bad_fleet_options_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: tuple[str, ...], message: str
+) -> None:
+    fleet = write_fleet(tmp_path, "plate\n98C-123.45\n")
+    before = snapshot(tmp_path)
+    code, _, err = provision(capsys, "batch", fleet, "--out", tmp_path / "out", *extra)
+    assert code == 2 and message in err
+    assert snapshot(tmp_path) == before
+
+
+def test_a_sheet_holds_ten_labels_a_page_all_readable() -> None:
+    infos = [
+        LabelInfo(
+            f"qrc-{i:08x}", f"gate-{i}", f"Cổng {i}", "door", "mqtts://broker.example.com:8883", f"{i:012x}"
+        )
+        for i in range(11)
+    ]
+    pages = sheets(infos)
+    assert len(pages) == 2
+    found = [parse_label(r.text) for page in pages for r in zxingcpp.read_barcodes(np.array(page))]
+    assert sorted((c.device_id, c.location_id) for c in found if c) == sorted(
+        (i.device_id, i.location_id) for i in infos
+    )
