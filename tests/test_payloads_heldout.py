@@ -329,6 +329,8 @@ def test_other_codes() -> None:
     assert off.reason is not None and "accept_other" in off.reason
     # accept_other only concerns other codes.
     assert recognise(cccd(), accept_other=False).accepted
+    # Pipes and a leading number alone do not make a CCCD: a phone number is no ID number.
+    assert recognise("0912345678|NGUYEN VAN A|x|y|z|w|v").type == "other"
 
 
 def test_masked_other_shows_two_characters_and_hides_the_length() -> None:
