@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from gpiozero import LED
+from gpiozero.exc import PinError
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from device.decision import Decision
@@ -22,11 +23,18 @@ IDLE_TIMEOUT_S = 10.0
 
 
 class TonePin(MockPWMPin):
-    """A mock PWM pin that also keeps every frequency it was given (gpiozero keeps only the last)."""
+    """A mock PWM pin that keeps every frequency it was given (gpiozero keeps only the last) and can
+    be broken, as a shorted or disconnected output would make a real pin factory fail."""
 
     def __init__(self, factory: Any, info: Any) -> None:
         super().__init__(factory, info)
         self.frequencies: list[float] = []
+        self.broken = False
+
+    def _set_state(self, value: float) -> None:
+        if self.broken:
+            raise PinError(f"{self!r} is broken")
+        super()._set_state(value)
 
     def _set_frequency(self, value: float | None) -> None:
         super()._set_frequency(value)
@@ -249,3 +257,23 @@ def test_tonal_buzzer_needs_pwm_pins() -> None:
             GpioFeedback(GpioFeedbackSettings(buzzer=18, buzzer_kind="tonal"), factory)
     finally:
         factory.reset()
+
+
+def test_a_broken_output_never_raises_into_the_pipeline_nor_silences_the_others(
+    factory: MockFactory, make: Callable[..., GpioFeedback], caplog: pytest.LogCaptureFixture
+) -> None:
+    feedback = make(green=17, red=27, buzzer=22, status=24)
+    for pin in (17, 24):
+        factory.pin(pin).broken = True
+    feedback.status(Status.ONLINE)
+    feedback.decision(Decision("accepted"))
+    assert feedback.wait_idle(IDLE_TIMEOUT_S)
+    feedback.decision(Decision("rejected"))
+    assert feedback.wait_idle(IDLE_TIMEOUT_S)
+    assert on_off(factory, 27) == blinks(1)
+    assert on_off(factory, 22) == blinks(2)
+    failures = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    # Once per output, however often it fails: a dead LED must not flood the journal.
+    assert sorted(failures) == ["feedback green LED failed", "feedback status LED failed"]
+    for pin in (17, 24):
+        factory.pin(pin).broken = False

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from gpiozero import LED, RGBLED, Buzzer, DigitalOutputDevice, TonalBuzzer
@@ -35,7 +35,7 @@ NO_FACTORY_HINT = (
 D = TypeVar("D")
 
 
-def changes(pattern: Pattern) -> list[tuple[float, Light | Beep]]:
+def _timeline(pattern: Pattern) -> list[tuple[float, Light | Beep]]:
     """The pattern's light and sound tracks merged into one timeline of (offset in seconds, step)."""
     timeline: list[tuple[float, Light | Beep]] = []
     for track in (pattern.light, pattern.sound):
@@ -92,17 +92,18 @@ class _Player:
             try:
                 self._perform(pattern)
             except Exception:
-                # A failing pin must not silence the answers to the workers after this one.
+                # Whatever went wrong, the player must stay alive for the workers after this one.
                 log.exception("feedback pattern failed")
             finally:
-                self._all_off()
+                self._show(None)
+                self._sound(None)
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
 
     def _perform(self, pattern: Pattern) -> None:
         start = time.monotonic()
-        for at, step in changes(pattern):
+        for at, step in _timeline(pattern):
             if self._replaced_before(start + at * self._scale):
                 return
             if isinstance(step, Light):
@@ -117,13 +118,6 @@ class _Player:
                 lambda: self._pending is not None or self._closed, max(0.0, deadline - time.monotonic())
             )
 
-    def _all_off(self) -> None:
-        try:
-            self._show(None)
-            self._sound(None)
-        except GPIOZeroError:
-            log.exception("feedback outputs could not be switched off")
-
 
 class GpioFeedback:
     """The Feedback protocol on GPIO pins; `time_scale` < 1 plays the same patterns faster (tests)."""
@@ -136,6 +130,7 @@ class GpioFeedback:
         self._scale = time_scale
         self._devices: list[Any] = []
         self._closed = False
+        self._failed: set[str] = set()
         try:
             self._green = self._open("green", LED, settings.green, active_high=self._active_high("green"))
             self._red = self._open("red", LED, settings.red, active_high=self._active_high("red"))
@@ -164,47 +159,70 @@ class GpioFeedback:
         if pattern.opens and self._relay is not None:
             # gpiozero's own thread, apart from the player: the next worker's pattern must not lock the
             # door on this one. A second acceptance restarts the pulse.
-            self._relay.blink(on_time=self._settings.relay_pulse_s * self._scale, off_time=0, n=1)
+            with self._hardware_fault("relay"):
+                self._relay.blink(on_time=self._settings.relay_pulse_s * self._scale, off_time=0, n=1)
         self._player.play(pattern)
 
     def status(self, status: Status) -> None:
         if self._closed or self._status is None:
             return
         blink = STATUS_BLINK[status]
-        if blink is None:
-            self._status.on()
-        else:
-            self._status.blink(on_time=blink[0] * self._scale, off_time=blink[1] * self._scale)
+        with self._hardware_fault("status LED"):
+            if blink is None:
+                self._status.on()
+            else:
+                self._status.blink(on_time=blink[0] * self._scale, off_time=blink[1] * self._scale)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._player.close()
+        self._player.close()  # its last act switches the light and the buzzer off
+        for device in (self._relay, self._status):
+            if device is not None:
+                # Released pins may float: a door strike must not be left open by a stopping daemon.
+                with self._hardware_fault("relay" if device is self._relay else "status LED"):
+                    device.off()
         self._close_devices()
 
     def wait_idle(self, timeout: float) -> bool:
         """Waits until no pattern plays (status LED and relay aside); False if still playing at timeout."""
         return self._player.wait_idle(timeout)
 
+    @contextlib.contextmanager
+    def _hardware_fault(self, output: str) -> Iterator[None]:
+        # The pipeline calls in after an event is durable, and one dead output must not silence the
+        # others: a GPIO fault is logged (with its traceback once per output), never raised.
+        try:
+            yield
+        except GPIOZeroError:
+            if output in self._failed:
+                log.debug("feedback %s failed again", output)
+            else:
+                self._failed.add(output)
+                log.exception("feedback %s failed", output)
+
     # -- outputs --------------------------------------------------------------------------------------
 
     def _show(self, colour: Colour | None) -> None:
         red, green, blue = colour.value if colour is not None else (0.0, 0.0, 0.0)
         if self._rgb is not None:
-            self._rgb.color = (red, green, blue)
-        if self._green is not None and self._red is not None:
-            self._green.value = green > 0
-            self._red.value = red > 0
+            with self._hardware_fault("rgb LED"):
+                self._rgb.color = (red, green, blue)
+        for output, led, level in (("green LED", self._green, green), ("red LED", self._red, red)):
+            if led is not None:
+                with self._hardware_fault(output):
+                    led.value = level > 0
 
     def _sound(self, hz: float | None) -> None:
-        if isinstance(self._buzzer, TonalBuzzer):
-            if hz is None:
-                self._buzzer.stop()
-            else:
-                self._buzzer.play(Tone.from_frequency(hz))
-        elif self._buzzer is not None:
-            self._buzzer.value = hz is not None
+        with self._hardware_fault("buzzer"):
+            if isinstance(self._buzzer, TonalBuzzer):
+                if hz is None:
+                    self._buzzer.stop()
+                else:
+                    self._buzzer.play(Tone.from_frequency(hz))
+            elif self._buzzer is not None:
+                self._buzzer.value = hz is not None
 
     # -- set-up and release ---------------------------------------------------------------------------
 
