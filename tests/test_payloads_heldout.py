@@ -276,6 +276,15 @@ def test_cccd_rule_rejects_with_field_and_rule(text: str, reason: str) -> None:
     assert (rec.type, rec.accepted, rec.reason) == ("cccd", False, reason)
 
 
+def test_digits_are_ascii_digits() -> None:
+    arabic = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+    rejected(
+        cccd(issued="12082021".translate(arabic)),
+        "issue date [6]: expected ddmmyyyy, got a 8-character value",
+    )
+    rejected(cccd(dob="07111996".translate(arabic)), "date of birth [3]: expected ddmmyyyy, got '????????'")
+
+
 def test_century_digits_for_later_centuries() -> None:
     accepted(cccd(id="048303999977", dob="15082003"))
     accepted(cccd(id="048203999977", dob="15082003", gender="Nam"))

@@ -97,7 +97,8 @@ def _basic_rejection(text: str) -> str | None:
 
 def _masked_other(text: str) -> str:
     # The first characters tell a technician which kind of code it was; the length stays hidden.
-    if len(text) <= OTHER_SHOWN + 2:
+    # A short code is hidden whole: its first characters would be most of it.
+    if len(text) < 2 * OTHER_SHOWN + 1:
         return "*" * len(text)
     return text[:OTHER_SHOWN] + "*" * OTHER_HIDDEN
 

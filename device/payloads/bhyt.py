@@ -30,13 +30,13 @@ FIRST_CARD_YEAR = 1992
 
 # v1: group (2 letters) + benefit level + province + the 10-digit BHXH number; v2: the BHXH number only.
 # Either number may sit in either layout: cards reissued after 2021 from old numbers are reported.
-_CARD_V1 = re.compile(r"[A-Za-z]{2}\d{13}")
-_CARD_V2 = re.compile(r"\d{10}")
+_CARD_V1 = re.compile(r"[A-Za-z]{2}\d{13}", re.ASCII)
+_CARD_V2 = re.compile(r"\d{10}", re.ASCII)
 # Loose enough to recognise a damaged card number as an attempted BHYT rather than some other code.
 _CARD_LIKE = re.compile(r"[A-Za-z0-9]{8,16}")
-_FACILITY = re.compile(r"\d{2}[A-Za-z0-9]{3}")
-_CHECK = re.compile(r"[0-9A-Fa-f]{1,16}-\d{4}")
-_DIGITS = re.compile(r"\d+")
+_FACILITY = re.compile(r"\d{2}[A-Za-z0-9]{3}", re.ASCII)
+_CHECK = re.compile(r"[0-9A-Fa-f]{1,16}-\d{4}", re.ASCII)
+_DIGITS = re.compile(r"\d+", re.ASCII)
 _NOT_PRINTABLE_ASCII = re.compile(r"[^ -~]")
 _HEX_DIGITS = re.compile(r"[0-9A-Fa-f]+")
 BHXH_DIGITS = 10

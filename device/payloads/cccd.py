@@ -16,12 +16,12 @@ from device.payloads.checks import QUOTABLE, Birth, birth_date, compact_date, la
 
 FIELDS = 7
 ID_DIGITS = 12
-_ID = re.compile(r"\d{12}")
+_ID = re.compile(r"\d{12}", re.ASCII)
 # The 9-digit CMND; the 12-digit CMND issued 2012-2016 may be carried over as well.
-_OLD_ID = re.compile(r"\d{9}|\d{12}")
+_OLD_ID = re.compile(r"\d{9}|\d{12}", re.ASCII)
 # An ID number with a digit lost or doubled must still read as an attempted CCCD; a shorter number
 # (a phone number, say) in a code without a Nam/Nữ field is some other code.
-_ID_LIKE = re.compile(r"\d{11,13}")
+_ID_LIKE = re.compile(r"\d{11,13}", re.ASCII)
 _GENDERS = {"nam": "male", "nữ": "female"}
 # The 63 birth-registration province codes of TT 07/2016/TT-BCA appendix 1.
 PROVINCES = frozenset(

@@ -15,10 +15,11 @@ from datetime import date
 
 from device.errors import PayloadRejected
 
-_SLASHED = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
-_YEAR = re.compile(r"\d{4}")
-_COMPACT = re.compile(r"\d{8}")
-_MONTH_YEAR = re.compile(r"\d{6}")
+# re.ASCII throughout: \d would otherwise take Arabic-Indic and other Unicode digits.
+_SLASHED = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})", re.ASCII)
+_YEAR = re.compile(r"\d{4}", re.ASCII)
+_COMPACT = re.compile(r"\d{8}", re.ASCII)
+_MONTH_YEAR = re.compile(r"\d{6}", re.ASCII)
 # Unicode category Cc: C0 controls, DEL and C1 controls.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
@@ -58,8 +59,11 @@ def shown(value: str) -> str:
 
 
 def shape(value: str) -> str:
-    """The form of a value without its content: digits become 9, letters a ('01/01/1990' -> '99/99/9999')."""
-    out = "".join("9" if ch.isdigit() else "a" if ch.isalpha() else ch for ch in value[:16])
+    """The form of a value without its content: digits become 9, letters a ('01/01/1990' -> '99/99/9999'),
+    anything else outside ASCII ? (other scripts' digits included: they are not digits on a card)."""
+    out = "".join(
+        "9" if "0" <= ch <= "9" else "a" if ch.isalpha() else ch if ch.isascii() else "?" for ch in value[:16]
+    )
     return out + ("…" if len(value) > 16 else "")
 
 
