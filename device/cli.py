@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "inspect": "device.commands.inspect",
     "selftest": "device.commands.selftest",
     "decode": "device.commands.decode",
+    "scanners": "device.commands.scanners",
 }
 
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import NamedTuple
@@ -29,7 +30,7 @@ from device.sources.discovery import Hotplug, Inventory, match, selector_problem
 
 log = logging.getLogger(__name__)
 
-TERMINATORS = b"\r\n"
+TERMINATOR = re.compile(rb"[\r\n]")
 READ_SIZE = 4096
 # A QR holds at most ~3 KB; anything longer without a terminator is noise or a stuck line.
 MAX_FRAME_BYTES = 8192
@@ -71,11 +72,11 @@ class LineFramer:
         self._buffer += data
         frames: list[Frame] = []
         while True:
-            end = next((i for i, byte in enumerate(self._buffer) if byte in TERMINATORS), -1)
-            if end < 0:
+            end = TERMINATOR.search(self._buffer)
+            if end is None:
                 break
-            raw = bytes(self._buffer[:end])
-            del self._buffer[: end + 1]
+            raw = bytes(self._buffer[: end.start()])
+            del self._buffer[: end.end()]
             if self._overflowed:  # the tail of an over-long frame already answered
                 self._overflowed = False
             elif raw:
