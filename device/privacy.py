@@ -61,33 +61,44 @@ def load_key(path: Path, *, create: bool) -> bytes:
         raise ConfigError(
             f"privacy key file {path} holds {len(key)} bytes: at least {MIN_KEY_BYTES} are needed"
         )
-    if path.stat().st_mode & 0o077:
-        log.warning("privacy key file %s is readable by other users: chmod 600 it", path)
+    # Group read is how `make install` shares /etc/qr-checkin with the service (root:qr-checkin 0640).
+    if path.stat().st_mode & 0o007:
+        log.warning("privacy key file %s is open to all users: chmod 640 (or 600) it", path)
     return key
 
 
 def _generate_key(path: Path) -> bytes:
     log.warning("privacy key %s missing: generating a development key (not for production)", path)
     key = secrets.token_hex(KEY_BYTES).encode()
+    # Written whole under a temporary name, then linked into place: a concurrent starter sees either
+    # no key or a complete one, and a power cut cannot leave an empty key behind.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        # Another process won the race: its key is the key.
-        return path.read_bytes().strip()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            key = path.read_bytes().strip()
+        finally:
+            tmp.unlink()
+        _fsync_dir(path.parent)
     except OSError as exc:
         raise ConfigError(f"cannot create privacy key file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key + b"\n")
-        fh.flush()
-        # A key lost to a power cut would silently change every subject after the reboot.
-        os.fsync(fh.fileno())
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
     return key
+
+
+def _fsync_dir(directory: Path) -> None:
+    # A key lost to a power cut would silently change every subject after the reboot.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class Privacy:

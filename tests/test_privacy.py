@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
+import multiprocessing
 import os
 import stat
 from pathlib import Path
@@ -216,10 +217,31 @@ def test_unreadable_key_is_a_config_error(tmp_path: Path) -> None:
         load_key(tmp_path, create=True)
 
 
-def test_key_readable_by_others_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(("mode", "warns"), [(0o600, False), (0o640, False), (0o644, True), (0o602, True)])
+def test_key_open_to_all_users_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, mode: int, warns: bool
+) -> None:
     path = tmp_path / "site.key"
     path.write_bytes(KEY)
-    os.chmod(path, 0o644)
+    os.chmod(path, mode)
     with caplog.at_level(logging.WARNING, logger="device.privacy"):
-        load_key(path, create=False)
-    assert "readable by other users" in caplog.text
+        assert load_key(path, create=False) == KEY
+    assert ("open to all users" in caplog.text) == warns
+
+
+def _start(path: Path, ready: Any) -> bytes:
+    ready.wait(10)
+    return load_key(path, create=True)
+
+
+def test_concurrent_starters_agree_on_one_key(tmp_path: Path) -> None:
+    """Several processes generating the missing key at once: one wins, all use its key, no leftovers."""
+    path = tmp_path / "site.key"
+    context = multiprocessing.get_context("fork")
+    with context.Manager() as manager, context.Pool(4) as pool:
+        ready = manager.Event()
+        results = [pool.apply_async(_start, (path, ready)) for _ in range(8)]
+        ready.set()
+        keys = {r.get(timeout=30) for r in results}
+    assert keys == {path.read_bytes().strip()}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site.key"]
