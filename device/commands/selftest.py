@@ -62,7 +62,8 @@ def check_feedback(settings: Settings, args: argparse.Namespace) -> Result:
     try:
         feedback = build_feedback(settings.feedback)
     except CheckinError as exc:
-        return Result(False, str(exc))
+        # The usual cause on a provisioned device: the daemon holds the pins.
+        return Result(False, f"{exc} (if the qr-checkin service runs, stop it first)")
     try:
         for signal in signals:
             pattern = PATTERNS[signal]
