@@ -17,10 +17,8 @@ VALID = [s["payload"] for s in V["bhyt"] + V["cccd"]]
 INVALID = [b["payload"] for b in V["invalid"]]
 
 
-def inspect(*args: str, stdin: str = "") -> tuple[int, list[dict[str, Any]], str]:
-    proc = subprocess.run(
-        [str(QR_CHECKIN), "inspect", *args], input=stdin.encode(), capture_output=True, timeout=60
-    )
+def inspect(*args: str, stdin: bytes = b"") -> tuple[int, list[dict[str, Any]], str]:
+    proc = subprocess.run([str(QR_CHECKIN), "inspect", *args], input=stdin, capture_output=True, timeout=60)
     out = proc.stdout.decode()
     return proc.returncode, [json.loads(line) for line in out.splitlines()], proc.stderr.decode()
 
@@ -78,17 +76,19 @@ def test_stdin_json_lines_keep_going_past_bad_lines() -> None:
         json.dumps("bad\x01control"),
         json.dumps(INVALID[-1], ensure_ascii=False),
     ]
-    code, verdicts, err = inspect(stdin="\n".join(lines) + "\n")
+    stdin = ("\n".join(lines) + "\n").encode().replace(b"{not json", b'{not json\n"\xff\xfe"')
+    code, verdicts, err = inspect(stdin=stdin)
     assert code == 1
     assert [(v["line"], v["type"], v["accepted"]) for v in verdicts] == [
         (1, "cccd", True),
-        (3, "bhyt", True),
-        (6, None, False),
-        (7, "cccd", False),
+        (4, "bhyt", True),
+        (7, None, False),
+        (8, "cccd", False),
     ]
     assert verdicts[2]["reason"] == "control character U+0001 in scan"
-    assert "line 2: not valid JSON" in err and "line 5: expected a JSON string, got list" in err
-    assert "line 4" not in err
+    assert "line 2: not valid JSON" in err and "line 3: not valid UTF-8 (byte 0xff at 1)" in err
+    assert "line 6: expected a JSON string, got list" in err
+    assert "line 5" not in err
     assert_no_personal_data(json.dumps(verdicts, ensure_ascii=False) + err)
 
 
@@ -107,3 +107,17 @@ def test_reject_other_and_usage_errors() -> None:
     assert [(v["type"], v["accepted"]) for v in verdicts] == [("other", False), ("bhyt", True)]
     code, _, err = inspect("--no-such-flag")
     assert code == 2 and "unrecognized arguments" in err
+
+
+def test_a_reader_that_leaves_early_is_no_crash() -> None:
+    many = "\n".join(json.dumps(p) for p in VALID * 2000) + "\n"
+    proc = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", f"{QR_CHECKIN} inspect | head -n 1"],
+        input=many.encode(),
+        capture_output=True,
+        timeout=60,
+    )
+    # pipefail: the status is inspect's own, had it failed.
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert len(proc.stdout.splitlines()) == 1
+    assert b"Traceback" not in proc.stderr and b"BrokenPipe" not in proc.stderr, proc.stderr[-500:]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
 from datetime import date
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 from device.payloads import BhytCard, Judgement, judge
 
@@ -60,13 +61,15 @@ def verdict(judgement: Judgement, *, personal: bool, today: date) -> dict[str, A
     return out
 
 
-def _stdin_payloads(stream: TextIO, bad_lines: list[int]) -> Iterator[tuple[int, str]]:
+def _stdin_payloads(stream: BinaryIO, bad_lines: list[int]) -> Iterator[tuple[int, str]]:
     """The JSON strings of stdin; a bad line is reported on stderr at once, counted, and skipped."""
-    for number, line in enumerate(stream, start=1):
-        if not line.strip():
+    for number, raw in enumerate(stream, start=1):
+        if not raw.strip():
             continue
         try:
-            value = json.loads(line)
+            value = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            problem = f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at {exc.start})"
         except json.JSONDecodeError as exc:
             # The decoder's message gives a position, never the text (which may be personal data).
             problem = f"not valid JSON ({exc.msg} at column {exc.colno})"
@@ -84,11 +87,17 @@ def main(args: argparse.Namespace) -> int:
     if args.show_personal_data:
         print("inspect: printing personal data (--show-personal-data)", file=sys.stderr)
     bad_lines: list[int] = []
-    source = enumerate(args.payloads, start=1) if args.payloads else _stdin_payloads(sys.stdin, bad_lines)
-    for number, text in source:
-        judgement = judge(text, accept_other=not args.reject_other)
-        out = verdict(judgement, personal=args.show_personal_data, today=today)
-        if not args.payloads:
-            out["line"] = number
-        print(json.dumps(out, ensure_ascii=False), flush=True)
+    source = (
+        enumerate(args.payloads, start=1) if args.payloads else _stdin_payloads(sys.stdin.buffer, bad_lines)
+    )
+    try:
+        for number, text in source:
+            judgement = judge(text, accept_other=not args.reject_other)
+            out = verdict(judgement, personal=args.show_personal_data, today=today)
+            if not args.payloads:
+                out["line"] = number
+            print(json.dumps(out, ensure_ascii=False), flush=True)
+    except BrokenPipeError:
+        # The reader left (`| head`): stop quietly, and keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_BAD_INPUT if bad_lines else 0
