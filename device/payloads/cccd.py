@@ -15,7 +15,6 @@ from device.errors import PayloadRejected
 from device.payloads.checks import QUOTABLE, Birth, birth_date, compact_date, label, shown
 
 FIELDS = 7
-ID_DIGITS = 12
 _ID = re.compile(r"\d{12}", re.ASCII)
 # The 9-digit CMND; the 12-digit CMND issued 2012-2016 may be carried over as well.
 _OLD_ID = re.compile(r"\d{9}|\d{12}", re.ASCII)
