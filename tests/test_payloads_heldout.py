@@ -159,7 +159,7 @@ def test_five_year_date_may_be_a_dash_or_start_with_a_space() -> None:
     ("text", "reason"),
     [
         (bhyt(valid_to="31/12/2022"), "valid to [7] is before valid from [6]"),
-        (bhyt(valid_from="31/02/2023"), "valid from [6]: impossible date '31/02/2023'"),
+        (bhyt(valid_from="31/02/2023"), "valid from [6]: impossible date"),
         (bhyt(issued="2023-01-20"), "issue date [8]: expected dd/mm/yyyy, got a 10-character value"),
         (bhyt(valid_from="01/01/1020"), "valid from [6]: year 1020 outside 1992-2099"),
         (bhyt(dob="07/11/1896"), "date of birth [2]: year before 1900"),

@@ -2,8 +2,9 @@
 
 Each reader returns the parsed value or raises PayloadRejected with a reason of the form
 "<field> [<index>]: <rule>". Reasons go to logs and to the worker's display, so a value is quoted only
-when it cannot be personal data: dates of birth never, other values only when at most three
-characters long (a gender code, a digit), and a malformed date of birth is described by its shape.
+when it cannot be personal data: dates never (a child's card runs from the birth date), other values
+only when at most three characters long (a gender code, a digit); a malformed date of birth is
+described by its shape.
 """
 
 from __future__ import annotations
@@ -67,17 +68,17 @@ def shape(value: str) -> str:
     return out + ("…" if len(value) > 16 else "")
 
 
-def _calendar(field: str, value: str, year: int, month: int, day: int, *, personal: bool) -> date:
+def _calendar(field: str, year: int, month: int, day: int) -> date:
     try:
         return date(year, month, day)
     except ValueError:
-        raise PayloadRejected(f"{field}: impossible date" + ("" if personal else f" '{value}'")) from None
+        raise PayloadRejected(f"{field}: impossible date") from None
 
 
-def _card_date(field: str, value: str, year: int, month: int, day: int, first_year: int) -> date:
+def _card_date(field: str, year: int, month: int, day: int, first_year: int) -> date:
     if not first_year <= year <= LAST_CARD_YEAR:
         raise PayloadRejected(f"{field}: year {year} outside {first_year}-{LAST_CARD_YEAR}")
-    return _calendar(field, value, year, month, day, personal=False)
+    return _calendar(field, year, month, day)
 
 
 def slashed_date(field: str, value: str, *, first_year: int) -> date:
@@ -85,14 +86,14 @@ def slashed_date(field: str, value: str, *, first_year: int) -> date:
     m = _SLASHED.fullmatch(value)
     if m is None:
         raise PayloadRejected(f"{field}: expected dd/mm/yyyy, got {shown(value)}")
-    return _card_date(field, value, int(m[3]), int(m[2]), int(m[1]), first_year)
+    return _card_date(field, int(m[3]), int(m[2]), int(m[1]), first_year)
 
 
 def compact_date(field: str, value: str, *, first_year: int) -> date:
     """A card date `ddmmyyyy` (CCCD). Not personal."""
     if _COMPACT.fullmatch(value) is None:
         raise PayloadRejected(f"{field}: expected ddmmyyyy, got {shown(value)}")
-    return _card_date(field, value, int(value[4:]), int(value[2:4]), int(value[:2]), first_year)
+    return _card_date(field, int(value[4:]), int(value[2:4]), int(value[:2]), first_year)
 
 
 def birth_date(field: str, value: str, *, compact: bool) -> Birth:
@@ -100,13 +101,13 @@ def birth_date(field: str, value: str, *, compact: bool) -> Birth:
     if _YEAR.fullmatch(value):
         birth = Birth(int(value))
     elif compact and _COMPACT.fullmatch(value):
-        day = _calendar(field, value, int(value[4:]), int(value[2:4]), int(value[:2]), personal=True)
+        day = _calendar(field, int(value[4:]), int(value[2:4]), int(value[:2]))
         birth = Birth(day.year, day.month, day.day)
     elif compact and _MONTH_YEAR.fullmatch(value):
-        month = _calendar(field, value, int(value[2:]), int(value[:2]), 1, personal=True)
+        month = _calendar(field, int(value[2:]), int(value[:2]), 1)
         birth = Birth(month.year, month.month)
     elif not compact and (m := _SLASHED.fullmatch(value)):
-        day = _calendar(field, value, int(m[3]), int(m[2]), int(m[1]), personal=True)
+        day = _calendar(field, int(m[3]), int(m[2]), int(m[1]))
         birth = Birth(day.year, day.month, day.day)
     else:
         expected = "ddmmyyyy" if compact else "dd/mm/yyyy"
