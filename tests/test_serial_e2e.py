@@ -40,7 +40,7 @@ def test_serial_scanner_codes_are_accepted_and_published(
         port=broker.port,
         storage=tmp_path / "state",
         scanner={"sources": ["serial"]},
-        **{"scanner.serial": {"port": port, "direction": "in", "rescan_s": 0.2}},
+        **{"scanner.serial": {"port": port, "direction": "in", "rescan_s": 0.2}},  # type: ignore[arg-type]
     )
     daemon = DaemonProcess(config).start()
     try:

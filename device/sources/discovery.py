@@ -24,7 +24,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -241,7 +241,7 @@ class Hotplug:
         states.update(self._states)
         return states
 
-    async def scans(self) -> AsyncIterator[Scan]:
+    async def scans(self) -> AsyncGenerator[Scan, None]:
         queue: asyncio.Queue[Scan] = asyncio.Queue(QUEUE_SIZE)
         next_rescan = time.monotonic()
         try:

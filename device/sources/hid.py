@@ -13,7 +13,7 @@ import contextlib
 import errno
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import evdev
 
@@ -74,7 +74,7 @@ class HidSource:
     def state(self) -> dict[str, SourceState]:
         return self._hotplug.state
 
-    def scans(self) -> AsyncIterator[Scan]:
+    def scans(self) -> AsyncGenerator[Scan, None]:
         return self._hotplug.scans()
 
     def close(self) -> None:

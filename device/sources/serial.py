@@ -17,7 +17,7 @@ import errno
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import NamedTuple
 
 import serial
@@ -132,7 +132,7 @@ class SerialSource:
     def state(self) -> dict[str, SourceState]:
         return self._hotplug.state
 
-    def scans(self) -> AsyncIterator[Scan]:
+    def scans(self) -> AsyncGenerator[Scan, None]:
         return self._hotplug.scans()
 
     def close(self) -> None:
