@@ -29,7 +29,7 @@ from provisioning.bundle import PUBLIC, Bundle
 from provisioning.certs import DEFAULT_DAYS, Authority, certificate_file, issue_client, load_authority
 from provisioning.device_toml import BrokerAccess, Location, read_previous
 from provisioning.label import encode, require_label_support, sheets
-from provisioning.options import add_broker_arguments, read_site_key, refused
+from provisioning.options import add_broker_arguments, read_site_key, refused, write_failed
 from provisioning.prepare import (
     DEVICE_ID_PREFIX,
     Material,
@@ -107,9 +107,12 @@ def main(args: argparse.Namespace) -> int:
         print("qr-provision: no row could be provisioned. Nothing was written.", file=sys.stderr)
         return 1
     shared = fleet_files(fleet, prepared)
-    for _, item in prepared:
-        item.bundle.write()
-    shared.write()
+    try:
+        for _, item in prepared:
+            item.bundle.write()
+        shared.write()
+    except OSError as exc:
+        return write_failed(exc)
     for line, item in prepared:
         loc = item.location
         print(f"row {line}: {item.device_id}  {loc.kind} {loc.id}  config {item.config_hash}")

@@ -58,3 +58,13 @@ def read_site_key(path: Path) -> bytes:
 def refused(exc: ProvisionError) -> int:
     print(f"qr-provision: refused: {exc}\nNothing was written.", file=sys.stderr)
     return 2
+
+
+def write_failed(exc: OSError) -> int:
+    # Each file is replaced atomically, so whatever was written is whole; re-running completes it.
+    print(
+        f"qr-provision: writing failed: {exc}. The files already written are whole; "
+        "fix the cause and run again (batch: with --force).",
+        file=sys.stderr,
+    )
+    return 1

@@ -19,6 +19,7 @@ from provisioning.options import (
     read_password,
     read_site_key,
     refused,
+    write_failed,
 )
 from provisioning.prepare import (
     KINDS,
@@ -64,9 +65,12 @@ def main(args: argparse.Namespace) -> int:
         refuse_conflicts(conflicts, force=args.force)
     except ProvisionError as exc:
         return refused(exc)
-    written = prepared.bundle.write()
-    if label is not None:
-        write_atomic(args.label, label, PUBLIC)
+    try:
+        written = prepared.bundle.write()
+        if label is not None:
+            write_atomic(args.label, label, PUBLIC)
+    except OSError as exc:
+        return write_failed(exc)
     warning = registry.record(
         {
             "device_id": prepared.device_id,
