@@ -230,6 +230,8 @@ class Hotplug:
         self._retry_at: dict[str, float] = {}
         # Config line -> every reader it has named so far.
         self._seen: dict[str, set[str]] = {}
+        # Config lines already reported as matching nothing, so the log says it once.
+        self._announced: set[str] = set()
         self._closed = False
 
     @property
@@ -270,6 +272,9 @@ class Hotplug:
             return
         for selector, names in found.items():
             self._seen.setdefault(selector, set()).update(names)
+            if not self._seen[selector] and selector not in self._announced:
+                self._announced.add(selector)
+                log.warning("%s scanner %s: no such device attached; waiting for it", self._kind, selector)
         present = {name for names in found.values() for name in names}
         for name, state in list(self._states.items()):
             if name not in present and name not in self._tasks and state != "disconnected":

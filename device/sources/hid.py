@@ -84,24 +84,22 @@ class HidSource:
         try:
             device = self._open_device(name)
         except PermissionError as exc:
-            raise SourceError(
-                f"cannot open {name}: permission denied (is the service user in 'input'?)"
-            ) from exc
+            raise SourceError("cannot open: permission denied (is the service user in 'input'?)") from exc
         except OSError as exc:
             if exc.errno in GONE:
-                raise SourceUnavailable(f"{name} is gone") from exc
-            raise SourceError(f"cannot open {name}: {exc.strerror or exc}") from exc
+                raise SourceUnavailable("gone") from exc
+            raise SourceError(f"cannot open: {exc.strerror or exc}") from exc
         try:
             device.grab()
         except OSError as exc:
             device.close()
             if exc.errno == errno.EBUSY:
                 raise SourceBusy(
-                    f"{name} is grabbed by another process (a second qr-checkin, evtest --grab, a kiosk app?)"
+                    "grabbed by another process (a second qr-checkin, evtest --grab, a kiosk app?)"
                 ) from exc
             if exc.errno in GONE:
-                raise SourceUnavailable(f"{name} is gone") from exc
-            raise SourceError(f"cannot grab {name}: {exc.strerror or exc}") from exc
+                raise SourceUnavailable("gone") from exc
+            raise SourceError(f"cannot grab: {exc.strerror or exc}") from exc
         return EvdevReader(name, device, self._settings)
 
 
@@ -151,8 +149,8 @@ class EvdevReader:
                 log.warning("hid scanner %s went away mid-code: the partial code was dropped", self.name)
                 self._decoder.drop()
             if exc.errno in GONE:
-                raise SourceUnavailable(f"{self.name} was unplugged") from exc
-            raise SourceError(f"reading {self.name}: {exc.strerror or exc}") from exc
+                raise SourceUnavailable("unplugged") from exc
+            raise SourceError(f"read failed: {exc.strerror or exc}") from exc
 
     def _scan(self, decoded: Decoded) -> Scan:
         text = strip_affixes(decoded.text, self._settings.prefix, self._settings.suffix)

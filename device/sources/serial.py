@@ -155,16 +155,14 @@ class SerialSource:
         except (serial.SerialException, OSError) as exc:
             code = getattr(exc, "errno", None)
             if code in BUSY:
-                raise SourceBusy(
-                    f"{name} is held by another process (ModemManager? a second qr-checkin?)"
-                ) from exc
+                raise SourceBusy("held by another process (ModemManager? a second qr-checkin?)") from exc
             if code in GONE:
-                raise SourceUnavailable(f"{name} is gone") from exc
+                raise SourceUnavailable("gone") from exc
             if code == errno.EACCES:
                 raise SourceError(
-                    f"cannot open {name}: permission denied (is the service user in 'dialout'?)"
+                    "cannot open: permission denied (is the service user in 'dialout'?)"
                 ) from exc
-            raise SourceError(f"cannot open {name}: {exc}") from exc
+            raise SourceError(f"cannot open: {exc}") from exc
         return SerialReader(name, port, self._settings)
 
 
@@ -187,7 +185,7 @@ class SerialReader:
                         "serial scanner %s went away mid-code: the partial code was dropped", self.name
                     )
                     self._framer.drop()
-                raise SourceUnavailable(f"{self.name} was unplugged") from exc
+                raise SourceUnavailable("unplugged") from exc
             now = time.monotonic()
             for frame in self._framer.feed(chunk):
                 yield Scan(
