@@ -225,18 +225,6 @@ def test_dropped_events_damage_the_code() -> None:
     assert ended[0].damage is not None and "dropped" in ended[0].damage
 
 
-def test_drop_forgets_a_half_code_and_held_modifiers() -> None:
-    decoder = KeystrokeDecoder()
-    for event in input_events([(SHIFT, 1), *tap(K["KEY_A"])]):
-        decoder.feed(event)
-    assert decoder.pending
-    decoder.drop()
-    assert not decoder.pending
-    assert [d for event in input_events([*tap(K["KEY_B"]), *tap(ENTER)]) if (d := decoder.feed(event))] == [
-        Decoded("b")
-    ]
-
-
 @pytest.mark.parametrize(
     ("typed_on", "read_as"),
     [("us", "de"), ("us", "fr"), ("us", "uk"), ("de", "us"), ("fr", "us"), ("uk", "de")],

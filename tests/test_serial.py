@@ -246,13 +246,6 @@ def test_framer_rejects_an_endless_line_once() -> None:
     assert frames[1] == Frame("OK")
 
 
-def test_framer_drop_forgets_a_half_frame() -> None:
-    framer = LineFramer()
-    assert framer.feed(b"half") == [] and framer.pending
-    framer.drop()
-    assert framer.feed(b"whole\r\n") == [Frame("whole")]
-
-
 CODE = st.text(alphabet=st.characters(codec="utf-8", blacklist_characters="\r\n"), min_size=1, max_size=60)
 
 

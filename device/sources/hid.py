@@ -145,9 +145,8 @@ class EvdevReader:
         except BlockingIOError:  # woken with nothing to read
             return None
         except OSError as exc:
-            if self._decoder.pending:
+            if self._decoder.pending:  # this reader and its decoder end here: the half code goes with them
                 log.warning("hid scanner %s went away mid-code: the partial code was dropped", self.name)
-                self._decoder.drop()
             if exc.errno in GONE:
                 raise SourceUnavailable("unplugged") from exc
             raise SourceError(f"read failed: {exc.strerror or exc}") from exc

@@ -299,14 +299,6 @@ class KeystrokeDecoder:
         """Whether part of a code has been read and not yet ended."""
         return bool(self._chars or self._alt_digits or self._dead or self._damage)
 
-    def drop(self) -> None:
-        """Forgets a half-read code (the device went away mid-code)."""
-        self._reset_code()
-        self._shift.clear()
-        self._ctrl.clear()
-        self._alt.clear()
-        self._altgr = False
-
     def flush(self) -> Decoded | None:
         """Ends the current code after a silence (terminator "gap"); None when there is none."""
         return self._end() if self.pending else None

@@ -64,10 +64,6 @@ class LineFramer:
     def pending(self) -> bool:
         return bool(self._buffer)
 
-    def drop(self) -> None:
-        self._buffer.clear()
-        self._overflowed = False
-
     def feed(self, data: bytes) -> list[Frame]:
         self._buffer += data
         frames: list[Frame] = []
@@ -184,7 +180,6 @@ class SerialReader:
                     log.warning(
                         "serial scanner %s went away mid-code: the partial code was dropped", self.name
                     )
-                    self._framer.drop()
                 raise SourceUnavailable("unplugged") from exc
             now = time.monotonic()
             for frame in self._framer.feed(chunk):
