@@ -281,6 +281,7 @@ def test_layout_damage_finds(text: str, keyed: str | None, needle: str) -> None:
         ("https://example.com/c?id=42", None),
         ("VISITOR-42", None),
         ("A" * 20 + "-", None),
+        ("SN12345678-01-02-03-04-05-06", None),
     ],
 )
 def test_layout_damage_passes(text: str, keyed: str | None) -> None:

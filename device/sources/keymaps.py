@@ -171,6 +171,8 @@ VIETNAMESE_MARKS = frozenset("\u0300\u0301\u0303\u0309\u0323\u0302\u0306\u031b")
 # Patterns of the codes we read, where a symbol typed through the wrong layout shows.
 PIPED_LEAD = re.compile(r"^[A-Za-z0-9]{10,15}([^A-Za-z0-9\s])")
 MIN_SEPARATORS = 6  # a CCCD code has 6 '|', a BHYT code 14 or 16
+# What other codes separate fields with ("ABC1234567-01-02..."); '|' never comes out as one of these.
+PLAIN_SEPARATORS = frozenset("-_.,;:/")
 BHYT_DATE = re.compile(r"\d{2}([^\d\s])\d{2}\1\d{4}")
 URL_SCHEME = re.compile(r"^https?[^A-Za-z0-9]", re.IGNORECASE)
 URL_START = re.compile(r"^https?://", re.IGNORECASE)
@@ -229,7 +231,7 @@ def _moved_separator(text: str) -> str | None:
     if "|" not in text:
         # BHYT and CCCD codes open with the card or ID number (10-15 letters and digits), then '|'.
         lead = PIPED_LEAD.match(text)
-        if lead and text.count(lead[1]) >= MIN_SEPARATORS:
+        if lead and lead[1] not in PLAIN_SEPARATORS and text.count(lead[1]) >= MIN_SEPARATORS:
             return f"looks like a BHYT/CCCD code whose '|' separators came out as {lead[1]!r}"
     elif text.endswith("$"):
         for field in text.split("|"):
