@@ -66,8 +66,8 @@ class CameraSource:
                 continue
             pause = RETRY_MIN_S
             try:
-                while not feed.ended:
-                    for scan in await loop.run_in_executor(self._worker, self._next, feed):
+                while (scans := await loop.run_in_executor(self._worker, self._next, feed)) is not None:
+                    for scan in scans:
                         yield scan
             except SourceError as exc:
                 log.warning("camera %s lost: %s", self._reader, exc)
@@ -86,13 +86,15 @@ class CameraSource:
         log.info("camera %s open (%s)", source.name, self._settings.backend)
         return self._feed
 
-    def _next(self, feed: NewestFrame) -> list[Scan]:
-        """Runs in the worker thread: one frame through decode, debounce and the focus nudge."""
+    def _next(self, feed: NewestFrame) -> list[Scan] | None:
+        """Runs in the worker thread: one frame through decode, debounce and the focus nudge. None
+        when the source has no more frames."""
         frame = feed.take(STALL_S)
         if frame is None:
-            if not feed.ended:
-                self._state = "fault"
-                log.warning("camera %s: no frame for %.0f s", self._reader, STALL_S)
+            if feed.exhausted:
+                return None
+            self._state = "fault"
+            log.warning("camera %s: no frame for %.0f s", self._reader, STALL_S)
             return []
         self._state = "connected"
         decoded = self._decoder.decode(frame.gray, self._presence.hints(frame.at))

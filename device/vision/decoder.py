@@ -133,8 +133,9 @@ def sharpen(gray: np.ndarray, amount: int = 2) -> np.ndarray:
 
 
 def upscale(gray: np.ndarray, factor: int) -> np.ndarray:
-    """Bilinear upscale by an integer factor, separable, in integer arithmetic."""
-    img = gray.astype(np.uint16)
+    """Bilinear upscale by an integer factor (pixel i lands at i * factor), separable, integer maths."""
+    # The repeated edge row and column let the last pixels interpolate towards themselves.
+    img = np.pad(gray, ((0, 1), (0, 1)), mode="edge").astype(np.uint16)
     w = np.arange(factor, dtype=np.uint16)
     rows = img[:-1, None, :] * (factor - w)[:, None] + img[1:, None, :] * w[:, None]
     rows = rows.reshape(-1, img.shape[1])
@@ -214,6 +215,8 @@ class Decoder:
             raise ValueError(f"a frame must be a 2-D uint8 grey image, not {gray.ndim}-D {gray.dtype}")
         start = self._clock()
         symbols = _read(gray, return_errors=True)
+        if not symbols and not hints:  # the common case, an empty frame: nothing more to do
+            return Decoded((), (), None, (self._clock() - start) * 1000)
         found = [Found(b.text, region_of(b)) for b in symbols if b.valid]
         undecoded = [region_of(b) for b in symbols if not b.valid and _located(b)]
         undecoded = [r for r in _distinct(undecoded) if not any(r.overlaps(f.region) for f in found)]

@@ -328,8 +328,9 @@ class NewestFrame:
                 self._cond.notify()
 
     def take(self, timeout: float) -> Frame | None:
-        """The newest frame not yet taken; None if none came within `timeout` or the source ended
-        (then `ended` is set). Re-raises the capture thread's error."""
+        """The newest frame not yet taken. None if none came within `timeout`, or if the source has
+        ended and every frame was taken (then `exhausted` is true). After a live source's last frame,
+        re-raises the error that ended it."""
         if self._thread is None:
             frame = next(self._frames, None)
             self.ended = frame is None
@@ -340,6 +341,11 @@ class NewestFrame:
             if frame is None and self._error is not None:
                 raise self._error
             return frame
+
+    @property
+    def exhausted(self) -> bool:
+        with self._cond:
+            return self.ended and self._newest is None
 
     def close(self) -> None:
         with self._cond:

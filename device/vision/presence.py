@@ -7,7 +7,8 @@ one scan per appearance:
   different frames, so it never reaches the pipeline, while a real code shown for a blink (two
   frames at 15 fps, 70 ms) still does. This costs one frame of latency; `confirm_reads = 1` turns it
   off.
-- It stays one scan while in view. It must be out of view for `rearm_s` before it can scan again.
+- It stays one scan while in view. It must be out of view for `rearm_s` before it can scan again
+  (absent from the frames, or no frames at all, as while the camera is reopened).
   "In view" includes frames where the code was detected at the same place but did not decode (a hand
   tilting the card), so a flicker of unreadable frames does not re-arm it.
 """
@@ -19,18 +20,24 @@ from dataclasses import dataclass
 
 from device.vision.decoder import Found, Region
 
+# Longer than this without any frame, the camera was not looking: a code is not "still in view".
+FRAME_GAP_S = 0.5
 # A code read once waits this long for its confirming read.
 CONFIRM_S = 1.0
-# Regions seen this recently are handed to the decoder as hints for the next frames.
-HINT_S = 0.5
+# A first read's region is a hint this long (4-5 frames at 15 fps: a motion-blurred frame or an
+# autofocus hunt between the read and its confirmation).
+HINT_S = 0.3
 
 
 @dataclass(slots=True)
 class _Track:
     region: Region
+    # When it was last read; for a scanned code also refreshed by undecoded sightings at its place.
     last: float
     reads: int
     emitted: bool
+    # The first frame of the current absence; None while in view.
+    absent_since: float | None = None
 
 
 class Presence:
@@ -43,33 +50,40 @@ class Presence:
 
     def observe(self, at: float, found: Sequence[Found], undecoded: Sequence[Region] = ()) -> list[str]:
         """Feeds one frame (time `at`, monotonic seconds); returns the texts that become scans now."""
-        self._tracks = {
-            text: t
-            for text, t in self._tracks.items()
-            if at - t.last <= (self.rearm_s if t.emitted else CONFIRM_S)
-        }
+        texts = {f.text for f in found}
+        for text, track in self._tracks.items():
+            if text in texts or (track.emitted and any(r.overlaps(track.region) for r in undecoded)):
+                track.absent_since = None
+                track.last = at
+            elif track.absent_since is None:
+                track.absent_since = at
+        self._tracks = {text: t for text, t in self._tracks.items() if not self._gone(t, at)}
         scans = []
         for f in found:
-            track = self._tracks.get(f.text)
-            if track is None:
-                track = self._tracks[f.text] = _Track(f.region, at, 0, False)
-            elif track.last == at:
+            if f.text not in texts:
                 continue  # the same code twice in one frame is one read
+            texts.discard(f.text)
+            track = self._tracks.setdefault(f.text, _Track(f.region, at, 0, False))
             track.reads += 1
-            track.last = at
             track.region = f.region
             if not track.emitted and track.reads >= self.confirm_reads:
                 track.emitted = True
                 scans.append(f.text)
-        for region in undecoded:
-            for track in self._tracks.values():
-                if track.emitted and region.overlaps(track.region):
-                    track.last = at
         return scans
 
+    def _gone(self, track: _Track, at: float) -> bool:
+        if not track.emitted:
+            return at - track.last > CONFIRM_S
+        if track.absent_since is not None:
+            return at - track.absent_since >= self.rearm_s
+        # No frame at all for a while (the camera was reopened): that counts as out of view too.
+        return at - track.last > max(self.rearm_s, FRAME_GAP_S)
+
     def hints(self, at: float) -> list[Region]:
-        """Where codes were seen in the last moments: worth a closer look if this frame shows nothing."""
-        return [t.region for t in self._tracks.values() if at - t.last <= HINT_S]
+        """Where a code read once awaits its confirming read: worth a closer look if this frame shows
+        nothing there. Codes already scanned give no hints, so the frames after a card is taken away
+        cost no more than any empty frame."""
+        return [t.region for t in self._tracks.values() if not t.emitted and at - t.last <= HINT_S]
 
 
 class Refocus:

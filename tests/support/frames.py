@@ -9,6 +9,7 @@ decoder reads and which it misses. Used by the vision tests and bench/decode.py.
 from __future__ import annotations
 
 import functools
+import glob
 import json
 import random
 from collections.abc import Iterator
@@ -17,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import segno
+import zxingcpp
 from PIL import Image, ImageDraw, ImageFilter
 
 WIDTH, HEIGHT = 640, 480
+Box = tuple[float, float, float, float]
 CONDITIONS = ("clean", "rotation", "perspective", "blur", "noise", "low_contrast", "small", "clutter")
 PAYLOADS_JSON = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "qr-payloads.json"
 
@@ -46,6 +49,8 @@ class LabeledFrame:
     text: str | None
     condition: str
     seed: int
+    # Where the code was pasted (x0, y0, x1, y1), None for an empty frame.
+    box: Box | None = None
 
 
 def payloads() -> list[str]:
@@ -130,7 +135,7 @@ def perspective_coeffs(src: list[tuple[float, float]], dst: list[tuple[float, fl
     return [float(c) for c in np.linalg.solve(np.array(rows, dtype=np.float64), rhs)]
 
 
-def place(frame: Image.Image, code: Image.Image, cond: Condition, rng: random.Random) -> None:
+def place(frame: Image.Image, code: Image.Image, cond: Condition, rng: random.Random) -> Box:
     side = code.width
     half = side / 2
     angle = np.deg2rad(cond.angle_deg)
@@ -153,19 +158,22 @@ def place(frame: Image.Image, code: Image.Image, cond: Condition, rng: random.Ra
         size, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR
     )
     frame.paste(warped, (0, 0), mask)
+    return min(x for x, _ in dst), min(y for _, y in dst), max(x for x, _ in dst), max(y for _, y in dst)
 
 
-def render(text: str | None, cond: Condition, seed: int) -> np.ndarray:
+def render(text: str | None, cond: Condition, seed: int) -> tuple[np.ndarray, Box | None]:
+    """The frame and where its code sits."""
     rng = random.Random(seed)
     frame = scene(rng, cond.clutter)
+    box = None
     if text is not None:
         light = rng.uniform(150 + min(cond.contrast, 90), 250)
-        place(frame, code_image(text, cond.module_px, cond.contrast, light), cond, rng)
+        box = place(frame, code_image(text, cond.module_px, cond.contrast, light), cond, rng)
     if cond.blur_sigma > 0:
         frame = frame.filter(ImageFilter.GaussianBlur(cond.blur_sigma))
     pixels = np.asarray(frame, dtype=np.float32)
     noise = np.random.default_rng(seed).normal(0, cond.noise_sigma, pixels.shape)
-    return np.clip(pixels + noise, 0, 255).astype(np.uint8)
+    return np.clip(pixels + noise, 0, 255).astype(np.uint8), box
 
 
 def camera_frames(count: int, seed: int = 1, kinds: tuple[str, ...] = CONDITIONS) -> Iterator[LabeledFrame]:
@@ -176,7 +184,8 @@ def camera_frames(count: int, seed: int = 1, kinds: tuple[str, ...] = CONDITIONS
         rng = random.Random(frame_seed)
         kind = kinds[i % len(kinds)]
         text = texts[rng.randrange(len(texts))]
-        yield LabeledFrame(render(text, condition_for(kind, rng), frame_seed), text, kind, frame_seed)
+        image, box = render(text, condition_for(kind, rng), frame_seed)
+        yield LabeledFrame(image, text, kind, frame_seed, box)
 
 
 def empty_frames(count: int, seed: int = 2) -> Iterator[LabeledFrame]:
@@ -184,4 +193,52 @@ def empty_frames(count: int, seed: int = 2) -> Iterator[LabeledFrame]:
     looks = (Condition(), Condition(clutter=40), Condition(noise_sigma=30), Condition(blur_sigma=2.0))
     for i in range(count):
         frame_seed = seed * 100_003 + i
-        yield LabeledFrame(render(None, looks[i % len(looks)], frame_seed), None, "empty", frame_seed)
+        image, _ = render(None, looks[i % len(looks)], frame_seed)
+        yield LabeledFrame(image, None, "empty", frame_seed)
+
+
+@dataclass(frozen=True)
+class PhotoCase:
+    """One photograph of the shared ZXing sets and the text its code holds (trailing CR/LF stripped)."""
+
+    name: str
+    path: Path
+    text: str
+    # zxing-java/qrcode-2/13: its expected file says "photograph", the code says "photography" (see the
+    # dataset README). A correct read of it does not match, so it cannot count as a misread.
+    expected_is_wrong: bool = False
+
+
+PHOTO_SETS = {"zxing-cpp": ".", "zxing-java": "zxing-java"}
+KNOWN_WRONG_EXPECTED = frozenset({"zxing-java/qrcode-2/13.png"})
+
+
+def photo_cases(photos_dir: Path, photo_set: str) -> list[PhotoCase]:
+    """Every image with its own expected-text file. qrcode-7's structured-append parts have none (only
+    the merged message has), so they are not single-image cases."""
+    base = photos_dir / PHOTO_SETS[photo_set]
+    cases = []
+    for expected in sorted(base.glob("qrcode-*/*.txt")):
+        if expected.name.endswith((".result.txt", ".metadata.txt")):
+            continue
+        images = [p for p in expected.parent.glob(f"{glob.escape(expected.stem)}.*") if p.suffix != ".txt"]
+        if len(images) != 1:
+            continue
+        name = images[0].relative_to(photos_dir).as_posix()
+        # Bytes, not read_text: universal newlines would turn the payloads' CR/LF into LF.
+        text = expected.read_bytes().decode("utf-8").rstrip("\r\n")
+        cases.append(PhotoCase(name, images[0], text, name in KNOWN_WRONG_EXPECTED))
+    return cases
+
+
+def photo_gray(case: PhotoCase) -> np.ndarray:
+    with Image.open(case.path) as img:
+        return np.asarray(img.convert("L"))
+
+
+def plain_texts(gray: np.ndarray) -> list[str]:
+    """The baseline every figure is measured against: zxing-cpp's plain call for QR codes."""
+    barcodes = zxingcpp.read_barcodes(
+        gray, formats=zxingcpp.BarcodeFormat.QRCode, text_mode=zxingcpp.TextMode.Plain
+    )
+    return [b.text for b in barcodes]

@@ -1,0 +1,252 @@
+"""The camera decode path against zxing-cpp's plain call, same run, same images.
+
+Baseline: `zxingcpp.read_barcodes(gray, formats=BarcodeFormat.QRCode, text_mode=TextMode.Plain)`.
+Sets: the shared photographs (zxing-cpp and zxing-java, reported apart: they overlap), generated
+camera-like 640x480 frames (tests/support/frames.py) and generated empty frames.
+
+Timing: both decoders run on each image in turn, several rounds in alternating order; an image's
+cost is its fastest round (the least disturbed by the other tenants of this machine), and a set's
+figure is the mean of those over its images. Ratios are what to read, not milliseconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import Row, main_for, row
+from device.settings import CameraSourceSettings
+from device.vision.decoder import STEPS, Decoder
+from device.vision.presence import Presence
+from tests.support.frames import (
+    camera_frames,
+    empty_frames,
+    photo_cases,
+    photo_gray,
+    plain_texts,
+)
+
+PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "qr-photos"
+NAME = "camera-decode"
+# The door sequence of the sustained figure, in frames at 15 fps: a code held ~0.7 s, ~1.3 s of nobody.
+HOLD = 10
+EMPTY_RUN = 20
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str
+    gray: np.ndarray
+    # None: no code in the image.
+    text: str | None
+    expected_is_wrong: bool = False
+    condition: str = ""
+
+
+def _ours(decoder: Decoder) -> Callable[[np.ndarray], list[str]]:
+    return lambda gray: decoder.decode(gray).texts
+
+
+def _judge(item: Item, texts: list[str]) -> str:
+    """read | misread | none | false-positive."""
+    got = [t.rstrip("\r\n") for t in texts]
+    if item.text is None:
+        return "false-positive" if got else "none"
+    if item.text in got:
+        return "read"
+    return "misread" if got and not item.expected_is_wrong else "none"
+
+
+def _outcomes(items: Sequence[Item], decode: Callable[[np.ndarray], list[str]]) -> list[str]:
+    return [_judge(item, decode(item.gray)) for item in items]
+
+
+def _costs(items: Sequence[Item], decoders: dict[str, Callable[[np.ndarray], object]], rounds: int) -> dict:
+    best = {name: [float("inf")] * len(items) for name in decoders}
+    names = list(decoders)
+    for r in range(rounds):
+        order = names if r % 2 == 0 else names[::-1]
+        for i, item in enumerate(items):
+            for name in order:
+                t0 = time.perf_counter()
+                decoders[name](item.gray)
+                best[name][i] = min(best[name][i], time.perf_counter() - t0)
+    return {name: 1000 * sum(v) / len(v) for name, v in best.items()}
+
+
+def compare(label: str, items: Sequence[Item], decoder: Decoder, rounds: int) -> list[Row]:
+    ours, plain = _outcomes(items, _ours(decoder)), _outcomes(items, plain_texts)
+    costs = _costs(items, {"ours": _ours(decoder), "plain": plain_texts}, rounds)
+    bench = f"{NAME}/{label}"
+    n = len(items)
+    rows = []
+    if items[0].text is None:
+        rows.append(
+            row(
+                bench,
+                "false positives",
+                ours.count("false-positive"),
+                "codes",
+                plain.count("false-positive"),
+                f"of {n} empty frames",
+            )
+        )
+        target = "target <= 1.05"
+    else:
+        rows.append(
+            row(
+                bench,
+                "read",
+                ours.count("read"),
+                "images",
+                plain.count("read"),
+                f"of {n}; target >= baseline",
+            )
+        )
+        rows.append(
+            row(bench, "misreads", ours.count("misread"), "images", plain.count("misread"), "target 0")
+        )
+        target = "target <= 1.5"
+    rows.append(
+        row(
+            bench,
+            "ms per frame",
+            costs["ours"],
+            "ms",
+            costs["plain"],
+            f"fastest of {rounds} interleaved rounds, mean over images; {target}",
+        )
+    )
+    return rows
+
+
+def per_condition(items: Sequence[Item], decoder: Decoder) -> list[Row]:
+    ours, plain = _outcomes(items, _ours(decoder)), _outcomes(items, plain_texts)
+    total: Counter[str] = Counter(item.condition for item in items)
+    ours_read: Counter[str] = Counter(i.condition for i, o in zip(items, ours, strict=True) if o == "read")
+    plain_read: Counter[str] = Counter(i.condition for i, o in zip(items, plain, strict=True) if o == "read")
+    return [
+        row(f"{NAME}/camera-like/{c}", "read", ours_read[c], "frames", plain_read[c], f"of {total[c]}")
+        for c in total
+    ]
+
+
+def steps(sets: dict[str, Sequence[Item]], budget_ms: float, rounds: int) -> list[Row]:
+    """Each kept step against the decoder without it: what it reads and what it costs."""
+    rows = []
+    full = Decoder(budget_ms)
+    for step in STEPS:
+        without = Decoder(budget_ms, steps=[s for s in STEPS if s != step])
+        for label, items in sets.items():
+            coded = [i for i in items if i.text is not None]
+            gained = _outcomes(coded, _ours(full)).count("read") - _outcomes(coded, _ours(without)).count(
+                "read"
+            )
+            costs = _costs(coded, {"with": full.decode, "without": without.decode}, rounds)
+            rows.append(
+                row(
+                    f"{NAME}/step {step}",
+                    f"reads on {label}",
+                    gained,
+                    "images",
+                    None,
+                    f"codes only this step reads, of {len(coded)}",
+                )
+            )
+            rows.append(
+                row(
+                    f"{NAME}/step {step}",
+                    f"ms per frame on {label}",
+                    costs["with"],
+                    "ms",
+                    costs["without"],
+                    "baseline: the same decoder without this step",
+                )
+            )
+    return rows
+
+
+def door_sequence(coded: Sequence[Item], empty: Sequence[Item]) -> list[np.ndarray]:
+    """What a door camera sees: each code held up for HOLD frames, then EMPTY_RUN frames of nobody."""
+    frames: list[np.ndarray] = []
+    for i, item in enumerate(coded):
+        frames += [item.gray] * HOLD
+        frames += [empty[(i * EMPTY_RUN + k) % len(empty)].gray for k in range(EMPTY_RUN)]
+    return frames
+
+
+def sustained(frames: Sequence[np.ndarray], decoder: Decoder, passes: int) -> list[Row]:
+    """Frames per second on one core, serially; ours includes the debounce and its hints. Both run
+    the same stretch of frames back to back, in alternating order, so a change in the machine's load
+    hits both."""
+    presence = Presence(rearm_s=2.0)
+
+    def ours(chunk: Sequence[np.ndarray], first: int) -> None:
+        for k, gray in enumerate(chunk):
+            at = (first + k) / 15
+            decoded = decoder.decode(gray, presence.hints(at))
+            presence.observe(at, decoded.found, decoded.undecoded)
+
+    def plain(chunk: Sequence[np.ndarray], first: int) -> None:
+        for gray in chunk:
+            plain_texts(gray)
+
+    spent = {"ours": 0.0, "plain": 0.0}
+    runners = {"ours": ours, "plain": plain}
+    cycle = HOLD + EMPTY_RUN
+    for p in range(passes):
+        for c, first in enumerate(range(0, len(frames), cycle)):
+            for name in ("ours", "plain") if (p + c) % 2 == 0 else ("plain", "ours"):
+                start = time.perf_counter()
+                runners[name](frames[first : first + cycle], p * len(frames) + first)
+                spent[name] += time.perf_counter() - start
+    total = passes * len(frames)
+    note = f"one thread; each camera-like frame held {HOLD} frames, then {EMPTY_RUN} empty frames"
+    return [
+        row(
+            f"{NAME}/sustained",
+            "frames per second",
+            total / spent["ours"],
+            "fps",
+            total / spent["plain"],
+            note,
+        )
+    ]
+
+
+def load(quick: bool) -> dict[str, list[Item]]:
+    limit = 24 if quick else None
+    sets: dict[str, list[Item]] = {}
+    for photo_set in ("zxing-cpp", "zxing-java"):
+        cases = photo_cases(PHOTOS, photo_set)[:limit]
+        sets[photo_set] = [Item(c.name, photo_gray(c), c.text, c.expected_is_wrong) for c in cases]
+    sets["camera-like"] = [
+        Item(f"seed {f.seed}", f.image, f.text, condition=f.condition)
+        for f in camera_frames(16 if quick else 160, seed=11)
+    ]
+    sets["empty"] = [Item(f"seed {f.seed}", f.image, None) for f in empty_frames(8 if quick else 48, seed=12)]
+    return sets
+
+
+def run(quick: bool = False) -> list[Row]:
+    budget_ms = CameraSourceSettings().decode_budget_ms
+    decoder = Decoder(budget_ms)
+    rounds = 2 if quick else 5
+    sets = load(quick)
+    rows = []
+    for label, items in sets.items():
+        rows += compare(label, items, decoder, rounds)
+    rows += per_condition(sets["camera-like"], decoder)
+    rows += steps({k: v for k, v in sets.items() if k != "empty"}, budget_ms, 1 if quick else 3)
+    door = door_sequence(sets["camera-like"], sets["empty"])
+    rows += sustained(door, decoder, 1 if quick else 2)
+    return rows
+
+
+if __name__ == "__main__":
+    main_for(run)
