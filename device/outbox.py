@@ -207,15 +207,14 @@ class Outbox:
 
     # -- the publisher's side ---------------------------------------------------------------------
 
-    def pending(self, limit: int, exclude: Iterable[int] = (), live_after: int = 0) -> list[Pending]:
-        """Undelivered events, live ones (seq > live_after) first, each group oldest first."""
-        skip = set(exclude)
+    def pending(self, limit: int, after: int = 0, upto: int | None = None) -> list[Pending]:
+        """Undelivered events with after < seq <= upto, oldest first (an index range scan)."""
         rows = self._db.execute(
-            "SELECT seq, event_id, body FROM events WHERE delivered_at IS NULL"
-            " ORDER BY (seq > ?) DESC, seq LIMIT ?",
-            (live_after, limit + len(skip)),
+            "SELECT seq, event_id, body FROM events WHERE delivered_at IS NULL AND seq > ? AND seq <= ?"
+            " ORDER BY seq LIMIT ?",
+            (after, upto if upto is not None else 2**62, limit),
         ).fetchall()
-        return [Pending(*row) for row in rows if row[0] not in skip][:limit]
+        return [Pending(*row) for row in rows]
 
     def mark_delivered(self, seqs: Iterable[int], at: float | None = None) -> None:
         seqs = list(seqs)

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 # Seconds the drain thread sleeps when nothing wakes it: the cadence of heartbeats and retries.
 IDLE_WAIT_S = 0.5
+# Acknowledged events are marked delivered in batches of this many, or after this long.
+DELIVERED_BATCH = 1000
+DELIVERED_DELAY_S = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,13 @@ class Publisher:
         self._stopping = threading.Event()
         self._inflight: dict[int, _InFlight] = {}
         self._live_after = 0
+        self._client_id = client_id
+        self._status_mids: set[int] = set()
+        self._status_refused = False
+        self._live_cursor = 0
+        self._backlog_cursor = 0
+        self._delivered: list[int] = []
+        self._delivered_since = 0.0
         self._new_connection = threading.Event()
         self._attempts = 0
         self._last_status = 0.0
@@ -104,7 +114,7 @@ class Publisher:
             clean_session=None if protocol == mqtt.MQTTv5 else True,
         )
         # Our drain loop bounds the window; paho's own limit is forgotten after a reconnect.
-        client.max_inflight_messages_set(b.inflight_window)
+        client.max_inflight_messages_set(max(1, b.inflight_window // 2))
         client.max_queued_messages_set(0)
         if b.username:
             client.username_pw_set(b.username, b.password.get_secret_value() if b.password else None)
@@ -174,7 +184,11 @@ class Publisher:
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
         self._acks.put((mid, reason.value, str(reason)))
-        self._wake.set()
+        # Waking the drain thread for every ack would fight paho's thread for the GIL; a quarter
+        # window of acks is worth a round (the idle timeout collects the rest).
+        waiting = self._acks.qsize()
+        if waiting >= max(1, self._broker.inflight_window // 4) or waiting >= len(self._inflight):
+            self._wake.set()
 
     # -- the drain loop (our thread) ------------------------------------------------------------------
 
@@ -186,37 +200,72 @@ class Publisher:
                 # A storage fault must not end delivery for good; the next round tries again.
                 log.exception("publisher round failed")
                 self._stopping.wait(IDLE_WAIT_S)
-            self._wake.wait(IDLE_WAIT_S)
+            timeout = IDLE_WAIT_S
+            if self._delivered:
+                timeout = max(0.0, DELIVERED_DELAY_S - (time.monotonic() - self._delivered_since))
+            self._wake.wait(timeout)
             self._wake.clear()
 
     def _drain_once(self) -> None:
         self._take_acks()
         if not self.connected:
+            self._flush_delivered()
             return
         if self._new_connection.is_set():
             self._new_connection.clear()
-            # Whatever was accepted after this moment is "live" and overtakes the backlog.
+            # Whatever is accepted after this moment is "live" and overtakes the backlog.
             self._live_after = self._outbox.max_seq()
+            self._rewind()
         self._expire_stale()
         room = self._broker.inflight_window - len(self._inflight)
-        if room > 0:
-            taken = {f.seq for f in self._inflight.values()}
-            for row in self._outbox.pending(room, exclude=taken, live_after=self._live_after):
-                info = self._client.publish(self.topics.events, row.body, qos=1)
-                self._inflight[info.mid] = _InFlight(row.seq, time.monotonic())
+        # Refilling one slot per ack would cost a query each; a quarter window at a time keeps the pipe
+        # full, and a single live event still goes out at once (the window is then nearly empty).
+        if room >= max(1, self._broker.inflight_window // 4):
+            self._refill(room)
+        if (
+            len(self._delivered) >= DELIVERED_BATCH
+            or time.monotonic() - self._delivered_since >= DELIVERED_DELAY_S
+        ):
+            self._flush_delivered()
         if time.monotonic() - self._last_status >= self._broker.heartbeat_s:
             self._publish_status()
 
+    def _rewind(self) -> None:
+        self._live_cursor = self._live_after
+        self._backlog_cursor = 0
+
+    def _refill(self, room: int) -> None:
+        taken = {f.seq for f in self._inflight.values()}
+        rows = self._outbox.pending(room, after=self._live_cursor)
+        if rows:
+            self._live_cursor = rows[-1].seq
+        if len(rows) < room:
+            backlog = self._outbox.pending(
+                room - len(rows), after=self._backlog_cursor, upto=self._live_after
+            )
+            if backlog:
+                self._backlog_cursor = backlog[-1].seq
+            rows += backlog
+        for item in rows:
+            # After a reconnect paho re-sends what it still holds; those rows are already in flight.
+            if item.seq in taken:
+                continue
+            info = self._client.publish(self.topics.events, item.body, qos=1)
+            self._inflight[info.mid] = _InFlight(item.seq, time.monotonic())
+
     def _take_acks(self) -> None:
-        delivered: list[int] = []
         while True:
             try:
                 mid, code, text = self._acks.get_nowait()
             except queue.Empty:
-                break
+                return
+            if mid in self._status_mids:
+                self._status_mids.discard(mid)
+                self._status_answered(code, text)
+                continue
             flight = self._inflight.pop(mid, None)
             if flight is None:
-                continue  # a status message, or an event already re-sent after a stale window
+                continue  # an event already re-sent after a stale window
             if code >= 0x80:
                 self._outbox.dead_letter(flight.seq, f"broker refused: {text} (0x{code:02x})")
                 self.dead_lettered += 1
@@ -226,22 +275,50 @@ class Publisher:
                     text,
                 )
             else:
-                delivered.append(flight.seq)
-        self._outbox.mark_delivered(delivered)
-        self.delivered += len(delivered)
+                if not self._delivered:
+                    self._delivered_since = time.monotonic()
+                self._delivered.append(flight.seq)
+
+    def _status_answered(self, code: int, text: str) -> None:
+        if code < 0x80:
+            return
+        # mosquitto closes the connection after a refused QoS 1 publish: re-sending the status at
+        # every connect would then starve the events of their own answer (and their dead letter).
+        if not self._status_refused:
+            log.error(
+                "ALARM: broker refused the status topic %s (%s): does the certificate CN or username match"
+                " the device id %s?",
+                self.topics.status,
+                text,
+                self._client_id,
+            )
+        self._status_refused = True
+
+    def _flush_delivered(self) -> None:
+        # One synced transaction per batch: a crash before it only means those events go out again.
+        if self._delivered:
+            self._outbox.mark_delivered(self._delivered)
+            self.delivered += len(self._delivered)
+            self._delivered = []
 
     def _expire_stale(self) -> None:
         # paho re-sends unacked messages after a reconnect; an ack that never comes at all (a broker
         # that lost the session) must not hold a slot forever, so such rows go out again.
         limit = max(60.0, 4.0 * self._broker.keepalive)
         now = time.monotonic()
-        for mid in [m for m, f in self._inflight.items() if now - f.sent_at > limit]:
+        stale = [m for m, f in self._inflight.items() if now - f.sent_at > limit]
+        for mid in stale:
             del self._inflight[mid]
+        if stale:
+            self._rewind()
 
     def _publish_status(self) -> None:
         self._last_status = time.monotonic()
+        if self._status_refused:
+            return
         payload = {"schema": "checkin.status/1", "state": "online", **self._status()}
-        self._client.publish(self.topics.status, json.dumps(payload), qos=1, retain=True)
+        info = self._client.publish(self.topics.status, json.dumps(payload), qos=1, retain=True)
+        self._status_mids.add(info.mid)
 
     # -- stop -------------------------------------------------------------------------------------------
 
@@ -267,5 +344,7 @@ class Publisher:
             while self._inflight and self.connected and time.monotonic() < deadline:
                 time.sleep(0.02)
                 self._take_acks()
+        self._take_acks()
+        self._flush_delivered()
         self._client.disconnect()
         self._client.loop_stop()

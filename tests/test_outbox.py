@@ -47,13 +47,14 @@ def test_duplicate_window_uses_monotonic_time_within_a_boot(tmp_path: Path) -> N
     assert box.max_seq() == 2
 
 
-def test_pending_puts_live_events_before_backlog(tmp_path: Path) -> None:
+def test_pending_reads_ranges_of_undelivered_events(tmp_path: Path) -> None:
     box = Outbox.open(tmp_path)
     for i in range(6):
         box.append_unless_recent(f"k{i}", stamp(), 0, event)
-    order = [p.seq for p in box.pending(10, live_after=3)]
-    assert order == [4, 5, 6, 1, 2, 3]
-    assert [p.seq for p in box.pending(2, exclude={4}, live_after=3)] == [5, 6]
+    box.mark_delivered([2])
+    assert [p.seq for p in box.pending(10)] == [1, 3, 4, 5, 6]
+    assert [p.seq for p in box.pending(2, after=3)] == [4, 5]
+    assert [p.seq for p in box.pending(10, upto=3)] == [1, 3]
 
 
 def test_dead_letter_leaves_the_queue_and_is_kept(tmp_path: Path) -> None:

@@ -253,11 +253,6 @@ def test_the_daemon_with_a_provisioned_tls_config_publishes_and_verifies(
         consumer.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="publisher: the retained status on connect is refused first (0x87) and mosquitto 2.0.11 then "
-    "drops the connection, so no event ever gets its own 0x87: an endless reconnect loop, no dead letter",
-)
 def test_a_daemon_outside_its_acl_dead_letters_instead_of_retrying(fleet: Fleet, tmp_path: Path) -> None:
     # The door's certificate, but a device id the ACL does not give it: every publish gets 0x87.
     config = on_this_machine(fleet.door, tmp_path, device_id="qrc-intruder")

@@ -1,0 +1,1 @@
+"""Benchmarks: every figure next to a baseline measured in the same run (these machines are noisy)."""
