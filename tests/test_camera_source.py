@@ -123,19 +123,19 @@ def test_a_missing_camera_is_a_fault_retried_not_a_crash(tmp_path: Path) -> None
 
 
 class LiveCamera:
-    """A live test source at 100 fps: one code in view for `frames` frames, then an unplug."""
+    """A live test source at 100 fps: its images in turn for `frames` frames, then an unplug."""
 
     live = True
     name = "camera0"
 
-    def __init__(self, image: np.ndarray, frames: int) -> None:
-        self.image = image
+    def __init__(self, images: list[np.ndarray], frames: int) -> None:
+        self.images = images
         self.count = frames
 
     def frames(self) -> Iterator[Frame]:
-        for _ in range(self.count):
+        for i in range(self.count):
             time.sleep(0.01)
-            yield Frame(self.image, time.monotonic())
+            yield Frame(self.images[min(i, len(self.images) - 1)], time.monotonic())
         raise SourceUnavailable("camera0: capture failed: unplugged")
 
     def focus(self) -> None:
@@ -145,31 +145,44 @@ class LiveCamera:
         pass
 
 
-def test_a_lost_live_camera_is_reopened_and_keeps_scanning(monkeypatch: pytest.MonkeyPatch) -> None:
-    shown = [_frame(B, seed=3), _frame(C, seed=4)]
-    opened: list[LiveCamera] = []
-
-    def open_frames(settings: CameraSourceSettings) -> LiveCamera:
-        opened.append(LiveCamera(shown[min(len(opened), 1)], frames=30))
-        return opened[-1]
-
-    monkeypatch.setattr(camera_module, "open_frames", open_frames)
-    monkeypatch.setattr(camera_module, "RETRY_MIN_S", 0.01)
-    source = CameraSource(CameraSourceSettings(backend="picamera2"))
-
+def _first_scans(source: CameraSource, count: int) -> list[Scan]:
     async def run() -> list[Scan]:
         scans: list[Scan] = []
         async with asyncio.timeout(20):
             async for scan in source.scans():
                 scans.append(scan)
-                if len(scans) == 2:
+                if len(scans) == count:
                     break
         return scans
 
     try:
-        scans = asyncio.run(run())
+        return asyncio.run(run())
     finally:
         source.close()
+
+
+def test_a_lost_live_camera_is_reopened_and_keeps_scanning(monkeypatch: pytest.MonkeyPatch) -> None:
+    shown = [_frame(B, seed=3), _frame(C, seed=4)]
+    opened: list[LiveCamera] = []
+
+    def open_frames(settings: CameraSourceSettings) -> LiveCamera:
+        opened.append(LiveCamera([shown[min(len(opened), 1)]], frames=30))
+        return opened[-1]
+
+    monkeypatch.setattr(camera_module, "open_frames", open_frames)
+    monkeypatch.setattr(camera_module, "RETRY_MIN_S", 0.01)
+    scans = _first_scans(CameraSource(CameraSourceSettings(backend="picamera2")), 2)
     assert [s.text for s in scans] == [B, C], "the second code came from the reopened camera"
     assert len(opened) >= 2
     assert all(s.reader == "camera0" for s in scans)
+
+
+def test_a_frame_the_decoder_refuses_is_skipped_not_fatal(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    colour = np.zeros((48, 64, 3), np.uint8)  # not a grey frame: the decoder raises ValueError
+    camera = LiveCamera([colour] * 10 + [_frame(B, seed=3)], frames=40)
+    monkeypatch.setattr(camera_module, "open_frames", lambda settings: camera)
+    scans = _first_scans(CameraSource(CameraSourceSettings(backend="picamera2")), 1)
+    assert [s.text for s in scans] == [B]
+    assert "frame skipped: a frame must be a 2-D uint8 grey image" in caplog.text

@@ -60,7 +60,9 @@ class CameraSource:
                 feed = await loop.run_in_executor(self._worker, self._open)
             except SourceError as exc:
                 self._state = "fault"
-                log.warning("camera %s unavailable, retrying in %.1f s: %s", self._reader, pause, exc)
+                # Loud once per outage, then quiet: a camera-less device should not fill its journal.
+                level = logging.WARNING if pause == RETRY_MIN_S else logging.DEBUG
+                log.log(level, "camera %s unavailable, retrying in %.1f s: %s", self._reader, pause, exc)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, RETRY_MAX_S)
                 continue
@@ -70,12 +72,18 @@ class CameraSource:
                     for scan in scans:
                         yield scan
             except SourceError as exc:
-                log.warning("camera %s lost: %s", self._reader, exc)
+                log.warning(
+                    "camera %s lost after %d frames decoded, %d dropped: %s",
+                    self._reader,
+                    self.frames_decoded,
+                    self.frames_dropped,
+                    exc,
+                )
             finally:
                 feed.close()
             self._state = "disconnected"
             if not feed.source.live:
-                log.info("camera %s: replay finished after %d frames", self._reader, self.frames_decoded)
+                log.info("camera %s: replay finished, %d frames decoded", self._reader, self.frames_decoded)
                 return
             await asyncio.sleep(pause)
 
@@ -90,6 +98,8 @@ class CameraSource:
         """Runs in the worker thread: one frame through decode, debounce and the focus nudge. None
         when the source has no more frames."""
         frame = feed.take(STALL_S)
+        if self._closed:
+            return None
         if frame is None:
             if feed.exhausted:
                 return None
@@ -97,7 +107,11 @@ class CameraSource:
             log.warning("camera %s: no frame for %.0f s", self._reader, STALL_S)
             return []
         self._state = "connected"
-        decoded = self._decoder.decode(frame.gray, self._presence.hints(frame.at))
+        try:
+            decoded = self._decoder.decode(frame.gray, self._presence.hints(frame.at))
+        except (ValueError, RuntimeError) as exc:  # one odd frame must not stop the camera
+            log.warning("camera %s: frame skipped: %s", self._reader, exc)
+            return []
         self.frames_decoded += 1
         texts = self._presence.observe(frame.at, decoded.found, decoded.undecoded)
         if self._refocus.due(frame.at, bool(decoded.undecoded) and not decoded.found):
