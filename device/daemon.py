@@ -4,7 +4,8 @@
                                         outbox --> Publisher --> broker
 
 Scans are answered in the event loop's thread; the publisher drains the outbox in its own thread,
-so feedback never waits for the network.
+so feedback never waits for the network. The event loop also feeds systemd's watchdog, so a stuck
+loop gets the daemon restarted.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ import importlib
 import logging
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
-from device import __version__
+from device import __version__, health
+from device.audit import AuditLog
 from device.checkin import Checkin, iso_utc
 from device.clock import Clock, SystemClock
 from device.decision import Decision
 from device.errors import CheckinError, StorageError
-from device.feedback import Feedback, Signal, Status
+from device.feedback import Feedback, Signal, Status, build_feedback
+from device.label import LabelCode, parse_label
+from device.notify import Notifier
 from device.outbox import Outbox
 from device.privacy import Privacy, load_key
 from device.publisher import Publisher, Topics
@@ -35,8 +38,13 @@ log = logging.getLogger(__name__)
 
 MAINTENANCE_S = 1.0
 PURGE_EVERY_S = 60.0
+STATUS_LINE_EVERY_S = 5.0
+# Alarms that would flood the journal are repeated at most this often.
+ALARM_REPEAT_S = 60.0
 # Warn about undelivered events once they are this far into their allowed age.
 AGE_ALARM_FRACTION = 0.5
+AUDIT_FILE = "audit.jsonl"
+EXIT_CANNOT_START = 3
 
 _SOURCE_CLASSES = {
     "stdin": ("device.sources.stdin", "StdinSource"),
@@ -55,16 +63,6 @@ def build_sources(settings: Settings) -> list[Source]:
     return sources
 
 
-def build_feedback(settings: Settings) -> Feedback:
-    if settings.feedback.backend == "gpio":
-        from device.feedback.gpio import GpioFeedback
-
-        return GpioFeedback(settings.feedback.gpio)
-    from device.feedback.console import ConsoleFeedback
-
-    return ConsoleFeedback()
-
-
 class Daemon:
     def __init__(
         self,
@@ -73,20 +71,25 @@ class Daemon:
         clock: Clock | None = None,
         feedback: Feedback | None = None,
         sources: list[Source] | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.feedback = feedback or build_feedback(settings)
+        self.feedback = feedback or build_feedback(settings.feedback)
         self.sources = sources if sources is not None else build_sources(settings)
+        self.notifier = notifier or Notifier.from_env()
+        self.audit = AuditLog(settings.storage.dir / AUDIT_FILE, clock=self.clock)
         self.started_mono = time.monotonic()
         self.config_hash = settings.config_hash()
         self._snapshot: dict[str, Any] = {}
         self._stop = asyncio.Event()
         self._was_synced = False
         self._last_purge = 0.0
-        self._last_age_alarm = 0.0
+        self._last_status_line = 0.0
+        self._alarmed: dict[str, float] = {}
         self._storage_fault: str | None = None
         self._light: Status | None = None
+        self._reader_states: dict[str, str] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -101,9 +104,12 @@ class Daemon:
             )
         except CheckinError as exc:
             log.critical("cannot start: %s", exc)
+            self.audit.record("start_failed", reason=type(exc).__name__)
+            self.notifier.status(f"cannot start: {exc}")
             self.feedback.signal(Signal.FAULT)
             self.feedback.close()
-            return 3
+            return EXIT_CANNOT_START
+        self._audit_start()
         self.checkin = Checkin(s, self.outbox, privacy, self.clock)
         self._was_synced = self.clock.synced()
         self._refresh_snapshot()
@@ -124,6 +130,7 @@ class Daemon:
         ]
         tasks.append(asyncio.create_task(self._consume(scans), name="consume"))
         tasks.append(asyncio.create_task(self._maintain(), name="maintain"))
+        tasks.append(asyncio.create_task(self._feed_watchdog(), name="watchdog"))
         log.info(
             "qr-checkin %s ready: device %s at %s %s, sources %s, broker %s:%s",
             __version__,
@@ -134,14 +141,29 @@ class Daemon:
             s.broker.host,
             s.broker.port,
         )
+        # Ready means storage and sources are up; the broker may come much later (or never, on a bus).
+        self.notifier.ready(self._status_line())
         self.feedback.signal(Signal.READY)
         await self._stop.wait()
         log.info("stopping")
+        self.notifier.stopping("stopping")
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._shutdown()
         return 0
+
+    def _audit_start(self) -> None:
+        previous = [r for r in self.audit.read() if r.get("event") == "start"]
+        if previous and previous[-1].get("config_hash") != self.config_hash:
+            self.audit.record(
+                "config_changed", previous_hash=previous[-1].get("config_hash"), config_hash=self.config_hash
+            )
+        self.audit.record("start", version=__version__, config_hash=self.config_hash)
+        if self.outbox.moved_aside is not None:
+            self.audit.record("store_corrupt", moved_to=self.outbox.moved_aside.name)
+            self._storage_fault = "corrupt store moved aside"
+            self.feedback.signal(Signal.FAULT)
 
     def _shutdown(self) -> None:
         for src in self.sources:
@@ -151,7 +173,9 @@ class Daemon:
         self._refresh_snapshot()
         self.publisher.stop()
         self.feedback.close()
+        self.audit.record("stop", backlog=self._snapshot.get("backlog", 0))
         self.outbox.close()
+        self.notifier.close()
         log.info("stopped")
 
     def stop(self) -> None:
@@ -172,17 +196,53 @@ class Daemon:
     async def _consume(self, scans: asyncio.Queue[Scan]) -> None:
         while True:
             scan = await scans.get()
-            decision = self.checkin.decide(scan, offline=not self.publisher.connected)
-            self._answer(decision)
+            label = parse_label(scan.text) if scan.damage is None else None
+            if label is not None:
+                self._identify(label)
+                continue
+            self._answer(self.checkin.decide(scan, offline=not self.publisher.connected))
 
     def _answer(self, decision: Decision) -> None:
         self.feedback.decision(decision)
         if decision.outcome == "accepted":
+            self._storage_fault = None
             self.publisher.wake()
         elif decision.reason and decision.reason.startswith("storage"):
             self._storage_fault = decision.reason
+            self._alarm(
+                "storage", "ALARM: %s: scans are answered 'rejected' until it recovers", decision.reason
+            )
+
+    def _identify(self, label: LabelCode) -> None:
+        """A technician showed this device's label: prove which device it is, publish no check-in."""
+        matches = (
+            label.device_id == self.settings.device.id and label.location_id == self.settings.location.id
+        )
+        same_config = label.config_hash == self.config_hash
+        log.info(
+            "provisioning label scanned: device matches=%s, configuration matches=%s", matches, same_config
+        )
+        self.feedback.signal(Signal.IDENTIFY)
+        self.audit.record("label_scanned", matches=matches, config_matches=same_config)
+        self.publisher.announce(
+            provisioning_check={
+                "label_device_id": label.device_id,
+                "label_location_id": label.location_id,
+                "label_config_hash": label.config_hash,
+                "matches": matches,
+                "config_matches": same_config,
+            }
+        )
 
     # -- housekeeping ----------------------------------------------------------------------------------
+
+    async def _feed_watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval()
+        if interval is None:
+            return
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
 
     async def _maintain(self) -> None:
         while True:
@@ -190,7 +250,7 @@ class Daemon:
             try:
                 self._maintain_once()
             except StorageError as exc:
-                log.warning("maintenance: %s", exc)
+                self._alarm("maintenance", "maintenance: %s", exc)
 
     def _maintain_once(self) -> None:
         now = self.clock.wall()
@@ -198,16 +258,22 @@ class Daemon:
         if synced and not self._was_synced:
             fixed = self.outbox.correct_unsynced(self.clock.boot_id(), now, self.clock.monotonic(), iso_utc)
             log.info("clock synchronised; corrected the time of %d undelivered events", fixed)
+            self.audit.record("clock_synchronised", corrected=fixed)
             self.publisher.wake()
         self._was_synced = synced
         if time.monotonic() - self._last_purge >= PURGE_EVERY_S:
             self._last_purge = time.monotonic()
             self._purge(now)
+        self._watch_readers()
         self._refresh_snapshot()
+        self._watch_disk()
         light = self._status_light()
         if light is not self._light:
             self._light = light
             self.feedback.status(light)
+        if time.monotonic() - self._last_status_line >= STATUS_LINE_EVERY_S:
+            self._last_status_line = time.monotonic()
+            self.notifier.status(self._status_line())
 
     def _purge(self, now: float) -> None:
         st = self.settings.storage
@@ -219,8 +285,33 @@ class Daemon:
         )
         if dropped:
             log.error("ALARM: dropped %d undelivered events older than %s days", dropped, st.max_age_days)
+            self.audit.record("drop", count=dropped, reason="max_age_days")
         self.checkin.flush_counters()
-        self._storage_fault = None
+
+    def _watch_readers(self) -> None:
+        for src in self.sources:
+            for name, state in src.state.items():
+                key = f"{src.kind}:{name}"
+                before = self._reader_states.get(key)
+                if state != before:
+                    self._reader_states[key] = state
+                    if before is not None or state != "connected":
+                        log.info("scanner %s is %s", key, state)
+                    self.audit.record(f"scanner_{state}", source=src.kind, device=name)
+
+    def _watch_disk(self) -> None:
+        free = self._snapshot.get("disk_free_mb")
+        low = free is not None and free < self.settings.storage.low_space_mb
+        if low and self._alarm("disk", "ALARM: only %.1f MB free for the store", free):
+            self.feedback.signal(Signal.STORAGE_LOW)
+
+    def _alarm(self, kind: str, message: str, *args: object) -> bool:
+        """Logs an alarm, at most once a minute per kind; True when it was logged."""
+        if time.monotonic() - self._alarmed.get(kind, -ALARM_REPEAT_S) < ALARM_REPEAT_S:
+            return False
+        self._alarmed[kind] = time.monotonic()
+        log.error(message, *args)
+        return True
 
     def _status_light(self) -> Status:
         if self._storage_fault or not self._any_source_connected():
@@ -228,8 +319,15 @@ class Daemon:
         return Status.ONLINE if self.publisher.connected else Status.BUFFERING
 
     def _any_source_connected(self) -> bool:
-        return not self.sources or any(
-            state == "connected" for src in self.sources for state in src.state.values()
+        return not self.sources or "connected" in self._reader_states.values()
+
+    def _status_line(self) -> str:
+        snap = self._snapshot
+        link = "online" if getattr(self, "publisher", None) and self.publisher.connected else "buffering"
+        counters = snap.get("counters", {})
+        return (
+            f"{link}, backlog {snap.get('backlog', 0)}, accepted {counters.get('accepted', 0)},"
+            f" rejected {counters.get('rejected', 0)}, clock {snap.get('clock', '?')}"
         )
 
     def _refresh_snapshot(self) -> None:
@@ -237,14 +335,12 @@ class Daemon:
         now = self.clock.wall()
         oldest_age = None if backlog.oldest_wall is None else round(now - backlog.oldest_wall, 1)
         max_age_s = self.settings.storage.max_age_days * 86400
-        old = oldest_age is not None and oldest_age > AGE_ALARM_FRACTION * max_age_s
-        if old and time.monotonic() - self._last_age_alarm > 3600:
-            self._last_age_alarm = time.monotonic()
-            log.error("ALARM: the oldest undelivered event is %.1f days old", (oldest_age or 0) / 86400)
+        if oldest_age is not None and oldest_age > AGE_ALARM_FRACTION * max_age_s:
+            self._alarm("age", "ALARM: the oldest undelivered event is %.1f days old", oldest_age / 86400)
         stored = self.outbox.counters()
-        live = self.checkin.counters
+        unflushed = self.checkin.counters.unflushed if hasattr(self, "checkin") else {}
         totals = {
-            name: stored.get(name, 0) + live.unflushed.get(name, 0)
+            name: stored.get(name, 0) + unflushed.get(name, 0)
             for name in ("scans", "accepted", "duplicates", "rejected", "storage_failures")
         }
         totals["dropped"] = stored.get("dropped", 0)
@@ -261,9 +357,11 @@ class Daemon:
             "oldest_undelivered_age_s": oldest_age,
             "dead_letters": backlog.dead_letters,
             "counters": totals,
-            "scanners": {f"{src.kind}:{name}": st for src in self.sources for name, st in src.state.items()},
+            "scanners": dict(self._reader_states),
             "clock": "synced" if self.clock.synced() else "unsynced",
             "storage_fault": self._storage_fault,
+            "audit_lost": self.audit.lost,
+            **health.readings(s.storage.dir),
         }
 
     def status_snapshot(self) -> dict[str, Any]:
@@ -272,5 +370,4 @@ class Daemon:
 
 
 def run(settings: Settings) -> int:
-    Path(settings.storage.dir).mkdir(parents=True, exist_ok=True)
     return asyncio.run(Daemon(settings).run())

@@ -97,6 +97,8 @@ def storage_error(exc: sqlite3.Error) -> StorageError:
 class Outbox:
     def __init__(self, path: Path) -> None:
         self.path = path
+        # Where open() put a corrupt store it found, for the audit log and the status.
+        self.moved_aside: Path | None = None
         self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -109,7 +111,10 @@ class Outbox:
     @classmethod
     def open(cls, storage_dir: Path) -> Outbox:
         """Opens the store; a corrupt one is moved aside (kept for forensics) and a fresh one begun."""
-        storage_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            storage_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the storage directory {storage_dir}: {exc.strerror}") from None
         path = storage_dir / DB_NAME
         try:
             box = cls(path)
@@ -129,7 +134,9 @@ class Outbox:
                 src = Path(f"{path}{suffix}")
                 if src.exists():
                     os.replace(src, f"{aside}{suffix}")
-            return cls(path)
+            box = cls(path)
+            box.moved_aside = aside
+            return box
 
     def check_integrity(self) -> None:
         row = self._db.execute("PRAGMA quick_check").fetchone()

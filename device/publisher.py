@@ -312,11 +312,16 @@ class Publisher:
         if stale:
             self._rewind()
 
-    def _publish_status(self) -> None:
+    def announce(self, **extra: Any) -> None:
+        """Publishes the status now, with extra fields (a provisioning check, say)."""
+        if self.connected:
+            self._publish_status(extra)
+
+    def _publish_status(self, extra: dict[str, Any] | None = None) -> None:
         self._last_status = time.monotonic()
         if self._status_refused:
             return
-        payload = {"schema": "checkin.status/1", "state": "online", **self._status()}
+        payload = {"schema": "checkin.status/1", "state": "online", **self._status(), **(extra or {})}
         info = self._client.publish(self.topics.status, json.dumps(payload), qos=1, retain=True)
         self._status_mids.add(info.mid)
 

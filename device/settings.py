@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from device.errors import ConfigError
+from device.sources.discovery import selector_problem
 
 DEFAULT_CONFIG = Path("/etc/qr-checkin/device.toml")
 ENV_PREFIX = "QRCHECKIN_"
@@ -146,6 +147,20 @@ class ScannerSettings(Section):
     hid: HidSourceSettings = HidSourceSettings()
     serial: SerialSourceSettings = SerialSourceSettings()
     camera: CameraSourceSettings = CameraSourceSettings()
+
+    @model_validator(mode="after")
+    def _readers_named(self) -> ScannerSettings:
+        # Checked here, not only when the source opens, so `check-config` catches it at the depot.
+        if "hid" in self.sources and not self.hid.devices:
+            raise ValueError(
+                "scanner.hid.devices is empty: name the scanner (`qr-checkin scanners` lists them)"
+            )
+        for selector in self.hid.devices if "hid" in self.sources else []:
+            if problem := selector_problem(selector):
+                raise ValueError(f"scanner.hid.devices: {problem}")
+        if "serial" in self.sources and (problem := selector_problem(self.serial.port)):
+            raise ValueError(f"scanner.serial.port: {problem}")
+        return self
 
 
 GPIO_PIN_NAME = re.compile(r"(?:GPIO|BCM)?(\d{1,2})")

@@ -29,4 +29,8 @@ def main(args: argparse.Namespace) -> int:
     )
     from device.daemon import run
 
-    return run(settings)
+    try:
+        return run(settings)
+    except ConfigError as exc:  # found only when a source or the feedback opens its hardware
+        print(f"{args.config}: {exc}", file=sys.stderr)
+        return 2
