@@ -38,8 +38,9 @@ CROP_MARGIN = 0.2
 # Pixels per module that zxing samples reliably once the crop is interpolated.
 TARGET_MODULE_PX = 4.0
 MAX_UPSCALE = 4
-# The longest side of an upscaled crop: bounds the cost of one step to about one full frame's decode.
-MAX_UPSCALED_SIDE = 800
+# The longest side of an upscaled crop: bounds one step to about three full frames' decode. A crop
+# over half of it is not upscaled at all (its modules are big enough already).
+MAX_UPSCALED_SIDE = 1024
 # At most this many regions escalate per frame: more evidence than that is clutter, not codes.
 MAX_REGIONS = 3
 
@@ -174,7 +175,7 @@ def upscale_step(c: Crop) -> list[tuple[zxingcpp.Barcode, Region]]:
     if module_px is not None and module_px >= TARGET_MODULE_PX:
         return []  # large modules: interpolation adds nothing but cost
     factor = MAX_UPSCALE if module_px is None else math.ceil(TARGET_MODULE_PX / max(module_px, 0.5))
-    factor = max(2, min(factor, MAX_UPSCALE, MAX_UPSCALED_SIDE // max(c.image.shape)))
+    factor = min(max(factor, 2), MAX_UPSCALE, MAX_UPSCALED_SIDE // max(c.image.shape))
     if factor < 2 or min(c.image.shape) < 8:
         return []
     big = upscale(sharpen(c.image), factor)
