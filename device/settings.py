@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -111,6 +112,14 @@ class HidSourceSettings(Section):
     # How often to retry a scanner another process holds, or one that failed to open.
     retry_s: float = Field(5.0, gt=0)
 
+    @field_validator("devices")
+    @classmethod
+    def _selectors(cls, devices: list[str]) -> list[str]:
+        for selector in devices:
+            if problem := selector_problem(selector):
+                raise ValueError(problem)
+        return devices
+
 
 class SerialSourceSettings(Section):
     # A by-id path, a device path or a glob such as /dev/ttyACM*, or a USB "vendor:product" pair.
@@ -119,6 +128,13 @@ class SerialSourceSettings(Section):
     direction: Literal["in", "out"] | None = None
     rescan_s: float = Field(1.0, gt=0)
     retry_s: float = Field(5.0, gt=0)
+
+    @field_validator("port")
+    @classmethod
+    def _selector(cls, port: str) -> str:
+        if problem := selector_problem(port):
+            raise ValueError(problem)
+        return port
 
 
 class CameraSourceSettings(Section):
@@ -155,11 +171,6 @@ class ScannerSettings(Section):
             raise ValueError(
                 "scanner.hid.devices is empty: name the scanner (`qr-checkin scanners` lists them)"
             )
-        for selector in self.hid.devices if "hid" in self.sources else []:
-            if problem := selector_problem(selector):
-                raise ValueError(f"scanner.hid.devices: {problem}")
-        if "serial" in self.sources and (problem := selector_problem(self.serial.port)):
-            raise ValueError(f"scanner.serial.port: {problem}")
         return self
 
 

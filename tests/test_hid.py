@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +13,11 @@ import pytest
 from evdev import ecodes
 
 from device.errors import ConfigError
-from device.scan import Scan
-from device.settings import HidSourceSettings
+from device.settings import HidSourceSettings, load_settings
 from device.sources.discovery import Inventory
 from device.sources.hid import HidSource, strip_affixes
 from tests.support.evdev_pipe import PipeBus, PipeScanner, alt_code, chord, keystrokes, tap
+from tests.support.reading import Reading, run, wait_until
 
 K = ecodes.ecodes
 ENTER = tap(ecodes.KEY_ENTER)
@@ -40,51 +40,6 @@ def make_source(bus: PipeBus, devices: list[str], **options: Any) -> HidSource:
     options.setdefault("rescan_s", 0.05)
     settings = HidSourceSettings(devices=devices, **options)
     return HidSource(settings, open_device=bus.open_device, inventory=Inventory(bus.root))
-
-
-def run(body: Callable[[], Coroutine[Any, Any, None]], timeout: float = 15.0) -> None:
-    async def bounded() -> None:
-        async with asyncio.timeout(timeout):
-            await body()
-
-    asyncio.run(bounded())
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-
-class Reading:
-    """Runs a source's scans() in the background and collects what it yields."""
-
-    def __init__(self, source: HidSource) -> None:
-        self.source = source
-        self.scans: list[Scan] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Reading:
-        self._task = asyncio.create_task(self._collect(self.source.scans()))
-        return self
-
-    async def _collect(self, scans: AsyncIterator[Scan]) -> None:
-        async for scan in scans:
-            self.scans.append(scan)
-
-    async def next(self, count: int = 1, timeout: float = 3.0) -> list[Scan]:
-        start = len(self.scans)
-        await wait_until(lambda: len(self.scans) >= start + count, timeout)
-        return self.scans[start : start + count]
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        self.source.close()
-
-    async def connected(self, name: str, timeout: float = 3.0) -> None:
-        await wait_until(lambda: self.source.state.get(name) == "connected", timeout)
 
 
 def test_codes_through_the_real_evdev_read_loop(
@@ -280,12 +235,24 @@ def test_a_scanner_absent_at_start_shows_and_then_connects(bus: PipeBus) -> None
     run(body)
 
 
-@pytest.mark.parametrize(
-    ("devices", "needle"), [([], "empty"), (["0c2e:zz61"], "vendor:product"), ([" "], "empty")]
-)
-def test_bad_device_lines_are_config_errors(devices: list[str], needle: str) -> None:
-    with pytest.raises(ConfigError, match=needle):
-        HidSource(HidSourceSettings(devices=devices))
+def test_a_hid_source_without_devices_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="empty"):
+        HidSource(HidSourceSettings(devices=[]))
+
+
+BAD_LINES = [("[]", "hid.devices is empty"), ('["0c2e:zz61"]', "vendor:product"), ('[" "]', "empty")]
+
+
+@pytest.mark.parametrize(("devices", "needle"), BAD_LINES)
+def test_bad_device_lines_are_refused_by_check_config(tmp_path: Path, devices: str, needle: str) -> None:
+    config = tmp_path / "device.toml"
+    config.write_text(
+        '[device]\nid = "d1"\n[location]\nid = "l1"\n'
+        f'[scanner]\nsources = ["hid"]\n[scanner.hid]\ndevices = {devices}\n'
+    )
+    with pytest.raises(ConfigError, match=needle) as err:
+        load_settings(config)
+    assert "scanner" in str(err.value) and str(config) in str(err.value)
 
 
 def test_scanner_helper_rejects_an_open_while_unplugged(bus: PipeBus) -> None:

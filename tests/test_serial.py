@@ -6,20 +6,20 @@ import asyncio
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from device.errors import ConfigError
-from device.scan import Scan
 from device.settings import SerialSourceSettings
 from device.sources.discovery import Inventory
 from device.sources.serial import Frame, LineFramer, SerialSource
 from tests.support.pty_scanner import PtyScanner
+from tests.support.reading import Reading, run, wait_until
 
 VIETNAMESE = "Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh"
 
@@ -41,49 +41,6 @@ def scanner(tmp_path: Path) -> Iterator[PtyScanner]:
 def make_source(port: str, tmp_path: Path, **options: Any) -> SerialSource:
     options.setdefault("rescan_s", 0.05)
     return SerialSource(SerialSourceSettings(port=port, **options), inventory=Inventory(tmp_path))
-
-
-def run(body: Callable[[], Coroutine[Any, Any, None]], timeout: float = 15.0) -> None:
-    async def bounded() -> None:
-        async with asyncio.timeout(timeout):
-            await body()
-
-    asyncio.run(bounded())
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-
-class Reading:
-    def __init__(self, source: SerialSource) -> None:
-        self.source = source
-        self.scans: list[Scan] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Reading:
-        self._task = asyncio.create_task(self._collect(self.source.scans()))
-        return self
-
-    async def _collect(self, scans: AsyncIterator[Scan]) -> None:
-        async for scan in scans:
-            self.scans.append(scan)
-
-    async def next(self, count: int = 1, timeout: float = 3.0) -> list[Scan]:
-        start = len(self.scans)
-        await wait_until(lambda: len(self.scans) >= start + count, timeout)
-        return self.scans[start : start + count]
-
-    async def connected(self, name: str, timeout: float = 3.0) -> None:
-        await wait_until(lambda: self.source.state.get(name) == "connected", timeout)
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        self.source.close()
 
 
 def test_utf8_payloads_with_mixed_terminators(
@@ -233,9 +190,9 @@ def test_missing_port_is_disconnected_under_its_config_name(tmp_path: Path) -> N
     run(body)
 
 
-def test_bad_port_line_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="vendor:product"):
-        make_source("1eab:xyz", tmp_path)
+def test_bad_port_line_is_refused_by_the_settings() -> None:
+    with pytest.raises(ValidationError, match="vendor:product"):
+        SerialSourceSettings(port="1eab:xyz")
 
 
 def test_framer_rejects_an_endless_line_once() -> None:

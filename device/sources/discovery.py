@@ -340,3 +340,19 @@ class Hotplug:
                 task.cancel()
         for reader in list(self._readers.values()):
             reader.close()
+
+
+class HotplugSource:
+    """A source whose readers come and go: its state, scans and close are its Hotplug's."""
+
+    _hotplug: Hotplug
+
+    @property
+    def state(self) -> dict[str, SourceState]:
+        return self._hotplug.state
+
+    def scans(self) -> AsyncGenerator[Scan, None]:
+        return self._hotplug.scans()
+
+    def close(self) -> None:
+        self._hotplug.close()

@@ -13,15 +13,14 @@ import contextlib
 import errno
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 
 import evdev
 
 from device.errors import ConfigError, SourceBusy, SourceError, SourceUnavailable
 from device.scan import Scan, SourceKind
 from device.settings import HidSourceSettings
-from device.sources import SourceState
-from device.sources.discovery import Hotplug, Inventory, match, selector_problem
+from device.sources.discovery import Hotplug, HotplugSource, Inventory, match
 from device.sources.keymaps import Decoded, KeystrokeDecoder
 
 log = logging.getLogger(__name__)
@@ -40,7 +39,7 @@ def strip_affixes(text: str, prefix: str, suffix: str) -> str:
     return text
 
 
-class HidSource:
+class HidSource(HotplugSource):
     kind: SourceKind = "hid"
 
     def __init__(
@@ -54,10 +53,6 @@ class HidSource:
             raise ConfigError(
                 "scanner.hid.devices is empty: name the scanner (`qr-checkin scanners` lists them)"
             )
-        for selector in settings.devices:
-            problem = selector_problem(selector)
-            if problem:
-                raise ConfigError(f"scanner.hid.devices: {problem}")
         self._settings = settings
         self._open_device = open_device
         listing = inventory or Inventory()
@@ -69,16 +64,6 @@ class HidSource:
             rescan_s=settings.rescan_s,
             retry_s=settings.retry_s,
         )
-
-    @property
-    def state(self) -> dict[str, SourceState]:
-        return self._hotplug.state
-
-    def scans(self) -> AsyncGenerator[Scan, None]:
-        return self._hotplug.scans()
-
-    def close(self) -> None:
-        self._hotplug.close()
 
     def _open(self, name: str) -> EvdevReader:
         try:

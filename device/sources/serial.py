@@ -17,16 +17,15 @@ import errno
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import NamedTuple
 
 import serial
 
-from device.errors import ConfigError, SourceBusy, SourceError, SourceUnavailable
+from device.errors import SourceBusy, SourceError, SourceUnavailable
 from device.scan import Scan, SourceKind
 from device.settings import SerialSourceSettings
-from device.sources import SourceState
-from device.sources.discovery import Hotplug, Inventory, match, selector_problem
+from device.sources.discovery import Hotplug, HotplugSource, Inventory, match
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ def decode_frame(raw: bytes) -> Frame:
         )
 
 
-class SerialSource:
+class SerialSource(HotplugSource):
     kind: SourceKind = "serial"
 
     def __init__(
@@ -108,9 +107,6 @@ class SerialSource:
         open_port: OpenPort = open_port,
         inventory: Inventory | None = None,
     ) -> None:
-        problem = selector_problem(settings.port)
-        if problem:
-            raise ConfigError(f"scanner.serial.port: {problem}")
         self._settings = settings
         self._open_port = open_port
         self._listing = inventory or Inventory()
@@ -123,16 +119,6 @@ class SerialSource:
             rescan_s=settings.rescan_s,
             retry_s=settings.retry_s,
         )
-
-    @property
-    def state(self) -> dict[str, SourceState]:
-        return self._hotplug.state
-
-    def scans(self) -> AsyncGenerator[Scan, None]:
-        return self._hotplug.scans()
-
-    def close(self) -> None:
-        self._hotplug.close()
 
     def _find(self) -> dict[str, list[str]]:
         port = self._settings.port
