@@ -102,6 +102,14 @@ class Daemon:
                 load_key(s.key_path, create=s.device.dev),
                 s.privacy.authority_public_key,
             )
+            self._refresh_snapshot()  # the publisher's MQTT will quotes it
+            self.publisher = Publisher(
+                s.broker,
+                Topics.of(s.broker.topic_prefix, s.location.id, s.device.id),
+                s.device.id,
+                Outbox(self.outbox.path),
+                self.status_snapshot,
+            )
         except CheckinError as exc:
             log.critical("cannot start: %s", exc)
             self.audit.record("start_failed", reason=type(exc).__name__)
@@ -112,14 +120,6 @@ class Daemon:
         self._audit_start()
         self.checkin = Checkin(s, self.outbox, privacy, self.clock)
         self._was_synced = self.clock.synced()
-        self._refresh_snapshot()
-        self.publisher = Publisher(
-            s.broker,
-            Topics.of(s.broker.topic_prefix, s.location.id, s.device.id),
-            s.device.id,
-            Outbox(self.outbox.path),
-            self.status_snapshot,
-        )
         self.publisher.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

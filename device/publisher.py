@@ -15,7 +15,6 @@ import json
 import logging
 import queue
 import random
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -23,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from device.mqtt_client import make_client
 from device.outbox import Outbox
 from device.settings import BrokerSettings
 
@@ -106,25 +105,11 @@ class Publisher:
 
     def _make_client(self, client_id: str) -> mqtt.Client:
         b = self._broker
-        protocol = mqtt.MQTTv5 if b.protocol == "5" else mqtt.MQTTv311
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=protocol,
-            clean_session=None if protocol == mqtt.MQTTv5 else True,
-        )
-        # Our drain loop bounds the window; paho's own limit is forgotten after a reconnect.
+        client = make_client(b, client_id)
+        # We hand paho at most the window; paho keeps half of it on the wire and queues the rest, so
+        # an ack is answered by the next send in paho's own thread.
         client.max_inflight_messages_set(max(1, b.inflight_window // 2))
         client.max_queued_messages_set(0)
-        if b.username:
-            client.username_pw_set(b.username, b.password.get_secret_value() if b.password else None)
-        if b.tls:
-            client.tls_set(
-                ca_certs=str(b.ca) if b.ca else None,
-                certfile=str(b.cert) if b.cert else None,
-                keyfile=str(b.key) if b.key else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
         client.will_set(self.topics.status, self._offline_payload("connection lost"), qos=1, retain=True)
         client.on_connect = _guarded(self._on_connect)
         client.on_connect_fail = _guarded(self._on_connect_fail)

@@ -93,26 +93,15 @@ def probe_broker(broker: BrokerSettings, client_id: str, timeout_s: float = BROK
     """Connects once and waits for the CONNACK; the Result says why it could not, within timeout_s."""
     # Here, not at the top: the cli imports every command module to build its help.
     import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
+
+    from device.mqtt_client import make_client
 
     where = f"{broker.host}:{broker.port}"
-    protocol = mqtt.MQTTv5 if broker.protocol == "5" else mqtt.MQTTv311
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
-    client.connect_timeout = timeout_s
-    if broker.username:
-        client.username_pw_set(
-            broker.username, broker.password.get_secret_value() if broker.password else None
-        )
     try:
-        if broker.tls:
-            client.tls_set(
-                ca_certs=str(broker.ca) if broker.ca else None,
-                certfile=str(broker.cert) if broker.cert else None,
-                keyfile=str(broker.key) if broker.key else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-    except (OSError, ValueError) as exc:
-        return Result(False, f"{where}: TLS files unusable: {exc}")
+        client = make_client(broker, client_id)
+    except ConfigError as exc:
+        return Result(False, f"{where}: {exc}")
+    client.connect_timeout = timeout_s
     answers: list[Any] = []
     client.on_connect = lambda _client, _userdata, _flags, reason, _props: answers.append(reason)
     started = time.monotonic()
