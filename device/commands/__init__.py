@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from device.settings import DEFAULT_CONFIG
+from device.errors import ConfigError
+from device.settings import DEFAULT_CONFIG, Settings, load_settings
+
+# Exit code of every command for a configuration it cannot use (systemd does not restart on it).
+EXIT_CONFIG = 2
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -14,3 +19,12 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help=f"device configuration (default {DEFAULT_CONFIG})",
     )
+
+
+def load_or_explain(path: str) -> Settings | None:
+    """The settings, or None after printing why they cannot be used (the key and the file)."""
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from device.commands import add_config_argument
-from device.errors import ConfigError
-from device.settings import load_settings
+from device.commands import EXIT_CONFIG, add_config_argument, load_or_explain
 
 HELP = "validate the configuration and print the effective settings (secrets hidden)"
 
@@ -18,11 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    settings = load_or_explain(args.config)
+    if settings is None:
+        return EXIT_CONFIG
     effective = settings.redacted()
     effective["config_hash"] = settings.config_hash()
     print(json.dumps(effective, indent=2, ensure_ascii=False))

@@ -6,9 +6,8 @@ import argparse
 import logging
 import sys
 
-from device.commands import add_config_argument
+from device.commands import EXIT_CONFIG, add_config_argument, load_or_explain
 from device.errors import ConfigError
-from device.settings import load_settings
 
 HELP = "run the check-in daemon"
 
@@ -18,11 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    settings = load_or_explain(args.config)
+    if settings is None:
+        return EXIT_CONFIG
     # The journal stamps time and unit itself; one line per event, level first for `journalctl -p`.
     logging.basicConfig(
         level=settings.logging.level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
@@ -33,4 +30,4 @@ def main(args: argparse.Namespace) -> int:
         return run(settings)
     except ConfigError as exc:  # found only when a source or the feedback opens its hardware
         print(f"{args.config}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG

@@ -10,17 +10,16 @@ from __future__ import annotations
 import argparse
 import socket
 import ssl
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from device.commands import add_config_argument
+from device.commands import EXIT_CONFIG, add_config_argument, load_or_explain
 from device.errors import CheckinError, ConfigError
 from device.feedback import Signal, Status, build_feedback
 from device.feedback.patterns import PATTERNS, describe, describe_status
-from device.settings import BrokerSettings, Settings, load_settings
+from device.settings import BrokerSettings, Settings
 
 HELP = "play every feedback pattern and check the broker; exit 0 when all checks pass"
 
@@ -169,11 +168,9 @@ def summary(results: list[tuple[str, Result]]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    settings = load_or_explain(args.config)
+    if settings is None:
+        return EXIT_CONFIG
     results = run_checks(settings, args)
     print()
     print(summary(results), flush=True)
