@@ -156,6 +156,12 @@ class CameraSourceSettings(Section):
     refocus_after_s: float = Field(1.0, gt=0)
     direction: Literal["in", "out"] | None = None
 
+    @model_validator(mode="after")
+    def _files_need_a_path(self) -> CameraSourceSettings:
+        if self.backend == "files" and self.path is None:
+            raise ValueError("scanner.camera.backend = 'files' needs scanner.camera.path")
+        return self
+
 
 class ScannerSettings(Section):
     sources: list[SourceName] = Field(default_factory=lambda: list[SourceName](["stdin"]))

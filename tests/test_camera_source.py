@@ -14,7 +14,7 @@ from PIL import Image
 
 from device.errors import ConfigError, SourceUnavailable
 from device.scan import Scan
-from device.settings import CameraSourceSettings
+from device.settings import CameraSourceSettings, load_settings
 from device.sources import camera as camera_module
 from device.sources.camera import CameraSource
 from device.vision.frames import Frame
@@ -97,10 +97,12 @@ def test_scan_repr_keeps_the_text_out(tmp_path: Path) -> None:
     assert len(scans) == 1 and "Nguy" not in repr(scans[0])
 
 
-def test_files_backend_without_a_path_is_a_configuration_error() -> None:
-    source = CameraSource(CameraSourceSettings(backend="files"))
-    with pytest.raises(ConfigError, match=r"scanner\.camera\.path"):
-        _collect(source)
+def test_files_backend_without_a_path_is_a_configuration_error(tmp_path: Path) -> None:
+    config = tmp_path / "device.toml"
+    config.write_text('[device]\nid = "d"\n[location]\nid = "l"\n[scanner.camera]\nbackend = "files"\n')
+    with pytest.raises(ConfigError, match=r"scanner\.camera\.path") as err:
+        load_settings(config)
+    assert str(config) in str(err.value)
 
 
 def test_a_missing_camera_is_a_fault_retried_not_a_crash(tmp_path: Path) -> None:

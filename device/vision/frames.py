@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from device.errors import ConfigError, ImageUnreadable, SourceUnavailable
+from device.errors import ImageUnreadable, SourceUnavailable
 from device.settings import CameraSourceSettings
 
 log = logging.getLogger(__name__)
@@ -274,8 +274,7 @@ class Picamera2Frames:
 def open_frames(settings: CameraSourceSettings) -> FrameSource:
     """The configured frame source, opened. SourceUnavailable when the device or library is missing."""
     if settings.backend == "files":
-        if settings.path is None:
-            raise ConfigError("scanner.camera.backend = 'files' needs scanner.camera.path")
+        assert settings.path is not None, "validated by CameraSourceSettings"
         return FileFrames(settings.path, settings.max_fps)
     if settings.backend == "opencv":
         return OpenCvFrames(settings.index, settings.width, settings.height, settings.max_fps)
