@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import time
 import uuid
@@ -59,13 +60,22 @@ class _Timex(ctypes.Structure):
     ]
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    # find_library runs ldconfig: milliseconds, so once per process, never per scan.
+    name = ctypes.util.find_library("c")
+    try:
+        return None if name is None else ctypes.CDLL(name, use_errno=True)
+    except OSError:
+        return None
+
+
 def kernel_clock_synced() -> bool | None:
     """The kernel's own view (adjtimex), or None where it cannot be asked."""
-    name = ctypes.util.find_library("c")
-    if name is None:
+    libc = _libc()
+    if libc is None:
         return None
     try:
-        libc = ctypes.CDLL(name, use_errno=True)
         tx = _Timex()
         state = int(libc.adjtimex(ctypes.byref(tx)))
     except (OSError, AttributeError):
