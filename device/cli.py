@@ -17,6 +17,8 @@ from device import __version__
 # command name -> module; keep sorted by how often a technician types them.
 COMMANDS: dict[str, str] = {
     "run": "device.commands.run",
+    "status": "device.commands.status",
+    "history": "device.commands.history",
     "check-config": "device.commands.check_config",
     "inspect": "device.commands.inspect",
     "selftest": "device.commands.selftest",

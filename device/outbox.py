@@ -10,10 +10,12 @@ SQLite's WAL lets them work side by side.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -83,7 +85,7 @@ class Backlog:
     dead_letters: int
 
 
-def storage_error(exc: sqlite3.Error) -> StorageError:
+def storage_error(exc: sqlite3.Error, directory: Path | None = None) -> StorageError:
     """Maps SQLite's errors to ours, so callers can tell a full disk from a read-only one."""
     text = str(exc).lower()
     code = getattr(exc, "sqlite_errorcode", None)
@@ -91,14 +93,30 @@ def storage_error(exc: sqlite3.Error) -> StorageError:
         return StorageFull("storage full")
     if code == sqlite3.SQLITE_READONLY or "readonly" in text or "read-only" in text:
         return StorageReadOnly("storage is read-only")
+    # SQLite names a read-only filesystem only when it knew at open: a card the kernel turned read-only
+    # under an open store (errors=remount-ro) gives "disk I/O error", a store opened on one afterwards
+    # "unable to open database file". The filesystem itself tells.
+    if directory is not None and _read_only(directory):
+        return StorageReadOnly("storage is read-only")
     return StorageError(f"storage error: {exc}")
 
 
+def _read_only(directory: Path) -> bool:
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            return False
+    except OSError as exc:
+        return exc.errno == errno.EROFS
+
+
 class Outbox:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
         # Where open() put a corrupt store it found, for the audit log and the status.
         self.moved_aside: Path | None = None
+        if read_only:
+            self._db = _connect_read_only(path)
+            return
         self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -121,7 +139,7 @@ class Outbox:
             box.check_integrity()
             return box
         except sqlite3.OperationalError as exc:  # cannot open or write: not corruption
-            raise storage_error(exc) from None
+            raise storage_error(exc, storage_dir) from None
         except sqlite3.DatabaseError as exc:
             aside = path.with_name(f"{DB_NAME}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
             log.error(
@@ -161,7 +179,7 @@ class Outbox:
         except sqlite3.Error as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
-            raise storage_error(exc) from None
+            raise storage_error(exc, self.path.parent) from None
 
     # -- the decision's side: one transaction per accepted event -------------------------------------
 
@@ -332,6 +350,37 @@ class Outbox:
             event["delivered"] = delivered is not None
             out.append(event)
         return out
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """For `status` and `history`: reads beside a running daemon without its write lock, on a read-only
+    filesystem too, and never creates, migrates or moves a store."""
+    if not path.is_file():
+        raise StorageError(f"no store at {path}")
+    uri = path.resolve().as_uri()
+    try:
+        return _probed(sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=10, isolation_level=None))
+    except sqlite3.OperationalError as exc:
+        # A clean stop removes the WAL index, which SQLite cannot recreate on a read-only filesystem;
+        # there nobody can change the file either, which is what `immutable` promises.
+        if not _read_only(path.parent):
+            raise storage_error(exc, path.parent) from None
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"store {path} is unreadable: {exc}") from None
+    try:
+        return _probed(sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None))
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"store {path} is unreadable: {exc}") from None
+
+
+def _probed(db: sqlite3.Connection) -> sqlite3.Connection:
+    """The connection, once a read went through (SQLite opens lazily); closed if it did not."""
+    try:
+        db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db
 
 
 def _dumps(event: dict[str, Any]) -> str:

@@ -1,0 +1,230 @@
+"""Clock truth: the daemon in-process with an injected clock, a test scan source and a real broker.
+
+A bus Pi has no real-time clock: until NTP synchronises it may say 1970. Events scanned then must say
+`unsynced`; once the clock synchronises, the ones not yet published get their time re-derived from
+monotonic time. The duplicate window follows monotonic time, whatever the wall clock does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from device.audit import AuditLog
+from device.checkin import iso_utc
+from device.clock import FakeClock
+from device.daemon import AUDIT_FILE, Daemon
+from device.feedback.console import ConsoleFeedback
+from device.notify import Notifier
+from device.scan import Scan, SourceKind
+from device.settings import load_settings
+from device.sources import SourceState
+from tests.support.daemon import write_config
+from tests.support.mosquitto import Mosquitto, free_port
+from tests.support.proxy import Proxy
+from tests.support.schema import validate_event
+from tests.support.subscriber import Subscriber
+
+# 1970-01-01T01:00:00Z: what a Pi without a real-time clock may believe before NTP.
+EPOCH_HOUR = 3600.0
+TRUE_NOW = 1_750_000_000.0
+WAIT_S = 10.0
+
+
+class PushSource:
+    """The test backend of the Source protocol: the test pushes texts, the daemon's pump reads them."""
+
+    kind: SourceKind = "stdin"
+
+    def __init__(self) -> None:
+        self._texts: asyncio.Queue[str] = asyncio.Queue()
+
+    @property
+    def state(self) -> dict[str, SourceState]:
+        return {"push": "connected"}
+
+    def push(self, text: str) -> None:
+        self._texts.put_nowait(text)
+
+    async def scans(self) -> AsyncIterator[Scan]:
+        while True:
+            yield Scan(text=await self._texts.get(), source="stdin", reader="push")
+
+    def close(self) -> None:
+        return None
+
+
+class Harness:
+    """One Daemon running in this event loop; scans in through PushSource, answers out of the console."""
+
+    def __init__(self, tmp_path: Path, port: int, clock: FakeClock) -> None:
+        config = write_config(tmp_path / "device.toml", port=port, storage=tmp_path / "state")
+        self.settings = load_settings(config)
+        self.clock = clock
+        self.source = PushSource()
+        self.out = io.StringIO()
+        self.daemon = Daemon(
+            self.settings,
+            clock=clock,
+            feedback=ConsoleFeedback(self.out),
+            sources=[self.source],
+            notifier=Notifier(None),
+        )
+        self.task: asyncio.Task[int] | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.daemon.run())
+        await until(lambda: hasattr(self.daemon, "publisher"), "the daemon never started")
+
+    async def stop(self) -> int:
+        assert self.task is not None
+        self.daemon.stop()
+        return await asyncio.wait_for(self.task, WAIT_S)
+
+    async def answer(self, text: str) -> dict[str, Any]:
+        seen = len(self.out.getvalue().splitlines())
+        self.source.push(text)
+        await until(lambda: len(self.out.getvalue().splitlines()) > seen, f"no answer to {text}")
+        return dict(json.loads(self.out.getvalue().splitlines()[seen]))
+
+    def stored(self) -> dict[str, dict[str, Any]]:
+        """The events still in the store, by event_id, as the publisher would send them."""
+        return {e["event_id"]: e for e in self.daemon.outbox.history()}
+
+
+async def until(condition: Callable[[], object], failure: str, timeout: float = WAIT_S) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(failure)
+        await asyncio.sleep(0.02)
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+@pytest.fixture
+def proxy(broker: Mosquitto) -> Iterator[Proxy]:
+    p = Proxy(broker.port)
+    yield p
+    p.close()
+
+
+def test_unsynced_events_say_so_and_are_corrected_before_publishing_once_the_clock_syncs(
+    tmp_path: Path, broker: Mosquitto, proxy: Proxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(wall=EPOCH_HOUR, synced=False, boot="boot-clock-test")
+    h = Harness(tmp_path, proxy.port, clock)
+    subs = [Subscriber(broker.port)]
+
+    async def scenario() -> None:
+        await h.start()
+        await until(lambda: h.daemon.publisher.connected, "the daemon never reached the broker")
+        first = await h.answer("VISITOR-DELIVERED")
+        assert first["feedback"] == "accepted"
+        # Delivered while unsynced: published as unsynced and never rewritten afterwards.
+        await until(lambda: h.stored()[first["event_id"]]["delivered"], "first event never delivered")
+
+        # The broker goes away; the proxy keeps the daemon out until a subscriber is back on the new one.
+        proxy.blackhole()
+        broker.kill()
+        await until(lambda: not h.daemon.publisher.connected, "the daemon never noticed the cut")
+        clock.advance(5)
+        held = [await h.answer("VISITOR-HELD-1")]
+        clock.advance(7)
+        held.append(await h.answer("VISITOR-HELD-2"))
+        assert [a["feedback"] for a in held] == ["accepted", "accepted"]
+        monos = {a["event_id"]: h.stored()[a["event_id"]]["monotonic_s"] for a in held}
+        for answer in held:
+            event = h.stored()[answer["event_id"]]
+            assert event["clock"] == "unsynced" and event["scanned_at"].startswith("1970-01-01T01:00:")
+
+        # NTP steps the wall clock 55 years forward, three seconds (monotonic) after the last scan.
+        clock.advance(3)
+        clock.set_wall(TRUE_NOW)
+        clock.is_synced = True
+        await until(
+            lambda: all(h.stored()[a["event_id"]].get("clock_corrected") for a in held),
+            "undelivered events were not corrected within a maintenance round",
+        )
+        for answer in held:
+            event = h.stored()[answer["event_id"]]
+            expected = TRUE_NOW - (clock.monotonic() - monos[answer["event_id"]])
+            assert event["clock"] == "synced"
+            assert event["scanned_at"] == iso_utc(expected)
+        assert h.stored()[first["event_id"]]["clock"] == "unsynced"
+        after = await h.answer("VISITOR-AFTER-SYNC")
+
+        broker.start()
+        subs.append(await asyncio.to_thread(Subscriber, broker.port))
+        proxy.blackhole(False)
+        wanted = {after["event_id"]} | {a["event_id"] for a in held}
+        await asyncio.to_thread(subs[1].wait_event_ids, wanted, WAIT_S)
+        assert await h.stop() == 0
+
+        events = {e["event_id"]: e for sub in subs for e in sub.events()}
+        for event in events.values():
+            validate_event(event)
+            if event["scanned_at"].startswith("1970"):
+                assert event["clock"] == "unsynced", f"a {event['scanned_at']} time published as true"
+        assert events[first["event_id"]]["scanned_at"] == iso_utc(EPOCH_HOUR)
+        assert "clock_corrected" not in events[first["event_id"]]
+        assert [events[a["event_id"]]["scanned_at"] for a in held] == [
+            iso_utc(TRUE_NOW - 10),
+            iso_utc(TRUE_NOW - 3),
+        ]
+        assert all(events[a["event_id"]]["clock_corrected"] is True for a in held)
+        assert events[after["event_id"]]["scanned_at"] == iso_utc(TRUE_NOW)
+        assert events[after["event_id"]]["clock"] == "synced"
+        assert "clock_corrected" not in events[after["event_id"]]
+
+    try:
+        run(scenario)
+    finally:
+        for sub in subs:
+            sub.close()
+    assert "corrected the time of 2 undelivered events" in caplog.text
+    audit = AuditLog(tmp_path / "state" / AUDIT_FILE).read()
+    synced = [r for r in audit if r["event"] == "clock_synchronised"]
+    assert len(synced) == 1 and synced[0]["corrected"] == 2 and synced[0]["clock"] == "synced"
+
+
+def test_the_duplicate_window_follows_monotonic_time_across_wall_clock_jumps(tmp_path: Path) -> None:
+    clock = FakeClock(wall=EPOCH_HOUR, synced=False, boot="boot-window-test")
+    # No broker: the window is the decision's alone.
+    h = Harness(tmp_path, free_port(), clock)
+    window = h.settings.checkin.duplicate_window_s
+    assert window == 300
+
+    async def scenario() -> None:
+        await h.start()
+        assert (await h.answer("WORKER-1"))["feedback"] == "accepted"
+        # The clock synchronises: 55 years forward on the wall, 10 s on the monotonic clock.
+        clock.advance(10)
+        clock.set_wall(TRUE_NOW)
+        clock.is_synced = True
+        assert (await h.answer("WORKER-1"))["feedback"] == "duplicate"
+        # NTP steps the wall clock back an hour: still 20 s since the scan, still a duplicate.
+        clock.advance(10)
+        clock.set_wall(TRUE_NOW - 3600)
+        assert (await h.answer("WORKER-1"))["feedback"] == "duplicate"
+
+        assert (await h.answer("WORKER-2"))["feedback"] == "accepted"
+        # The window passes on the monotonic clock while the wall clock is stepped back to 1 s later.
+        wall = clock.wall()
+        clock.advance(window + 1)
+        clock.set_wall(wall + 1)
+        assert (await h.answer("WORKER-2"))["feedback"] == "accepted"
+        assert await h.stop() == 0
+
+    run(scenario)
