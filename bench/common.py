@@ -18,7 +18,7 @@ def row(
     baseline: float | None = None,
     note: str = "",
 ) -> Row:
-    ratio = None if baseline in (None, 0) else round(value / baseline, 3)  # type: ignore[operator]
+    ratio = None if not baseline else round(value / baseline, 3)
     return {
         "benchmark": benchmark,
         "metric": metric,

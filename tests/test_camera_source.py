@@ -108,8 +108,11 @@ def test_files_backend_without_a_path_is_a_configuration_error(tmp_path: Path) -
 def test_a_missing_camera_is_a_fault_retried_not_a_crash(tmp_path: Path) -> None:
     source = CameraSource(CameraSourceSettings(backend="files", path=tmp_path / "not-mounted-yet"))
 
+    async def first_scan() -> Scan:
+        return await anext(source.scans())
+
     async def run() -> dict[str, str]:
-        task = asyncio.create_task(anext(source.scans()))
+        task = asyncio.create_task(first_scan())
         try:
             async with asyncio.timeout(5):
                 while source.state != {"files": "fault"}:

@@ -20,7 +20,7 @@ from nacl.public import PrivateKey, SealedBox
 
 from device.errors import ConfigError
 from device.payloads import Recognition, recognise
-from device.privacy import Privacy, load_key
+from device.privacy import Mode, Privacy, load_key
 from tests.support.payloads import vectors
 from tests.support.schema import validate_event
 from tests.test_payloads_vectors import personal_strings
@@ -117,8 +117,9 @@ def test_other_codes_are_never_in_clear() -> None:
     text = "NGUYEN VAN A|0912345678|01/01/1990"
     rec = recognise(text)
     assert rec.type == "other"
-    for mode in ("hmac", "id"):
-        subject = Privacy(mode, KEY).subject(rec)  # type: ignore[arg-type]
+    modes: tuple[Mode, ...] = ("hmac", "id")
+    for mode in modes:
+        subject = Privacy(mode, KEY).subject(rec)
         assert set(subject) == {"mode", "hmac", "key_id", "masked"}
         assert "NGUYEN" not in json.dumps(subject) and "0912345678" not in json.dumps(subject)
         assert subject["hmac"] == roster_hmac(KEY, "other", text)

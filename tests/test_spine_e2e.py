@@ -23,8 +23,8 @@ def subscriber(broker: Mosquitto) -> Iterator[Subscriber]:
     sub.close()
 
 
-def start_daemon(tmp_path: Path, port: int, name: str = "device.toml", **sections: dict) -> DaemonProcess:
-    config = write_config(tmp_path / name, port=port, storage=tmp_path / "state", **sections)
+def start_daemon(tmp_path: Path, port: int, name: str = "device.toml") -> DaemonProcess:
+    config = write_config(tmp_path / name, port=port, storage=tmp_path / "state")
     return DaemonProcess(config).start()
 
 

@@ -70,7 +70,7 @@ def test_confirmation_works_even_with_no_rearm_pause() -> None:
 
 
 def test_two_codes_in_view_are_two_scans() -> None:
-    frames = [({"A": HERE, "B": ELSEWHERE}, [])] * 10
+    frames: list[Step] = [({"A": HERE, "B": ELSEWHERE}, [])] * 10
     assert sorted(play(Presence(rearm_s=2.0), frames)) == [(1, "A"), (1, "B")]
 
 

@@ -239,6 +239,8 @@ def photo_gray(case: PhotoCase) -> np.ndarray:
 def plain_texts(gray: np.ndarray) -> list[str]:
     """The baseline every figure is measured against: zxing-cpp's plain call for QR codes."""
     barcodes = zxingcpp.read_barcodes(
-        gray, formats=zxingcpp.BarcodeFormat.QRCode, text_mode=zxingcpp.TextMode.Plain
+        gray,
+        formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode),
+        text_mode=zxingcpp.TextMode.Plain,
     )
     return [b.text for b in barcodes]
