@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+from device.checkin import Checkin
+from device.clock import FakeClock
 from device.outbox import Outbox
+from device.privacy import Privacy
+from device.publisher import Publisher, Topics
+from device.scan import Scan
+from device.settings import BrokerSettings, DeviceSettings, LocationSettings, Settings, StorageSettings
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.payloads import other_codes
+from tests.support.subscriber import Subscriber
 
 
 def test_refused_publish_goes_to_dead_letters_not_endless_retry(tmp_path: Path) -> None:
@@ -30,3 +38,51 @@ def test_refused_publish_goes_to_dead_letters_not_endless_retry(tmp_path: Path) 
     finally:
         daemon.stop()
         broker.kill()
+
+
+def test_mqtt_3_1_1_is_selectable(tmp_path: Path, broker: Mosquitto) -> None:
+    sub = Subscriber(broker.port)
+    config = write_config(tmp_path / "device.toml", port=broker.port, storage=tmp_path / "state")
+    config.write_text(config.read_text().replace("[broker]\n", '[broker]\nprotocol = "3.1.1"\n'))
+    daemon = DaemonProcess(config).start()
+    try:
+        ids = {daemon.scan(code)["event_id"] for code in other_codes(5)}
+        events = sub.wait_event_ids(ids)
+        assert sorted(e["seq"] for e in events) == [1, 2, 3, 4, 5]
+    finally:
+        daemon.stop()
+        sub.close()
+
+
+def test_live_events_overtake_the_backlog(tmp_path: Path, broker: Mosquitto) -> None:
+    settings = Settings(
+        device=DeviceSettings(id="dev-live"),
+        location=LocationSettings(id="LIVE1"),
+        broker=BrokerSettings(host="127.0.0.1", port=broker.port),
+        storage=StorageSettings(dir=tmp_path),
+    )
+    box = Outbox.open(tmp_path)
+    checkin = Checkin(settings, box, Privacy("hmac", b"k" * 32), FakeClock())
+    for code in other_codes(1000, prefix="OLD"):
+        checkin.decide(Scan(text=code, source="stdin"))
+    sub = Subscriber(broker.port)
+    topics = Topics.of("checkin", "LIVE1", "dev-live")
+    publisher = Publisher(settings.broker, topics, "dev-live", Outbox(box.path), lambda: {})
+    publisher.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not publisher.connected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        broker.pause()  # the window fills up with backlog and no acks come back
+        live = checkin.decide(Scan(text="NEW-PASSENGER", source="stdin"))
+        publisher.wake()
+        time.sleep(0.3)
+        broker.resume()
+        events = sub.wait_events(lambda evs: len({e["seq"] for e in evs}) >= 1001, timeout=30)
+        order = [e["seq"] for e in events]
+        assert live.seq == 1001
+        # Only what was already handed over before the live event may precede it.
+        assert order.index(1001) <= settings.broker.inflight_window
+    finally:
+        publisher.stop()
+        sub.close()
