@@ -42,7 +42,6 @@ from provisioning.prepare import (
 )
 from provisioning.single import label_info
 
-HELP = "provision a fleet from a CSV file: bundles, broker ACL and password file, a sheet of labels"
 COLUMNS = ("kind", "plate", "location_id", "name")
 
 

@@ -32,8 +32,6 @@ from provisioning.prepare import (
     prepare,
 )
 
-HELP = "provision one device (a bus by --plate, a door or gate by --location-id)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", required=True, choices=KINDS, help="what the device is mounted in or at")

@@ -32,8 +32,6 @@ from provisioning.broker_url import BrokerUrl, parse_broker_url
 from provisioning.options import add_broker_arguments, add_login_arguments, check_tls_options, read_password
 from provisioning.prepare import check_id
 
-HELP = "prove that a device is online at the broker with the configuration it was provisioned with"
-
 
 @dataclass(frozen=True, slots=True)
 class Login:

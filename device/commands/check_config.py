@@ -7,8 +7,6 @@ import json
 
 from device.commands import EXIT_CONFIG, add_config_argument, load_or_explain
 
-HELP = "validate the configuration and print the effective settings (secrets hidden)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)

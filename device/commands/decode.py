@@ -22,8 +22,6 @@ from device.settings import CameraSourceSettings, load_settings
 from device.vision.decoder import Decoder
 from device.vision.frames import image_files, load_gray
 
-HELP = "decode QR codes in image files exactly as the camera does (`--json`: one line per file)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="images or folders of images")

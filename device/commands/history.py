@@ -26,8 +26,6 @@ from device.commands.status import EXIT_NO_STORE, open_store
 from device.daemon import AUDIT_FILE
 from device.errors import StorageError
 
-HELP = "list the check-ins still kept on the device (masked as the privacy mode says) as CSV or JSON"
-
 # As argparse exits for an argument it refuses.
 EXIT_USAGE = 2
 

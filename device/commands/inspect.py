@@ -17,7 +17,6 @@ from typing import Any, BinaryIO
 
 from device.payloads import BhytCard, Judgement, judge
 
-HELP = "judge QR payloads (arguments, or JSON strings on stdin) and print the verdicts as JSON lines"
 EXIT_BAD_INPUT = 1
 
 

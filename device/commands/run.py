@@ -9,8 +9,6 @@ import sys
 from device.commands import EXIT_CONFIG, add_config_argument, load_or_explain
 from device.errors import ConfigError
 
-HELP = "run the check-in daemon"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)

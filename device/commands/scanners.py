@@ -9,8 +9,6 @@ from typing import Any
 
 from device.sources.discovery import DeviceEntry, Inventory
 
-HELP = "list attached USB scanners (keyboard and serial mode) and the config line for each"
-
 SECTIONS = {"input": ("scanner.hid", "devices"), "serial": ("scanner.serial", "port")}
 
 

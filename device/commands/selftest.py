@@ -15,13 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import paho.mqtt.client as mqtt
+
 from device.commands import EXIT_CONFIG, add_config_argument, load_or_explain
 from device.errors import CheckinError, ConfigError
 from device.feedback import Signal, Status, build_feedback
 from device.feedback.patterns import PATTERNS, describe, describe_status
+from device.mqtt_client import make_client
 from device.settings import BrokerSettings, Settings
-
-HELP = "play every feedback pattern and check the broker; exit 0 when all checks pass"
 
 BROKER_TIMEOUT_S = 4.0
 # Silence between two patterns on real hardware, so a technician can tell where one ends.
@@ -90,11 +91,6 @@ def check_broker(settings: Settings, args: argparse.Namespace) -> Result:
 
 def probe_broker(broker: BrokerSettings, client_id: str, timeout_s: float = BROKER_TIMEOUT_S) -> Result:
     """Connects once and waits for the CONNACK; the Result says why it could not, within timeout_s."""
-    # Here, not at the top: the cli imports every command module to build its help.
-    import paho.mqtt.client as mqtt
-
-    from device.mqtt_client import make_client
-
     where = f"{broker.host}:{broker.port}"
     try:
         client = make_client(broker, client_id)

@@ -22,8 +22,6 @@ from device.errors import StorageError
 from device.outbox import DB_NAME, Outbox
 from device.settings import Settings
 
-HELP = "print the device's state from its store: backlog, counters, scanners, disk, clock"
-
 EXIT_NO_STORE = 1
 COUNTERS = ("scans", "accepted", "duplicates", "rejected", "storage_failures", "dropped")
 # Audit events a technician should see in the status, newest last.
