@@ -120,6 +120,7 @@ class Daemon:
         self._audit_start()
         self.checkin = Checkin(s, self.outbox, privacy, self.clock)
         self._was_synced = self.clock.synced()
+        self._refresh_snapshot()  # the birth status carries what _audit_start found (a corrupt store)
         self.publisher.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

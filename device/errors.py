@@ -25,6 +25,10 @@ class StorageReadOnly(StorageError):
     """The filesystem holding the store is read-only."""
 
 
+class StorageCorrupt(StorageError):
+    """The store's file is damaged: not a database, or a malformed page."""
+
+
 class SourceError(CheckinError):
     """A scan source failed (device gone, cannot open, held by another process)."""
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from device.errors import StorageError, StorageFull, StorageReadOnly
+from device.errors import StorageCorrupt, StorageError, StorageFull, StorageReadOnly
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,8 @@ def storage_error(exc: sqlite3.Error, directory: Path | None = None) -> StorageE
         return StorageFull("storage full")
     if code == sqlite3.SQLITE_READONLY or "readonly" in text or "read-only" in text:
         return StorageReadOnly("storage is read-only")
+    if code is not None and (code & 0xFF) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return StorageCorrupt(f"storage is corrupt: {exc}")
     # SQLite names a read-only filesystem only when it knew at open: a card the kernel turned read-only
     # under an open store (errors=remount-ro) gives "disk I/O error", a store opened on one afterwards
     # "unable to open database file". The filesystem itself tells.
@@ -140,7 +142,8 @@ class Outbox:
             return box
         except sqlite3.OperationalError as exc:  # cannot open or write: not corruption
             raise storage_error(exc, storage_dir) from None
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, StorageCorrupt) as exc:
+            # Damage may show in open's own first writes (StorageCorrupt) or only in the check.
             aside = path.with_name(f"{DB_NAME}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
             log.error(
                 "ALARM: outbox %s is corrupt (%s); moved aside to %s, starting a fresh store",
