@@ -145,9 +145,8 @@ def _describe_daemon(status: dict[str, Any]) -> str:
     start, stop = status["last_start"], status["last_stop"]
     if start is None:
         return status["daemon"]
-    text = (
-        f"{status['daemon']}; last start {_stamp(start)} ({start.get('version')}, {start.get('config_hash')})"
-    )
+    text = f"{status['daemon']}; last start {_stamp(start)}"
+    text += f" with software {start.get('version')}, configuration {start.get('config_hash')}"
     if stop is not None:
         text += f", last stop {_stamp(stop)}"
     if status["config_matches_last_start"] is False:
