@@ -202,6 +202,8 @@ class Daemon:
                 self._identify(label)
                 continue
             self._answer(self.checkin.decide(scan, offline=not self.publisher.connected))
+            # A queue of thousands of scans must not starve the watchdog and the housekeeping.
+            await asyncio.sleep(0)
 
     def _answer(self, decision: Decision) -> None:
         self.feedback.decision(decision)
@@ -353,6 +355,7 @@ class Daemon:
             "location_name": s.location.name,
             "version": __version__,
             "config_hash": self.config_hash,
+            **health.readings(s.storage.dir),
             "uptime_s": round(time.monotonic() - self.started_mono, 1),
             "backlog": backlog.count,
             "oldest_undelivered_age_s": oldest_age,
@@ -362,7 +365,6 @@ class Daemon:
             "clock": "synced" if self.clock.synced() else "unsynced",
             "storage_fault": self._storage_fault,
             "audit_lost": self.audit.lost,
-            **health.readings(s.storage.dir),
         }
 
     def status_snapshot(self) -> dict[str, Any]:

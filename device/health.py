@@ -59,7 +59,7 @@ def readings(storage_dir: Path | str) -> dict[str, float | None]:
     values = {
         "disk_free_mb": disk_free_mb(storage_dir),
         "cpu_temp_c": cpu_temperature_c(),
-        "uptime_s": uptime_s(),
+        "system_uptime_s": uptime_s(),
         "rss_mb": rss_mb(),
     }
     return {key: None if value is None else round(value, 1) for key, value in values.items()}

@@ -28,6 +28,11 @@ from device.errors import StorageCorrupt, StorageError, StorageFull, StorageRead
 log = logging.getLogger(__name__)
 
 DB_NAME = "outbox.sqlite"
+# Sequence numbers are reserved in blocks in a small file beside the store, so a store lost to
+# corruption restarts above every seq it may have handed out: seq is never reused, and the gap
+# shows consumers what the moved-aside store still holds.
+RESERVE_NAME = "seq.reserve"
+SEQ_RESERVE_BLOCK = 1000
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -119,6 +124,8 @@ class Outbox:
         if read_only:
             self._db = _connect_read_only(path)
             return
+        self._reserve_path = path.with_name(RESERVE_NAME)
+        self._reserved = _read_reserve(self._reserve_path)
         self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -157,6 +164,8 @@ class Outbox:
                     os.replace(src, f"{aside}{suffix}")
             box = cls(path)
             box.moved_aside = aside
+            with box._write() as db:
+                db.execute("UPDATE meta SET value=? WHERE key='next_seq'", (str(box._reserved + 1),))
             return box
 
     def check_integrity(self) -> None:
@@ -200,6 +209,8 @@ class Outbox:
             (next_seq,) = db.execute(
                 "SELECT CAST(value AS INTEGER) FROM meta WHERE key='next_seq'"
             ).fetchone()
+            if next_seq > self._reserved:
+                self._reserve(next_seq + SEQ_RESERVE_BLOCK)
             event = build(next_seq)
             db.execute(
                 "INSERT INTO events (seq, event_id, body, created_wall, created_mono, boot_id, clock_synced)"
@@ -221,6 +232,21 @@ class Outbox:
                     (key, stamp.wall, stamp.mono, stamp.boot_id),
                 )
             return next_seq, event
+
+    def _reserve(self, upto: int) -> None:
+        tmp = self._reserve_path.with_suffix(".tmp")
+        try:
+            with open(tmp, "w") as fh:
+                fh.write(f"{upto}\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self._reserve_path)
+            _fsync_dir(self._reserve_path.parent)
+        except OSError as exc:
+            raise (
+                StorageFull("storage full") if exc.errno == errno.ENOSPC else StorageError(str(exc))
+            ) from None
+        self._reserved = upto
 
     @staticmethod
     def _is_recent(db: sqlite3.Connection, key: str, stamp: Stamp, window_s: float) -> bool:
@@ -388,3 +414,18 @@ def _probed(db: sqlite3.Connection) -> sqlite3.Connection:
 
 def _dumps(event: dict[str, Any]) -> str:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _read_reserve(path: Path) -> int:
+    try:
+        return int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

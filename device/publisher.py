@@ -24,6 +24,7 @@ from typing import Any, cast
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
+from device.errors import StorageError
 from device.mqtt_client import make_client
 from device.outbox import Outbox
 from device.settings import BrokerSettings
@@ -35,6 +36,7 @@ IDLE_WAIT_S = 0.5
 # Acknowledged events are marked delivered in batches of this many, or after this long.
 DELIVERED_BATCH = 1000
 DELIVERED_DELAY_S = 0.2
+COMPLAINT_REPEAT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,7 @@ class Publisher:
         self._backlog_cursor = 0
         self._delivered: list[int] = []
         self._delivered_since = 0.0
+        self._last_complaint = -COMPLAINT_REPEAT_S
         self._new_connection = threading.Event()
         self._attempts = 0
         self._last_status = 0.0
@@ -181,8 +184,11 @@ class Publisher:
         while not self._stopping.is_set():
             try:
                 self._drain_once()
+            except StorageError as exc:
+                self._complain(f"publisher round failed: {exc}")
+                self._stopping.wait(IDLE_WAIT_S)
             except Exception:
-                # A storage fault must not end delivery for good; the next round tries again.
+                # Nothing may end delivery for good; the next round tries again.
                 log.exception("publisher round failed")
                 self._stopping.wait(IDLE_WAIT_S)
             timeout = IDLE_WAIT_S
@@ -281,10 +287,22 @@ class Publisher:
 
     def _flush_delivered(self) -> None:
         # One synced transaction per batch: a crash before it only means those events go out again.
-        if self._delivered:
+        if not self._delivered:
+            return
+        try:
             self._outbox.mark_delivered(self._delivered)
-            self.delivered += len(self._delivered)
-            self._delivered = []
+        except StorageError as exc:
+            # A full or failing disk: keep the marks for a later round; delivery and heartbeats go on.
+            self._complain(f"cannot record deliveries: {exc}")
+            return
+        self.delivered += len(self._delivered)
+        self._delivered = []
+
+    def _complain(self, message: str) -> None:
+        """Logs a fault at most once a minute, so a long fault does not flood the journal."""
+        if time.monotonic() - self._last_complaint >= COMPLAINT_REPEAT_S:
+            self._last_complaint = time.monotonic()
+            log.error("%s", message)
 
     def _expire_stale(self) -> None:
         # paho re-sends unacked messages after a reconnect; an ack that never comes at all (a broker

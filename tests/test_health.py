@@ -69,6 +69,6 @@ def test_rss_grows_when_this_process_holds_more_memory(tmp_path: Path) -> None:
 
 def test_readings_are_rounded_and_keyed_for_the_status_message(tmp_path: Path) -> None:
     values = health.readings(tmp_path)
-    assert set(values) == {"disk_free_mb", "cpu_temp_c", "uptime_s", "rss_mb"}
+    assert set(values) == {"disk_free_mb", "cpu_temp_c", "system_uptime_s", "rss_mb"}
     assert values["disk_free_mb"] is not None and values["disk_free_mb"] == round(values["disk_free_mb"], 1)
     assert health.readings(tmp_path / "missing")["disk_free_mb"] is None

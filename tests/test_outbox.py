@@ -129,3 +129,16 @@ def test_committed_events_survive_kill_9(tmp_path: Path) -> None:
     stored = {row[0] for row in db.execute("SELECT seq FROM events")}
     assert set(reported) <= stored
     assert sorted(stored) == list(range(1, len(stored) + 1))
+
+
+def test_seq_is_not_reused_after_a_corrupt_store_is_moved_aside(tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path)
+    handed_out = [box.append_unless_recent(f"k{i}", stamp(), 0, event)[0] for i in range(5)]  # type: ignore[index]
+    box.close()
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"{DB_NAME}{suffix}").unlink(missing_ok=True)
+    (tmp_path / DB_NAME).write_bytes(b"\x00" * 8192)
+    fresh = Outbox.open(tmp_path)
+    assert fresh.moved_aside is not None
+    stored = fresh.append_unless_recent("after", stamp(), 0, event)
+    assert stored is not None and stored[0] > max(handed_out)

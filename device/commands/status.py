@@ -77,7 +77,7 @@ def collect(settings: Settings, outbox: Outbox, clock: Clock) -> dict[str, Any]:
         "disk_free_mb": free,
         "disk_low": free is not None and free < settings.storage.low_space_mb,
         "cpu_temp_c": readings["cpu_temp_c"],
-        "machine_uptime_s": readings["uptime_s"],
+        "system_uptime_s": readings["system_uptime_s"],
         "clock": "synced" if clock.synced() else "unsynced",
         "daemon": _daemon_state(audit),
         "last_start": last_start,

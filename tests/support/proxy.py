@@ -62,11 +62,11 @@ class Proxy:
         with self._lock:
             conns, self._conns = self._conns, []
         for s in conns:
-            try:
+            # shutdown() wakes the pipe threads blocked in recv(); close() alone would not drop anything.
+            with contextlib.suppress(OSError):
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                s.close()
-            except OSError:
-                pass
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
 
     def blackhole(self, on: bool = True) -> None:
         """Swallow bytes on open connections and refuse new ones (a dead route)."""
