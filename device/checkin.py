@@ -60,9 +60,8 @@ class Checkin:
         if scan.damage is not None:
             return self._reject(scan, None, scan.damage)
         rec = recognise(scan.text, accept_other=self._settings.checkin.accept_other)
-        if not rec.accepted:
+        if not rec.accepted or rec.type is None or rec.subject_id is None:
             return self._reject(scan, rec.type, rec.reason or "not accepted")
-        assert rec.type is not None and rec.subject_id is not None
         stamp = Stamp(
             wall=self._clock.wall(),
             mono=self._clock.monotonic(),
