@@ -585,8 +585,10 @@ class Chaos:
         text = self._next_code()
         by_serial = self.serial_ready and self.scan_rng.random() < 0.5
         while not daemon.decisions.empty():  # an answer that came after its scan was given up on
-            daemon.decisions.get_nowait()
+            late = daemon.decisions.get_nowait()
             self.late_answers += 1
+            if late["feedback"] == "accepted":  # still a promise the worker saw, however late
+                self.accepted[late["event_id"]] = self._accepted(None)
         offset = self.offset_s if time.monotonic() - self.offset_since > CLOCK_CACHE_S + 0.5 else None
         t0 = time.perf_counter()
         try:
@@ -624,7 +626,11 @@ class Chaos:
             time.sleep(0.1)
         self.say("drained" if self.drained_s is not None else f"not drained after {DRAIN_TIMEOUT_S:.0f} s")
         self.leaks |= personal_data_in(files_under(self.storage))  # WAL and SHM exist while it runs
-        self.clean_exit = self.daemon.terminate(timeout=15)
+        try:
+            self.clean_exit = self.daemon.terminate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.incidents.append("the daemon did not stop within 15 s of SIGTERM")
+            self.daemon.kill()
         self._retire(self.daemon)
         self.incarnation = None
         self.leaks |= personal_data_in(files_under(self.storage))
@@ -739,7 +745,7 @@ class Chaos:
             f"p99 {p99:.1f} ms (bound {LATENCY_P99_BOUND_MS:.0f}) over {len(during)} scans during faults;"
             f" all {len(every)}: p50 {percentile(every, 50):.1f}, p99 {percentile(every, 99):.1f},"
             f" max {max(every, default=math.nan):.1f} ms; {self.unanswered} unanswered"
-            f" within {ANSWER_TIMEOUT_S:.0f} s",
+            f" within {ANSWER_TIMEOUT_S:.0f} s ({self.late_answers} answered later)",
         )
 
     def _memory(self) -> Verdict:
