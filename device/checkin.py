@@ -62,12 +62,7 @@ class Checkin:
         rec = recognise(scan.text, accept_other=self._settings.checkin.accept_other)
         if not rec.accepted or rec.type is None or rec.subject_id is None:
             return self._reject(scan, rec.type, rec.reason or "not accepted")
-        stamp = Stamp(
-            wall=self._clock.wall(),
-            mono=self._clock.monotonic(),
-            boot_id=self._clock.boot_id(),
-            synced=self._clock.synced(),
-        )
+        stamp = Stamp.now(self._clock)
         key = self._privacy.pseudonym(rec.type, rec.subject_id)
         try:
             stored = self._outbox.append_unless_recent(

@@ -27,7 +27,7 @@ from device.errors import CheckinError, StorageError
 from device.feedback import Feedback, Signal, Status, build_feedback
 from device.label import LabelCode, parse_label
 from device.notify import Notifier
-from device.outbox import Outbox
+from device.outbox import Outbox, Stamp
 from device.privacy import Privacy, load_key
 from device.publisher import Publisher, Topics
 from device.scan import Scan
@@ -266,7 +266,7 @@ class Daemon:
         self._was_synced = synced
         if time.monotonic() - self._last_purge >= PURGE_EVERY_S:
             self._last_purge = time.monotonic()
-            self._purge(now)
+            self._purge()
         self._watch_readers()
         self._refresh_snapshot()
         self._watch_disk()
@@ -278,10 +278,10 @@ class Daemon:
             self._last_status_line = time.monotonic()
             self.notifier.status(self._status_line())
 
-    def _purge(self, now: float) -> None:
+    def _purge(self) -> None:
         st = self.settings.storage
         dropped = self.outbox.purge(
-            now,
+            Stamp.now(self.clock),
             delivered_grace_s=st.delivered_grace_h * 3600,
             max_age_s=st.max_age_days * 86400,
             window_s=self.settings.checkin.duplicate_window_s,

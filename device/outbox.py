@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from device.clock import Clock
 from device.errors import StorageCorrupt, StorageError, StorageFull, StorageReadOnly
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,10 @@ class Stamp:
     mono: float
     boot_id: str
     synced: bool
+
+    @classmethod
+    def now(cls, clock: Clock) -> Stamp:
+        return cls(wall=clock.wall(), mono=clock.monotonic(), boot_id=clock.boot_id(), synced=clock.synced())
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,18 +337,29 @@ class Outbox:
 
     # -- retention ----------------------------------------------------------------------------------
 
-    def purge(self, now: float, delivered_grace_s: float, max_age_s: float, window_s: float) -> int:
+    def purge(self, stamp: Stamp, delivered_grace_s: float, max_age_s: float, window_s: float) -> int:
         """Removes delivered events past the grace and expired window entries; drops undelivered
-        events older than max_age_s. Returns how many undelivered events were dropped."""
+        events older than max_age_s. Returns how many undelivered events were dropped.
+
+        Only a synchronised clock can age an undelivered event, and only one stamped by a synchronised
+        clock: an event from an earlier boot of a clock-less Pi may carry 1970, and must not be
+        dropped as 56 years old. Window entries of this boot expire on monotonic time."""
+        now = stamp.wall
         with self._write() as db:
             db.execute(
                 "DELETE FROM events WHERE delivered_at IS NOT NULL AND delivered_at < ?",
                 (now - delivered_grace_s,),
             )
-            dropped = db.execute(
-                "DELETE FROM events WHERE delivered_at IS NULL AND created_wall < ?", (now - max_age_s,)
-            ).rowcount
-            db.execute("DELETE FROM recent WHERE wall < ?", (now - window_s,))
+            dropped = 0
+            if stamp.synced:
+                dropped = db.execute(
+                    "DELETE FROM events WHERE delivered_at IS NULL AND clock_synced = 1 AND created_wall < ?",
+                    (now - max_age_s,),
+                ).rowcount
+            db.execute(
+                "DELETE FROM recent WHERE (boot_id = ? AND mono < ?) OR (boot_id != ? AND wall < ?)",
+                (stamp.boot_id, stamp.mono - window_s, stamp.boot_id, now - window_s),
+            )
             if dropped:
                 self._bump(db, "dropped", dropped)
             return int(dropped)

@@ -28,7 +28,7 @@ def test_seq_is_contiguous_and_survives_reopen_and_deletion(tmp_path: Path) -> N
     seqs = [box.append_unless_recent(f"k{i}", stamp(), 0, event)[0] for i in range(5)]  # type: ignore[index]
     assert seqs == [1, 2, 3, 4, 5]
     box.mark_delivered(seqs, at=0)
-    assert box.purge(now=10_000, delivered_grace_s=1, max_age_s=1e9, window_s=0) == 0
+    assert box.purge(stamp(wall=10_000), delivered_grace_s=1, max_age_s=1e9, window_s=0) == 0
     assert box.pending(10) == []
     box.close()
     again = Outbox.open(tmp_path)
@@ -70,9 +70,28 @@ def test_retention_drops_old_undelivered_and_counts_them(tmp_path: Path) -> None
     box = Outbox.open(tmp_path)
     box.append_unless_recent("old", stamp(wall=1000), 0, event)
     box.append_unless_recent("new", stamp(wall=5000), 0, event)
-    assert box.purge(now=5000, delivered_grace_s=3600, max_age_s=3000, window_s=60) == 1
+    assert box.purge(stamp(wall=5000), delivered_grace_s=3600, max_age_s=3000, window_s=60) == 1
     assert [p.seq for p in box.pending(10)] == [2]
     assert box.counters()["dropped"] == 1
+
+
+def test_retention_never_ages_events_by_an_untrue_clock(tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path)
+    # Stamped in 1970 by a clock-less Pi in an earlier boot, then the clock synchronised: no age known.
+    box.append_unless_recent("then", stamp(wall=100, boot="b0", synced=False), 0, event)
+    assert box.purge(stamp(wall=1_800_000_000), delivered_grace_s=3600, max_age_s=86400, window_s=60) == 0
+    # While the clock itself is not synchronised, nothing is aged at all.
+    box.append_unless_recent("old", stamp(wall=1000), 0, event)
+    assert box.purge(stamp(wall=1e9, synced=False), delivered_grace_s=3600, max_age_s=10, window_s=60) == 0
+    assert [p.seq for p in box.pending(10)] == [1, 2]
+
+
+def test_duplicate_window_entries_of_this_boot_expire_on_monotonic_time(tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path)
+    box.append_unless_recent("who", stamp(wall=1000, mono=100), 60, event)
+    # The wall clock leapt a day ahead, 10 s later: the entry must survive the purge.
+    box.purge(stamp(wall=1000 + 86400, mono=110), delivered_grace_s=3600, max_age_s=1e9, window_s=60)
+    assert box.append_unless_recent("who", stamp(wall=1000 + 86400, mono=111), 60, event) is None
 
 
 def test_clock_correction_restamps_unsynced_events_of_this_boot(tmp_path: Path) -> None:
