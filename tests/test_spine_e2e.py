@@ -80,15 +80,21 @@ def test_scans_are_answered_and_reach_the_broker(
 def test_broker_restart_mid_stream_loses_nothing(
     tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
 ) -> None:
-    daemon = start_daemon(tmp_path, broker.port)
+    # The restarted broker has no persistence: the audit subscriber must be back before the daemon,
+    # so the daemon's link goes through a proxy that refuses it until then.
+    proxy = Proxy(broker.port)
+    daemon = start_daemon(tmp_path, proxy.port)
     accepted = set()
     try:
         codes = other_codes(60)
         for i, code in enumerate(codes):
             if i == 20:
+                proxy.blackhole()
                 broker.kill()
             if i == 40:
                 broker.start()
+                subscriber.wait_subscribed(2)
+                proxy.blackhole(False)
             d = daemon.scan(code)
             assert d["feedback"] == "accepted", d
             accepted.add(d["event_id"])
@@ -96,17 +102,21 @@ def test_broker_restart_mid_stream_loses_nothing(
         assert_contiguous(events, accepted)
     finally:
         daemon.stop()
+        proxy.close()
 
 
 def test_scans_are_answered_while_the_broker_is_unreachable(tmp_path: Path, broker: Mosquitto) -> None:
     broker.kill()
-    daemon = start_daemon(tmp_path, broker.port)
+    proxy = Proxy(broker.port)
+    proxy.blackhole()  # the daemon gets through only once the audit subscriber listens
+    daemon = start_daemon(tmp_path, proxy.port)
     try:
         answers = [daemon.scan(code, timeout=2) for code in other_codes(100)]
         assert all(a["feedback"] == "accepted" for a in answers)
         daemon.wait_log("(offline)")
         broker.start()
         sub = Subscriber(broker.port)
+        proxy.blackhole(False)
         try:
             events = sub.wait_event_ids({a["event_id"] for a in answers}, timeout=40)
             assert_contiguous(events, {a["event_id"] for a in answers})
@@ -114,6 +124,7 @@ def test_scans_are_answered_while_the_broker_is_unreachable(tmp_path: Path, brok
             sub.close()
     finally:
         daemon.stop()
+        proxy.close()
 
 
 def test_network_reset_and_black_hole(tmp_path: Path, broker: Mosquitto, subscriber: Subscriber) -> None:

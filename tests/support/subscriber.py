@@ -20,7 +20,8 @@ class Subscriber:
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.subscriptions = 0
+        self.client.on_subscribe = self._on_subscribe
         self.client.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]
         self.client.connect_async(host, port, keepalive=5)
         self.client.loop_start()
@@ -30,6 +31,18 @@ class Subscriber:
     def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
         # The broker may have restarted without persistence: subscribe again every time.
         client.subscribe(self.topic, qos=1)
+
+    def _on_subscribe(self, *_: Any) -> None:
+        self.subscriptions += 1
+        self._subscribed.set()
+
+    def wait_subscribed(self, count: int, timeout: float = 15.0) -> None:
+        """Waits until the subscription has been made `count` times (again after a broker restart)."""
+        deadline = time.monotonic() + timeout
+        while self.subscriptions < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if self.subscriptions < count:
+            raise TimeoutError(f"subscribed {self.subscriptions} times, expected {count}")
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
