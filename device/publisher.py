@@ -11,9 +11,9 @@ as 0x87 not authorised) moves it to the dead letters with a loud log instead of 
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
-import queue
 import random
 import threading
 import time
@@ -82,8 +82,11 @@ class Publisher:
         self.topics = topics
         self._outbox = outbox
         self._status = status
-        self._acks: queue.Queue[tuple[int, int, str]] = queue.Queue()
+        # Filled by paho's thread, emptied by ours: deque appends and pops are atomic, and cheaper
+        # than a Queue's lock on paho's busiest path.
+        self._acks: collections.deque[tuple[int, ReasonCode]] = collections.deque()
         self._wake = threading.Event()
+        self._wake_after = max(1, broker.inflight_window // 4)
         self._stopping = threading.Event()
         self._inflight: dict[int, _InFlight] = {}
         self._live_after = 0
@@ -171,11 +174,11 @@ class Publisher:
             log.warning("disconnected from broker: %s; buffering", reason)
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
-        self._acks.put((mid, reason.value, str(reason)))
+        self._acks.append((mid, reason))
         # Waking the drain thread for every ack would fight paho's thread for the GIL; a quarter
         # window of acks is worth a round (the idle timeout collects the rest).
-        waiting = self._acks.qsize()
-        if waiting >= max(1, self._broker.inflight_window // 4) or waiting >= len(self._inflight):
+        waiting = len(self._acks)
+        if (waiting >= self._wake_after or waiting >= len(self._inflight)) and not self._wake.is_set():
             self._wake.set()
 
     # -- the drain loop (our thread) ------------------------------------------------------------------
@@ -245,11 +248,9 @@ class Publisher:
             self._inflight[info.mid] = _InFlight(item.seq, time.monotonic())
 
     def _take_acks(self) -> None:
-        while True:
-            try:
-                mid, code, text = self._acks.get_nowait()
-            except queue.Empty:
-                return
+        while self._acks:
+            mid, reason = self._acks.popleft()
+            code, text = reason.value, str(reason)
             if mid in self._status_mids:
                 self._status_mids.discard(mid)
                 self._status_answered(code, text)

@@ -77,7 +77,7 @@ class BrokerSettings(Section):
     key: Path | None = None
     # Our own bound on events handed to paho and not yet acknowledged (paho keeps half of them on the
     # wire and queues the rest): paho's own limit is not honoured after a reconnect.
-    inflight_window: int = Field(200, ge=1, le=2000)
+    inflight_window: int = Field(100, ge=2, le=2000)
     reconnect_min_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
     heartbeat_s: float = Field(60.0, gt=0)
