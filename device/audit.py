@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from device.clock import Clock, SystemClock
+from device.durable import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class AuditLog:
         finally:
             os.close(fd)
         if created:
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
 
     def _rotate_if_full(self, incoming: int) -> None:
         try:
@@ -121,21 +122,13 @@ class AuditLog:
             return
         if size + incoming > self.max_bytes:
             os.replace(self.path, self.previous)
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
 
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _records(path: Path) -> list[dict[str, Any]]:

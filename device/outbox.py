@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from device.clock import Clock
+from device.durable import write_atomic
 from device.errors import StorageCorrupt, StorageError, StorageFull, StorageReadOnly
 
 log = logging.getLogger(__name__)
@@ -239,14 +240,8 @@ class Outbox:
             return next_seq, event
 
     def _reserve(self, upto: int) -> None:
-        tmp = self._reserve_path.with_suffix(".tmp")
         try:
-            with open(tmp, "w") as fh:
-                fh.write(f"{upto}\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self._reserve_path)
-            _fsync_dir(self._reserve_path.parent)
+            write_atomic(self._reserve_path, f"{upto}\n".encode(), 0o640)
         except OSError as exc:
             raise (
                 StorageFull("storage full") if exc.errno == errno.ENOSPC else StorageError(str(exc))
@@ -437,11 +432,3 @@ def _read_reserve(path: Path) -> int:
         return int(path.read_text().strip() or 0)
     except (OSError, ValueError):
         return 0
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -30,6 +30,7 @@ from typing import Any, Literal, get_args
 
 from nacl.public import PublicKey, SealedBox
 
+from device.durable import fsync_dir
 from device.errors import ConfigError
 from device.payloads import Recognition
 
@@ -86,19 +87,11 @@ def _generate_key(path: Path) -> bytes:
             key = path.read_bytes().strip()
         finally:
             tmp.unlink()
-        _fsync_dir(path.parent)
+        # A key lost to a power cut would silently change every subject after the reboot.
+        fsync_dir(path.parent)
     except OSError as exc:
         raise ConfigError(f"cannot create privacy key file {path}: {exc.strerror}") from None
     return key
-
-
-def _fsync_dir(directory: Path) -> None:
-    # A key lost to a power cut would silently change every subject after the reboot.
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Privacy:

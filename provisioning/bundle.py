@@ -8,11 +8,10 @@ half a key.
 
 from __future__ import annotations
 
-import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from device import durable
 from device.errors import ProvisionError
 
 SECRET = 0o600
@@ -61,24 +60,7 @@ def refuse_conflicts(paths: list[Path], *, force: bool) -> None:
 
 
 def write_atomic(path: Path, content: bytes, mode: int = SECRET) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    # O_EXCL and the mode at creation: the secret is never readable by others, not even for an instant.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)  # the umask may have narrowed it (never widened)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    durable.write_atomic(path, content, mode)
 
 
 def _content(path: Path) -> bytes | None:

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 from device.cli import main as cli_main
 from device.daemon import AUDIT_FILE, EXIT_CANNOT_START
 from device.outbox import DB_NAME, Outbox, Stamp
-from tests.support.daemon import ROOT, DaemonProcess, write_config
+from tests.support.daemon import DaemonProcess, run_cli, write_config
 from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.payloads import other_codes
 from tests.support.schema import validate_event, validate_status
@@ -104,17 +103,6 @@ def fill(directory: Path) -> Path:
         else:
             raise AssertionError(f"{directory} never filled up")
     return filler
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "device.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        timeout=30,
-    )
 
 
 def wait_status(sub: Subscriber, predicate: Any, timeout: float = 10.0) -> dict[str, Any]:
@@ -243,12 +231,12 @@ def test_a_read_only_store_at_start_is_a_clear_fault_and_status_still_reads_it(
     files = sorted((tmpfs / "state").iterdir())
     mount("-o", "remount,ro", str(tmpfs))
 
-    run = cli("run", "--config", str(config))
+    run = run_cli("run", "--config", str(config))
     assert run.returncode == EXIT_CANNOT_START, run.stderr
     assert "cannot start: storage is read-only" in run.stderr
     assert "Traceback" not in run.stderr
 
-    status = cli("status", "--json", "--config", str(config))
+    status = run_cli("status", "--json", "--config", str(config))
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
     assert report["backlog"] == 2 and report["counters"]["accepted"] == 2
@@ -276,6 +264,6 @@ def test_a_card_turned_read_only_under_the_running_daemon_is_a_clear_fault(
         daemon.stop()
     assert "Traceback" not in daemon.stderr
 
-    status = cli("status", "--json", "--config", str(config))
+    status = run_cli("status", "--json", "--config", str(config))
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["backlog"] == 1

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from device.errors import ConfigError
 from device.settings import load_settings
+from tests.support.daemon import run_cli
 
 GOOD = """
 [device]
@@ -85,12 +84,6 @@ def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
         load_settings(write(tmp_path, "[device\n"))
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "nope.toml")
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "device.cli", *args], capture_output=True, text=True, timeout=60
-    )
 
 
 def test_check_config_prints_the_effective_settings_without_secrets(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from device.commands.history import COLUMNS, parse_moment, row
 from device.daemon import AUDIT_FILE
 from device.outbox import DB_NAME
 from device.settings import load_settings
-from tests.support.daemon import ROOT, DaemonProcess, write_config
+from tests.support.daemon import DaemonProcess, run_cli, write_config
 from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.payloads import vectors
 from tests.support.schema import validate_event
@@ -49,17 +48,6 @@ class Device:
     between: float
     published: dict[str, dict[str, Any]]
     status_while_running: subprocess.CompletedProcess[str]
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "device.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        timeout=30,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +72,7 @@ def device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Device]:
         assert daemon.scan(VALID[0])["feedback"] == "duplicate"
         assert daemon.scan(INVALID)["feedback"] == "rejected"
         wait_audit(root / "state" / AUDIT_FILE, "scanner_connected")
-        running = cli("status", "--json", "--config", str(config))
+        running = run_cli("status", "--json", "--config", str(config))
         assert daemon.terminate() == 0
         yield Device(
             config=config,
@@ -134,7 +122,7 @@ def test_status_reads_the_store_beside_the_running_daemon(device: Device) -> Non
 
 def test_status_after_a_stop_says_what_the_retained_status_said(device: Device) -> None:
     settings = load_settings(device.config)
-    done = cli("status", "--json", "--config", str(device.config))
+    done = run_cli("status", "--json", "--config", str(device.config))
     assert done.returncode == 0, done.stderr
     status = json.loads(done.stdout)
     assert status["counters"] == {
@@ -154,7 +142,7 @@ def test_status_after_a_stop_says_what_the_retained_status_said(device: Device) 
     assert status["disk_free_mb"] > 0
     assert status["device_id"] == settings.device.id and status["faults"] == []
 
-    text = cli("status", "--config", str(device.config))
+    text = run_cli("status", "--config", str(device.config))
     assert text.returncode == 0, text.stderr
     lines = {line.split(maxsplit=1)[0]: line.split(maxsplit=1)[1] for line in text.stdout.splitlines()}
     assert lines["device"] == f'{settings.device.id} at bus {settings.location.id} "{LOCATION_NAME}"'
@@ -166,7 +154,7 @@ def test_status_after_a_stop_says_what_the_retained_status_said(device: Device) 
 
 
 def test_history_csv_lists_the_kept_checkins_masked(device: Device) -> None:
-    done = cli("history", "--config", str(device.config))
+    done = run_cli("history", "--config", str(device.config))
     assert done.returncode == 0, done.stderr
     reader = csv.DictReader(io.StringIO(done.stdout))
     assert tuple(reader.fieldnames or ()) == COLUMNS
@@ -185,7 +173,7 @@ def test_history_csv_lists_the_kept_checkins_masked(device: Device) -> None:
 
 
 def test_history_json_holds_the_events_as_published(device: Device) -> None:
-    done = cli("history", "--format", "json", "--config", str(device.config))
+    done = run_cli("history", "--format", "json", "--config", str(device.config))
     assert done.returncode == 0, done.stderr
     events = json.loads(done.stdout)
     assert [e["event_id"] for e in events] == device.delivered + device.held

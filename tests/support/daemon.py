@@ -135,3 +135,15 @@ class DaemonProcess:
     @property
     def stderr(self) -> str:
         return "".join(self.stderr_lines)
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`qr-checkin ARGS...` as a technician runs it: no input, output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "device.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+    )
