@@ -120,7 +120,8 @@ class Daemon:
         self._audit_start()
         self.checkin = Checkin(s, self.outbox, privacy, self.clock)
         self._was_synced = self.clock.synced()
-        self._refresh_snapshot()  # the birth status carries what _audit_start found (a corrupt store)
+        self._watch_readers()
+        self._refresh_snapshot()  # the birth status carries the readers and what _audit_start found
         self.publisher.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
