@@ -6,9 +6,9 @@ never touches the network (invariant 3).
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 from uuid6 import uuid7
@@ -32,19 +32,8 @@ def iso_utc(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-@dataclass
-class Counters:
-    scans: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    storage_failures: int = 0
-    # Since the last flush to the store, so totals survive restarts without a write per rejection.
-    unflushed: dict[str, int] = field(default_factory=dict)
-
-    def bump(self, name: str) -> None:
-        setattr(self, name, getattr(self, name) + 1)
-        self.unflushed[name] = self.unflushed.get(name, 0) + 1
+# What is counted per scan; the store keeps the totals across restarts (plus "dropped").
+COUNTER_NAMES = ("scans", "accepted", "duplicates", "rejected", "storage_failures")
 
 
 class Checkin:
@@ -53,10 +42,11 @@ class Checkin:
         self._outbox = outbox
         self._privacy = privacy
         self._clock = clock
-        self.counters = Counters()
+        # Counted since the last flush to the store: totals survive restarts without a write per rejection.
+        self.unflushed: collections.Counter[str] = collections.Counter()
 
     def decide(self, scan: Scan, *, offline: bool = False) -> Decision:
-        self.counters.bump("scans")
+        self.unflushed["scans"] += 1
         if scan.damage is not None:
             return self._reject(scan, None, scan.damage)
         rec = recognise(scan.text, accept_other=self._settings.checkin.accept_other)
@@ -72,21 +62,21 @@ class Checkin:
                 lambda seq: self._event(seq, scan, rec, stamp),
             )
         except StorageError as exc:
-            self.counters.bump("storage_failures")
+            self.unflushed["storage_failures"] += 1
             return self._reject(scan, rec.type, str(exc))
         if stored is None:
-            self.counters.bump("duplicates")
+            self.unflushed["duplicates"] += 1
             log.info("duplicate %s %s from %s", rec.type, rec.masked, scan.source)
             return Decision("duplicate", code_type=rec.type, reason="already checked in")
         seq, event = stored
-        self.counters.bump("accepted")
+        self.unflushed["accepted"] += 1
         log.info(
             "accepted seq=%d %s %s from %s%s", seq, rec.type, rec.masked, scan.source, " (offline)" * offline
         )
         return Decision("accepted", event_id=event["event_id"], code_type=rec.type, offline=offline, seq=seq)
 
     def _reject(self, scan: Scan, code_type: str | None, reason: str) -> Decision:
-        self.counters.bump("rejected")
+        self.unflushed["rejected"] += 1
         log.warning("rejected scan from %s (%d chars): %s", scan.source, len(scan.text), reason)
         return Decision("rejected", code_type=code_type, reason=reason)
 
@@ -115,10 +105,9 @@ class Checkin:
 
     def flush_counters(self) -> None:
         """Adds what was counted since the last flush to the persistent totals (best effort)."""
-        pending, self.counters.unflushed = self.counters.unflushed, {}
+        pending, self.unflushed = self.unflushed, collections.Counter()
         try:
-            self._outbox.add_counters(pending)
+            self._outbox.add_counters(dict(pending))
         except StorageError as exc:
             log.warning("could not persist counters: %s", exc)
-            for name, value in pending.items():
-                self.counters.unflushed[name] = self.counters.unflushed.get(name, 0) + value
+            self.unflushed += pending

@@ -11,6 +11,7 @@ loop gets the daemon restarted.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import importlib
 import logging
@@ -20,7 +21,7 @@ from typing import Any
 
 from device import __version__, health
 from device.audit import AuditLog
-from device.checkin import Checkin, iso_utc
+from device.checkin import COUNTER_NAMES, Checkin, iso_utc
 from device.clock import Clock, SystemClock
 from device.decision import Decision
 from device.errors import CheckinError, StorageError
@@ -44,6 +45,7 @@ ALARM_REPEAT_S = 60.0
 # Warn about undelivered events once they are this far into their allowed age.
 AGE_ALARM_FRACTION = 0.5
 AUDIT_FILE = "audit.jsonl"
+ANSWER_WINDOW_S = 60.0
 EXIT_CANNOT_START = 3
 
 _SOURCE_CLASSES = {
@@ -90,6 +92,8 @@ class Daemon:
         self._storage_fault: str | None = None
         self._light: Status | None = None
         self._reader_states: dict[str, str] = {}
+        # (when, ms) of recent answers, for the status's slowest answer of the last minute.
+        self._answers: collections.deque[tuple[float, float]] = collections.deque(maxlen=10_000)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -203,6 +207,9 @@ class Daemon:
                 self._identify(label)
                 continue
             self._answer(self.checkin.decide(scan, offline=not self.publisher.connected))
+            # From the scanner's terminator (or the decoded frame) to the answer: what the worker waits.
+            now = time.monotonic()
+            self._answers.append((now, (now - scan.at_monotonic) * 1000))
             # A queue of thousands of scans must not starve the watchdog and the housekeeping.
             await asyncio.sleep(0)
 
@@ -342,11 +349,8 @@ class Daemon:
         if oldest_age is not None and oldest_age > AGE_ALARM_FRACTION * max_age_s:
             self._alarm("age", "ALARM: the oldest undelivered event is %.1f days old", oldest_age / 86400)
         stored = self.outbox.counters()
-        unflushed = self.checkin.counters.unflushed if hasattr(self, "checkin") else {}
-        totals = {
-            name: stored.get(name, 0) + unflushed.get(name, 0)
-            for name in ("scans", "accepted", "duplicates", "rejected", "storage_failures")
-        }
+        unflushed = self.checkin.unflushed if hasattr(self, "checkin") else {}
+        totals = {name: stored.get(name, 0) + unflushed.get(name, 0) for name in COUNTER_NAMES}
         totals["dropped"] = stored.get("dropped", 0)
         s = self.settings
         self._snapshot = {
@@ -362,11 +366,17 @@ class Daemon:
             "oldest_undelivered_age_s": oldest_age,
             "dead_letters": backlog.dead_letters,
             "counters": totals,
+            "slowest_answer_ms": self._slowest_answer_ms(),
             "scanners": dict(self._reader_states),
             "clock": "synced" if self.clock.synced() else "unsynced",
             "storage_fault": self._storage_fault,
             "audit_lost": self.audit.lost,
         }
+
+    def _slowest_answer_ms(self) -> float:
+        while self._answers and self._answers[0][0] < time.monotonic() - ANSWER_WINDOW_S:
+            self._answers.popleft()
+        return round(max((ms for _, ms in self._answers), default=0.0), 1)
 
     def status_snapshot(self) -> dict[str, Any]:
         """The status message's body; read from the publisher's thread, so it is a finished dict."""

@@ -103,7 +103,6 @@ class Publisher:
         self._last_status = 0.0
         self.connected = False
         self.delivered = 0
-        self.dead_lettered = 0
         self._client = self._make_client(client_id)
         self._thread = threading.Thread(target=self._drain_loop, name="publisher", daemon=True)
 
@@ -148,7 +147,7 @@ class Publisher:
 
     # -- paho callbacks (network thread): hand facts over, never decide -------------------------------
 
-    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: ReasonCode, _p: Any) -> None:
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         if reason.is_failure:
             log.error("broker refused the connection: %s", reason)
             return
@@ -260,7 +259,6 @@ class Publisher:
                 continue  # an event already re-sent after a stale window
             if code >= 0x80:
                 self._outbox.dead_letter(flight.seq, f"broker refused: {text} (0x{code:02x})")
-                self.dead_lettered += 1
                 log.error(
                     "ALARM: broker refused event seq=%d permanently (%s); moved to dead letters",
                     flight.seq,
@@ -330,10 +328,6 @@ class Publisher:
         self._status_mids.add(info.mid)
 
     # -- stop -------------------------------------------------------------------------------------------
-
-    @property
-    def inflight(self) -> int:
-        return len(self._inflight)
 
     def stop(self, timeout: float = 3.0) -> None:
         """Publishes the offline status, waits briefly for outstanding acks, disconnects."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from device.label import format_label
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.payloads import other_codes, valid_payloads
@@ -206,3 +207,25 @@ def test_will_marks_a_crashed_device_offline(
         time.sleep(0.1)
     last = subscriber.statuses()[-1]
     assert last["state"] == "offline" and last["reason"] == "connection lost"
+
+
+def test_the_status_reports_how_long_workers_waited(
+    tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
+) -> None:
+    daemon = start_daemon(tmp_path, broker.port)
+    try:
+        daemon.wait_log("connected to broker")
+        assert daemon.scan("VISITOR-WAIT")["feedback"] == "accepted"
+        time.sleep(1.5)  # the status snapshot is refreshed every second
+        # Any label asks the device to publish its status at once (a provisioning check).
+        daemon.send(format_label("another-device", "GATE-9", "0" * 12))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+            "provisioning_check" in s for s in subscriber.statuses()
+        ):
+            time.sleep(0.05)
+    finally:
+        daemon.stop()
+    (check,) = [s for s in subscriber.statuses() if "provisioning_check" in s]
+    validate_status(check)
+    assert 0 < check["slowest_answer_ms"] < 5000

@@ -15,6 +15,7 @@ from typing import Any
 
 from device import __version__, health
 from device.audit import AuditLog
+from device.checkin import COUNTER_NAMES
 from device.clock import Clock, SystemClock
 from device.commands import EXIT_CONFIG, add_config_argument, load_or_explain
 from device.daemon import AUDIT_FILE
@@ -23,7 +24,7 @@ from device.outbox import DB_NAME, Outbox
 from device.settings import Settings
 
 EXIT_NO_STORE = 1
-COUNTERS = ("scans", "accepted", "duplicates", "rejected", "storage_failures", "dropped")
+COUNTERS = (*COUNTER_NAMES, "dropped")
 # Audit events a technician should see in the status, newest last.
 FAULTS = frozenset({"start_failed", "store_corrupt", "drop"})
 SHOWN_FAULTS = 5
