@@ -296,9 +296,13 @@ class Outbox:
         return int(value)
 
     def backlog(self) -> Backlog:
-        count, oldest = self._db.execute(
-            "SELECT COUNT(*), MIN(created_wall) FROM events WHERE delivered_at IS NULL"
+        # Read every second for the status: both from the pending index, never a scan of the bodies.
+        # Events are created in seq order, so the lowest pending seq is the oldest.
+        (count,) = self._db.execute("SELECT COUNT(*) FROM events WHERE delivered_at IS NULL").fetchone()
+        row = self._db.execute(
+            "SELECT created_wall FROM events WHERE delivered_at IS NULL ORDER BY seq LIMIT 1"
         ).fetchone()
+        oldest = None if row is None else row[0]
         (dead,) = self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
         return Backlog(int(count), oldest, int(dead))
 
