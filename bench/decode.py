@@ -15,7 +15,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -30,8 +29,8 @@ from tests.support.frames import (
     photo_gray,
     plain_texts,
 )
+from tests.support.paths import PHOTOS
 
-PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "qr-photos"
 NAME = "camera-decode"
 # The door sequence of the sustained figure, in frames at 15 fps: a code held ~0.7 s, ~1.3 s of nobody.
 HOLD = 10

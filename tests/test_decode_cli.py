@@ -13,6 +13,7 @@ from PIL import Image
 from device.vision.decoder import Decoder
 from device.vision.frames import load_gray
 from tests.support.frames import camera_frames, empty_frames, photo_cases, plain_texts
+from tests.support.paths import PHOTOS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,10 +29,10 @@ def _decode(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> dict[str, tuple[Path, str | None]]:
+def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str | None]]:
     """A few photographs of each set, camera-like frames (one only escalation reads), empty frames."""
     out: dict[str, tuple[Path, str | None]] = {}
-    photos = shared_dir / "datasets" / "qr-photos"
+    photos = PHOTOS
     for photo_set in ("zxing-cpp", "zxing-java"):
         for case in photo_cases(photos, photo_set)[::20]:
             out[str(case.path)] = (case.path, case.text)

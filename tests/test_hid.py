@@ -17,6 +17,7 @@ from device.settings import HidSourceSettings, load_settings
 from device.sources.discovery import Inventory
 from device.sources.hid import HidSource, strip_affixes
 from tests.support.evdev_pipe import PipeBus, PipeScanner, alt_code, chord, keystrokes, tap
+from tests.support.paths import PAYLOADS_JSON
 from tests.support.reading import Reading, run, wait_until
 
 K = ecodes.ecodes
@@ -31,8 +32,8 @@ def bus(tmp_path: Path) -> Iterator[PipeBus]:
 
 
 @pytest.fixture
-def samples(shared_dir: Path) -> dict[str, list[dict[str, str]]]:
-    data: dict[str, list[dict[str, str]]] = json.loads((shared_dir / "testdata/qr-payloads.json").read_text())
+def samples() -> dict[str, list[dict[str, str]]]:
+    data: dict[str, list[dict[str, str]]] = json.loads((PAYLOADS_JSON).read_text())
     return data
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from evdev import InputEvent, ecodes
@@ -20,6 +19,7 @@ from device.sources.keymaps import (
     layout_hint,
 )
 from tests.support.evdev_pipe import Stroke, alt_code, chord, input_events, keystrokes, tap
+from tests.support.paths import PAYLOADS_JSON
 
 K = ecodes.ecodes
 SHIFT, ALTGR, ENTER = ecodes.KEY_LEFTSHIFT, ecodes.KEY_RIGHTALT, ecodes.KEY_ENTER
@@ -39,10 +39,8 @@ def one(strokes: list[Stroke], layout: LayoutName = "us", **options: object) -> 
 
 
 @pytest.fixture(scope="module")
-def samples(shared_dir: Path) -> dict[str, list[dict[str, object]]]:
-    data: dict[str, list[dict[str, object]]] = json.loads(
-        (shared_dir / "testdata/qr-payloads.json").read_text()
-    )
+def samples() -> dict[str, list[dict[str, object]]]:
+    data: dict[str, list[dict[str, object]]] = json.loads((PAYLOADS_JSON).read_text())
     return data
 
 

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from device.settings import SerialSourceSettings
 from device.sources.discovery import Inventory
 from device.sources.serial import Frame, LineFramer, SerialSource
+from tests.support.paths import PAYLOADS_JSON
 from tests.support.pty_scanner import PtyScanner
 from tests.support.reading import Reading, run, wait_until
 
@@ -25,8 +26,8 @@ VIETNAMESE = "Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh"
 
 
 @pytest.fixture
-def samples(shared_dir: Path) -> dict[str, list[dict[str, str]]]:
-    data: dict[str, list[dict[str, str]]] = json.loads((shared_dir / "testdata/qr-payloads.json").read_text())
+def samples() -> dict[str, list[dict[str, str]]]:
+    data: dict[str, list[dict[str, str]]] = json.loads((PAYLOADS_JSON).read_text())
     return data
 
 

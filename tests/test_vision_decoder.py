@@ -6,8 +6,6 @@ never a hard-coded count.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -20,6 +18,7 @@ from tests.support.frames import (
     photo_gray,
     plain_texts,
 )
+from tests.support.paths import PHOTOS
 
 BUDGET_MS = 40.0
 
@@ -41,9 +40,9 @@ def _stripped(texts: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("photo_set", ["zxing-cpp", "zxing-java"])
 def test_photos_read_everything_the_plain_decoder_reads_and_never_misread(
-    shared_dir: Path, decoder: Decoder, photo_set: str
+    decoder: Decoder, photo_set: str
 ) -> None:
-    cases = photo_cases(shared_dir / "datasets" / "qr-photos", photo_set)
+    cases = photo_cases(PHOTOS, photo_set)
     assert len(cases) > 100, f"the {photo_set} photo set is missing or incomplete"
     plain_read, ours_read, misread = set(), set(), []
     for case in cases:

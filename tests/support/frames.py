@@ -21,10 +21,11 @@ import segno
 import zxingcpp
 from PIL import Image, ImageDraw, ImageFilter
 
+from tests.support.paths import PAYLOADS_JSON
+
 WIDTH, HEIGHT = 640, 480
 Box = tuple[float, float, float, float]
 CONDITIONS = ("clean", "rotation", "perspective", "blur", "noise", "low_contrast", "small", "clutter")
-PAYLOADS_JSON = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "qr-payloads.json"
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,7 @@ def empty_frames(count: int, seed: int = 2) -> Iterator[LabeledFrame]:
 
 @dataclass(frozen=True)
 class PhotoCase:
-    """One photograph of the shared ZXing sets and the text its code holds (trailing CR/LF stripped)."""
+    """One photograph of the ZXing sets and the text its code holds (trailing CR/LF stripped)."""
 
     name: str
     path: Path

@@ -1,18 +1,17 @@
-"""Synthetic payloads from shared/testdata (invented people) and generated 'other' codes."""
+"""Synthetic payloads from tests/data (invented people) and generated 'other' codes."""
 
 from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
+from tests.support.paths import PAYLOADS_JSON
 
 
 @cache
 def vectors() -> dict[str, Any]:
-    return json.loads((SHARED / "testdata" / "qr-payloads.json").read_text(encoding="utf-8"))
+    return json.loads(PAYLOADS_JSON.read_text(encoding="utf-8"))
 
 
 def valid_payloads() -> list[str]:
