@@ -16,7 +16,9 @@ import contextlib
 import importlib
 import logging
 import signal
+import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 from device import __version__, health
@@ -47,6 +49,9 @@ AGE_ALARM_FRACTION = 0.5
 AUDIT_FILE = "audit.jsonl"
 ANSWER_WINDOW_S = 60.0
 EXIT_CANNOT_START = 3
+# A source that failed with an unexpected error is started again, backing off up to a minute.
+SOURCE_RESTART_MIN_S = 1.0
+SOURCE_RESTART_MAX_S = 60.0
 
 _SOURCE_CLASSES = {
     "stdin": ("device.sources.stdin", "StdinSource"),
@@ -134,9 +139,14 @@ class Daemon:
         tasks = [
             asyncio.create_task(self._pump(src, scans), name=f"source-{src.kind}") for src in self.sources
         ]
-        tasks.append(asyncio.create_task(self._consume(scans), name="consume"))
-        tasks.append(asyncio.create_task(self._maintain(), name="maintain"))
-        tasks.append(asyncio.create_task(self._feed_watchdog(), name="watchdog"))
+        vital = [
+            asyncio.create_task(self._consume(scans), name="consume"),
+            asyncio.create_task(self._maintain(), name="maintain"),
+        ]
+        for task in vital:
+            task.add_done_callback(self._vital_ended)
+        tasks += vital
+        tasks.append(asyncio.create_task(self._feed_watchdog(vital), name="watchdog"))
         log.info(
             "qr-checkin %s ready: device %s at %s %s, sources %s, broker %s:%s",
             __version__,
@@ -190,28 +200,52 @@ class Daemon:
     # -- the pipeline --------------------------------------------------------------------------------
 
     async def _pump(self, source: Source, scans: asyncio.Queue[Scan]) -> None:
-        try:
-            async for scan in source.scans():
-                await scans.put(scan)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("source %s failed", source.kind)
-            self.feedback.signal(Signal.FAULT)
+        pause = SOURCE_RESTART_MIN_S
+        while True:
+            try:
+                async for scan in source.scans():
+                    pause = SOURCE_RESTART_MIN_S
+                    await scans.put(scan)
+                return  # the source ended on its own (stdin at EOF, a replay finished)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A camera or driver error of a class the source did not expect: the reader comes back.
+                log.exception("source %s failed; restarting it in %.0f s", source.kind, pause)
+                self._quietly(self.feedback.signal, Signal.FAULT)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, SOURCE_RESTART_MAX_S)
 
     async def _consume(self, scans: asyncio.Queue[Scan]) -> None:
         while True:
             scan = await scans.get()
-            label = parse_label(scan.text) if scan.damage is None else None
-            if label is not None:
-                self._identify(label)
-                continue
-            self._answer(self.checkin.decide(scan, offline=not self.publisher.connected))
-            # From the scanner's terminator (or the decoded frame) to the answer: what the worker waits.
-            now = time.monotonic()
-            self._answers.append((now, (now - scan.at_monotonic) * 1000))
+            try:
+                self._handle(scan)
+            except Exception:
+                # One scan's failure (a closed console pipe, a GPIO error, a bug) must not end the loop
+                # that answers every later one; the traceback names no scanned text.
+                log.exception("scan from %s could not be answered", scan.source)
+                self._quietly(self.feedback.signal, Signal.FAULT)
             # A queue of thousands of scans must not starve the watchdog and the housekeeping.
             await asyncio.sleep(0)
+
+    def _handle(self, scan: Scan) -> None:
+        label = parse_label(scan.text) if scan.damage is None else None
+        if label is not None:
+            self._identify(label)
+            return
+        self._answer(self.checkin.decide(scan, offline=not self.publisher.connected))
+        # From the scanner's terminator (or the decoded frame) to the answer: what the worker waits.
+        now = time.monotonic()
+        self._answers.append((now, (now - scan.at_monotonic) * 1000))
+
+    @staticmethod
+    def _quietly(call: Callable[[Signal], None], signal_: Signal) -> None:
+        """A fault pattern is worth trying, but the hardware that failed may fail again."""
+        try:
+            call(signal_)
+        except Exception as exc:
+            log.error("feedback failed too: %s: %s", type(exc).__name__, exc)
 
     def _answer(self, decision: Decision) -> None:
         self.feedback.decision(decision)
@@ -247,13 +281,22 @@ class Daemon:
 
     # -- housekeeping ----------------------------------------------------------------------------------
 
-    async def _feed_watchdog(self) -> None:
+    async def _feed_watchdog(self, vital: list[asyncio.Task[None]]) -> None:
+        """Pings systemd only while the scan loop and the housekeeping run: a loop that turns while
+        either is dead must still get the daemon restarted."""
         interval = self.notifier.watchdog_interval()
         if interval is None:
             return
-        while True:
+        while not any(task.done() for task in vital):
             self.notifier.watchdog()
             await asyncio.sleep(interval)
+
+    def _vital_ended(self, task: asyncio.Task[None]) -> None:
+        if self._stop.is_set():
+            return
+        # Only a bug gets here (both loops catch per turn): say so, and let the watchdog end the daemon.
+        exc = None if task.cancelled() else task.exception()
+        log.critical("ALARM: %s stopped (%r): the watchdog is no longer fed", task.get_name(), exc)
 
     async def _maintain(self) -> None:
         while True:
@@ -262,6 +305,13 @@ class Daemon:
                 self._maintain_once()
             except StorageError as exc:
                 self._alarm("maintenance", "maintenance: %s", exc)
+            except sqlite3.Error as exc:  # a read of the backlog or the counters on a failing store
+                self._alarm("maintenance", "maintenance: storage error: %s", exc)
+            except Exception:
+                if self._alarm(
+                    "maintenance", "ALARM: maintenance failed; retrying every %.0f s", MAINTENANCE_S
+                ):
+                    log.exception("maintenance failure")
 
     def _maintain_once(self) -> None:
         now = self.clock.wall()

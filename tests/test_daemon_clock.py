@@ -64,8 +64,16 @@ class PushSource:
 class Harness:
     """One Daemon running in this event loop; scans in through PushSource, answers out of the console."""
 
-    def __init__(self, tmp_path: Path, port: int, clock: FakeClock) -> None:
-        config = write_config(tmp_path / "device.toml", port=port, storage=tmp_path / "state")
+    def __init__(
+        self,
+        tmp_path: Path,
+        port: int,
+        clock: FakeClock,
+        *,
+        notifier: Notifier | None = None,
+        **sections: Any,
+    ) -> None:
+        config = write_config(tmp_path / "device.toml", port=port, storage=tmp_path / "state", **sections)
         self.settings = load_settings(config)
         self.clock = clock
         self.source = PushSource()
@@ -75,7 +83,7 @@ class Harness:
             clock=clock,
             feedback=ConsoleFeedback(self.out),
             sources=[self.source],
-            notifier=Notifier(None),
+            notifier=notifier or Notifier(None),
         )
         self.task: asyncio.Task[int] | None = None
 
