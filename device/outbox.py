@@ -340,20 +340,28 @@ class Outbox:
         """Removes delivered events past the grace and expired window entries; drops undelivered
         events older than max_age_s. Returns how many undelivered events were dropped.
 
-        Only a synchronised clock can age an undelivered event, and only one stamped by a synchronised
-        clock: an event from an earlier boot of a clock-less Pi may carry 1970, and must not be
-        dropped as 56 years old. Window entries of this boot expire on monotonic time."""
+        An event of this boot is aged by the monotonic clock only, so no step of the wall clock drops
+        one. An event of an earlier boot has only its wall time left: only a synchronised clock ages
+        it, and only one stamped by a synchronised clock (a clock-less Pi may have stamped 1970, and
+        that must not be dropped as 56 years old). Window entries of this boot expire on monotonic
+        time."""
         now = stamp.wall
         with self._write() as db:
             db.execute(
                 "DELETE FROM events WHERE delivered_at IS NOT NULL AND delivered_at < ?",
                 (now - delivered_grace_s,),
             )
-            dropped = 0
+            # Within this boot the monotonic clock alone ages an event: a synchronised clock that steps
+            # (a bad NTP answer, a GPS fix) moves the wall clock, never an event's true age.
+            dropped = db.execute(
+                "DELETE FROM events WHERE delivered_at IS NULL AND boot_id = ? AND created_mono < ?",
+                (stamp.boot_id, stamp.mono - max_age_s),
+            ).rowcount
             if stamp.synced:
-                dropped = db.execute(
-                    "DELETE FROM events WHERE delivered_at IS NULL AND clock_synced = 1 AND created_wall < ?",
-                    (now - max_age_s,),
+                dropped += db.execute(
+                    "DELETE FROM events WHERE delivered_at IS NULL AND boot_id != ? AND clock_synced = 1"
+                    " AND created_wall < ?",
+                    (stamp.boot_id, now - max_age_s),
                 ).rowcount
             db.execute(
                 "DELETE FROM recent WHERE (boot_id = ? AND mono < ?) OR (boot_id != ? AND wall < ?)",

@@ -236,3 +236,28 @@ def test_the_duplicate_window_follows_monotonic_time_across_wall_clock_jumps(tmp
         assert await h.stop() == 0
 
     run(scenario)
+
+
+def test_a_synchronised_clock_stepping_past_max_age_drops_no_backlog(tmp_path: Path) -> None:
+    """Issue 12 item 7: a synced clock stepping 22 days forward dropped every undelivered event."""
+    clock = FakeClock(wall=TRUE_NOW, synced=True, boot="boot-step-test")
+    # No broker: the backlog stays.
+    h = Harness(tmp_path, free_port(), clock)
+    max_age_s = h.settings.storage.max_age_days * 86400
+
+    async def scenario() -> None:
+        await h.start()
+        for i in range(50):
+            assert (await h.answer(f"WORKER-STEP-{i}"))["feedback"] == "accepted"
+        clock.advance(120)
+        clock.set_wall(clock.wall() + max_age_s + 86400)
+        h.daemon._purge()
+        assert len(h.stored()) == 50
+        # Past max_age on the monotonic clock they go, alarmed and counted.
+        clock.advance(max_age_s)
+        h.daemon._purge()
+        assert h.stored() == {}
+        assert h.daemon.outbox.counters()["dropped"] == 50
+        assert await h.stop() == 0
+
+    run(scenario)

@@ -68,9 +68,10 @@ def test_dead_letter_leaves_the_queue_and_is_kept(tmp_path: Path) -> None:
 
 def test_retention_drops_old_undelivered_and_counts_them(tmp_path: Path) -> None:
     box = Outbox.open(tmp_path)
-    box.append_unless_recent("old", stamp(wall=1000), 0, event)
-    box.append_unless_recent("new", stamp(wall=5000), 0, event)
-    assert box.purge(stamp(wall=5000), delivered_grace_s=3600, max_age_s=3000, window_s=60) == 1
+    # Both clocks run on together, as they do when nothing steps the wall clock.
+    box.append_unless_recent("old", stamp(wall=1000, mono=1000), 0, event)
+    box.append_unless_recent("new", stamp(wall=5000, mono=5000), 0, event)
+    assert box.purge(stamp(wall=5000, mono=5000), delivered_grace_s=3600, max_age_s=3000, window_s=60) == 1
     assert [p.seq for p in box.pending(10)] == [2]
     assert box.counters()["dropped"] == 1
 
@@ -80,10 +81,26 @@ def test_retention_never_ages_events_by_an_untrue_clock(tmp_path: Path) -> None:
     # Stamped in 1970 by a clock-less Pi in an earlier boot, then the clock synchronised: no age known.
     box.append_unless_recent("then", stamp(wall=100, boot="b0", synced=False), 0, event)
     assert box.purge(stamp(wall=1_800_000_000), delivered_grace_s=3600, max_age_s=86400, window_s=60) == 0
-    # While the clock itself is not synchronised, nothing is aged at all.
+    # While the clock itself is not synchronised, its wall time ages nothing.
     box.append_unless_recent("old", stamp(wall=1000), 0, event)
     assert box.purge(stamp(wall=1e9, synced=False), delivered_grace_s=3600, max_age_s=10, window_s=60) == 0
     assert [p.seq for p in box.pending(10)] == [1, 2]
+
+
+def test_a_synchronised_clock_stepping_forward_drops_nothing_of_this_boot(tmp_path: Path) -> None:
+    """Issue 12 item 7: 50 check-ins minutes old were dropped when a synced clock stepped 22 days."""
+    box = Outbox.open(tmp_path)
+    for i in range(50):
+        box.append_unless_recent(f"k{i}", stamp(wall=1_700_000_000 + i, mono=100 + i), 0, event)
+    stepped = stamp(wall=1_700_000_000 + 22 * 86400, mono=400)
+    assert box.purge(stepped, delivered_grace_s=3600, max_age_s=21 * 86400, window_s=60) == 0
+    assert len(box.pending(100)) == 50
+    # 21 days by the monotonic clock are 21 days, whatever the wall clock says.
+    aged = stamp(wall=1_700_000_000 + 22 * 86400, mono=100 + 21 * 86400 + 25)
+    assert box.purge(aged, delivered_grace_s=3600, max_age_s=21 * 86400, window_s=60) == 25
+    # An earlier boot left only its wall time: that ages by the synchronised clock, as before.
+    box.append_unless_recent("before", stamp(wall=1_600_000_000, mono=5, boot="b0"), 0, event)
+    assert box.purge(aged, delivered_grace_s=3600, max_age_s=21 * 86400, window_s=60) == 1
 
 
 def test_duplicate_window_entries_of_this_boot_expire_on_monotonic_time(tmp_path: Path) -> None:
