@@ -177,7 +177,9 @@ class Daemon:
             )
         self.audit.record("start", version=__version__, config_hash=self.config_hash)
         if self.outbox.moved_aside is not None:
-            self.audit.record("store_corrupt", moved_to=self.outbox.moved_aside.name)
+            self.audit.record(
+                "store_corrupt", moved_to=self.outbox.moved_aside.name, salvaged=self.outbox.salvaged
+            )
             self._storage_fault = "corrupt store moved aside"
             self.feedback.signal(Signal.FAULT)
 

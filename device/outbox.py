@@ -19,12 +19,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from device.clock import Clock
-from device.durable import write_atomic
+from device.durable import fsync_dir, write_atomic
 from device.errors import StorageCorrupt, StorageError, StorageFull, StorageReadOnly
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,10 @@ DB_NAME = "outbox.sqlite"
 # shows consumers what the moved-aside store still holds.
 RESERVE_NAME = "seq.reserve"
 SEQ_RESERVE_BLOCK = 1000
+# A fresh store is built under this name from what a corrupt one still gives, then moved in.
+SALVAGE_NAME = f"{DB_NAME}.salvage"
+# Past a row a damaged page hides, the salvage looks this many seqs further before it gives up.
+SALVAGE_PROBE_LIMIT = 1 << 20
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -127,6 +131,8 @@ class Outbox:
         self.path = path
         # Where open() put a corrupt store it found, for the audit log and the status.
         self.moved_aside: Path | None = None
+        # How many undelivered events open() salvaged from that store.
+        self.salvaged = 0
         if read_only:
             self._db = _connect_read_only(path)
             return
@@ -149,6 +155,11 @@ class Outbox:
         except OSError as exc:
             raise StorageError(f"cannot create the storage directory {storage_dir}: {exc.strerror}") from None
         path = storage_dir / DB_NAME
+        building = path.with_name(SALVAGE_NAME)
+        if not path.exists() and building.exists():
+            # A salvage finished and moved the damaged store aside, then the power went.
+            os.replace(building, path)
+        box: Outbox | None = None
         try:
             box = cls(path)
             box.check_integrity()
@@ -157,22 +168,63 @@ class Outbox:
             raise storage_error(exc, storage_dir) from None
         except (sqlite3.DatabaseError, StorageCorrupt) as exc:
             # Damage may show in open's own first writes (StorageCorrupt) or only in the check.
-            aside = path.with_name(f"{DB_NAME}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
-            log.error(
-                "ALARM: outbox %s is corrupt (%s); moved aside to %s, starting a fresh store",
-                path,
-                exc,
-                aside,
+            if box is not None:
+                box.close()
+            return cls._replace_corrupt(path, exc)
+
+    @classmethod
+    def _replace_corrupt(cls, path: Path, damage: Exception) -> Outbox:
+        """Salvages what the damaged store still gives into a fresh one, then moves the old one aside.
+
+        The fresh store is built under another name and moved in last: a power cut part way leaves
+        either the damaged store (salvaged again at the next start) or the finished fresh one."""
+        aside = path.with_name(f"{DB_NAME}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        building = path.with_name(SALVAGE_NAME)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{building}{suffix}").unlink(missing_ok=True)
+        salvage = _salvage(path)
+        fresh = cls(building)
+        try:
+            restored = fresh._restore(salvage)
+        finally:
+            fresh.close()  # the last connection's close checkpoints the WAL into the file
+        log.error(
+            "ALARM: outbox %s is corrupt (%s); salvaged %d undelivered events%s, moved it aside to %s,"
+            " continuing in a fresh store",
+            path,
+            damage,
+            restored,
+            f" ({salvage.unreadable} unreadable)" if salvage.unreadable else "",
+            aside,
+        )
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{path}{suffix}")
+            if src.exists():
+                os.replace(src, f"{aside}{suffix}")
+        os.replace(building, path)
+        fsync_dir(path.parent)
+        box = cls(path)
+        box.moved_aside = aside
+        box.salvaged = restored
+        return box
+
+    def _restore(self, salvage: Salvage) -> int:
+        """Writes the salvaged rows into this (fresh) store; returns how many undelivered events."""
+        with self._write() as db:
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", salvage.meta)
+            db.executemany(
+                "INSERT OR IGNORE INTO events (seq, event_id, body, created_wall, created_mono, boot_id,"
+                " clock_synced) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                salvage.events,
             )
-            for suffix in ("", "-wal", "-shm"):
-                src = Path(f"{path}{suffix}")
-                if src.exists():
-                    os.replace(src, f"{aside}{suffix}")
-            box = cls(path)
-            box.moved_aside = aside
-            with box._write() as db:
-                db.execute("UPDATE meta SET value=? WHERE key='next_seq'", (str(box._reserved + 1),))
-            return box
+            db.executemany("INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?, ?)", salvage.dead_letters)
+            db.executemany("INSERT OR IGNORE INTO recent VALUES (?, ?, ?, ?)", salvage.recent)
+            db.executemany("INSERT OR IGNORE INTO counters VALUES (?, ?)", salvage.counters)
+            # Above every seq the old store may have handed out: never reused, and the gap tells.
+            highest = max([self._reserved, salvage.next_seq - 1, *(row[0] for row in salvage.events)])
+            db.execute("UPDATE meta SET value=? WHERE key='next_seq'", (str(highest + 1),))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        return len(salvage.events)
 
     def check_integrity(self) -> None:
         row = self._db.execute("PRAGMA quick_check").fetchone()
@@ -433,6 +485,93 @@ def _probed(db: sqlite3.Connection) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+@dataclass
+class Salvage:
+    """The rows a damaged store still gives; each table read on its own, so one bad table costs only
+    itself."""
+
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    dead_letters: list[tuple[Any, ...]] = field(default_factory=list)
+    recent: list[tuple[Any, ...]] = field(default_factory=list)
+    counters: list[tuple[Any, ...]] = field(default_factory=list)
+    meta: list[tuple[Any, ...]] = field(default_factory=list)
+    next_seq: int = 1
+    # Reads that failed on a damaged page (rows behind it may be lost).
+    unreadable: int = 0
+
+
+_EVENT_COLUMNS = "seq, event_id, body, created_wall, created_mono, boot_id, clock_synced"
+
+
+def _salvage(path: Path) -> Salvage:
+    """Everything still readable of a damaged store: undelivered events and dead letters (by their
+    rowid b-tree, NOT INDEXED, since a damaged index must not hide a row), the duplicate window, the
+    counters and the meta values (next seq, and whatever identity the store keeps there)."""
+    out = Salvage()
+    if not path.exists():
+        return out
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.Error:
+        return out
+    try:
+        out.events = _rows_by_rowid(
+            db, f"SELECT {_EVENT_COLUMNS} FROM events NOT INDEXED WHERE delivered_at IS NULL", out
+        )
+        out.dead_letters = _rows_by_rowid(db, "SELECT * FROM dead_letters NOT INDEXED WHERE 1", out)
+        out.recent = _readable(db, "SELECT key, wall, mono, boot_id FROM recent NOT INDEXED", out)
+        out.counters = _readable(db, "SELECT name, value FROM counters NOT INDEXED", out)
+        meta = _readable(db, "SELECT key, value FROM meta NOT INDEXED", out)
+        out.meta = [(k, v) for k, v in meta if k not in ("next_seq", "schema_version")]
+        out.next_seq = max([1, *(int(v) for k, v in meta if k == "next_seq" and str(v).isdigit())])
+    finally:
+        db.close()
+    return out
+
+
+def _readable(db: sqlite3.Connection, sql: str, out: Salvage) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    try:
+        for row in db.execute(sql):
+            rows.append(tuple(row))
+    except sqlite3.DatabaseError:
+        out.unreadable += 1
+    return rows
+
+
+def _rows_by_rowid(db: sqlite3.Connection, sql: str, out: Salvage) -> list[tuple[Any, ...]]:
+    """Rows of a table whose first column is its rowid (seq), in order, stepping over damaged pages:
+    a read that fails resumes by a seek past the last good row, probing ever further ahead."""
+    rows: list[tuple[Any, ...]] = []
+    after = 0
+    while True:
+        try:
+            for row in db.execute(f"{sql} AND seq > ? ORDER BY seq", (after,)):
+                rows.append(tuple(row))
+                after = int(row[0])
+            return rows
+        except sqlite3.DatabaseError:
+            out.unreadable += 1
+        # A seek into the damaged page fails, one past it works: find the first seq that works.
+        bad, good = after, after + 1
+        while not _seekable(db, sql, good):
+            bad, good = good, after + 2 * (good - after)
+            if good - after > SALVAGE_PROBE_LIMIT:
+                return rows
+        while good - bad > 1:
+            middle = (bad + good) // 2
+            bad, good = (bad, middle) if _seekable(db, sql, middle) else (middle, good)
+        after = good
+
+
+def _seekable(db: sqlite3.Connection, sql: str, after: int) -> bool:
+    try:
+        db.execute(f"{sql} AND seq > ? ORDER BY seq LIMIT 1", (after,)).fetchall()
+    except sqlite3.DatabaseError:
+        return False
+    return True
 
 
 def _dumps(event: dict[str, Any]) -> str:

@@ -198,7 +198,8 @@ def test_a_corrupt_store_at_start_is_moved_aside_kept_and_replaced_with_an_alarm
         assert birth["storage_fault"] == "corrupt store moved aside"
         answer = daemon.scan("VISITOR-AFTER-CORRUPTION")
         assert answer["feedback"] == "accepted"
-        (event,) = sub.wait_event_ids({answer["event_id"]})
+        events = sub.wait_event_ids({answer["event_id"]})
+        (event,) = [e for e in events if e["event_id"] == answer["event_id"]]
         assert daemon.terminate() == 0
     finally:
         daemon.stop()
@@ -211,6 +212,9 @@ def test_a_corrupt_store_at_start_is_moved_aside_kept_and_replaced_with_an_alarm
     audit = [json.loads(line) for line in (state / AUDIT_FILE).read_text().splitlines()]
     (record,) = [r for r in audit if r["event"] == "store_corrupt"]
     assert record["moved_to"] == aside.name
+    # What the damaged store still gave was carried over and published (issue 12 item 4).
+    salvaged = {e["event_id"] for e in events} - {answer["event_id"]}
+    assert record["salvaged"] == len(salvaged) > 0
 
     assert cli_main(["status", "--json", "--config", str(config)]) == 0
     status = json.loads(capsys.readouterr().out)
