@@ -9,7 +9,7 @@ import threading
 from collections.abc import AsyncIterator
 from typing import BinaryIO
 
-from device.scan import Scan
+from device.scan import Scan, SourceKind
 from device.settings import StdinSourceSettings
 from device.sources import SourceState
 
@@ -29,7 +29,7 @@ def decode_line(raw: bytes) -> tuple[str, str | None]:
 
 
 class StdinSource:
-    kind = "stdin"
+    kind: SourceKind = "stdin"
 
     def __init__(self, settings: StdinSourceSettings, stream: BinaryIO | None = None) -> None:
         self._settings = settings
