@@ -31,7 +31,7 @@ from device.feedback import Feedback, Signal, Status, build_feedback
 from device.label import LabelCode, parse_label
 from device.notify import Notifier
 from device.outbox import Outbox, Stamp
-from device.privacy import Privacy, load_key
+from device.privacy import build_privacy
 from device.publisher import Publisher, Topics
 from device.scan import Scan
 from device.settings import Settings
@@ -106,11 +106,7 @@ class Daemon:
         s = self.settings
         try:
             self.outbox = Outbox.open(s.storage.dir)
-            privacy = Privacy(
-                s.privacy.subject,
-                load_key(s.key_path, create=s.device.dev),
-                s.privacy.authority_public_key,
-            )
+            privacy = build_privacy(s)
             self._refresh_snapshot()  # the publisher's MQTT will quotes it
             self.publisher = Publisher(
                 s.broker,
