@@ -26,11 +26,11 @@ from device.audit import AuditLog
 from device.checkin import COUNTER_NAMES, Checkin, iso_utc
 from device.clock import Clock, SystemClock
 from device.decision import Decision
-from device.errors import CheckinError, StorageError
+from device.errors import CheckinError, StorageError, StorageFull
 from device.feedback import Feedback, Signal, Status, build_feedback
 from device.label import LabelCode, parse_label
 from device.notify import Notifier
-from device.outbox import Outbox, Stamp
+from device.outbox import Outbox, Stamp, free_bytes
 from device.privacy import build_privacy
 from device.publisher import Publisher, Topics
 from device.scan import Scan
@@ -49,6 +49,8 @@ AGE_ALARM_FRACTION = 0.5
 AUDIT_FILE = "audit.jsonl"
 ANSWER_WINDOW_S = 60.0
 EXIT_CANNOT_START = 3
+# Started on a full card, the disk has room again: systemd's restart opens the store properly.
+EXIT_STORAGE_BACK = 75
 # A source that failed with an unexpected error is started again, backing off up to a minute.
 SOURCE_RESTART_MIN_S = 1.0
 SOURCE_RESTART_MAX_S = 60.0
@@ -95,6 +97,7 @@ class Daemon:
         self._last_status_line = 0.0
         self._alarmed: dict[str, float] = {}
         self._storage_fault: str | None = None
+        self._exit_code = 0
         self._light: Status | None = None
         self._reader_states: dict[str, str] = {}
         # (when, ms) of recent answers, for the status's slowest answer of the last minute.
@@ -105,14 +108,14 @@ class Daemon:
     async def run(self) -> int:
         s = self.settings
         try:
-            self.outbox = Outbox.open(s.storage.dir)
+            self.outbox = self._open_store()
             privacy = build_privacy(s)
             self._refresh_snapshot()  # the publisher's MQTT will quotes it
             self.publisher = Publisher(
                 s.broker,
                 Topics.of(s.broker.topic_prefix, s.location.id, s.device.id),
                 s.device.id,
-                Outbox(self.outbox.path),
+                self.outbox.twin(),
                 self.status_snapshot,
             )
         except CheckinError as exc:
@@ -163,7 +166,33 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._shutdown()
-        return 0
+        return self._exit_code
+
+    def _open_store(self) -> Outbox:
+        """The store; on a card too full to open it, one that refuses every check-in as "storage
+        full" (so the device starts, and answers), until the disk has room and the daemon restarts."""
+        directory = self.settings.storage.dir
+        try:
+            box = Outbox.open(directory)
+        except StorageFull:
+            log.error("ALARM: storage full: cannot open the store; every scan is answered 'storage full'")
+            self._storage_fault = "storage full"
+            return Outbox.refusing_writes(directory)
+        box.space.ensure()
+        return box
+
+    def _watch_space(self) -> None:
+        """Keeps the space reserve made; a store opened refusing is reopened (by a restart, which
+        systemd does) once the disk has room again."""
+        if not self.outbox.refusing:
+            self.outbox.space.ensure()
+            return
+        free = free_bytes(self.settings.storage.dir)
+        if free is not None and free >= 2 * self.outbox.space.size:
+            log.warning("storage has room again (%.1f MB): restarting to open the store", free / 2**20)
+            self.audit.record("restart", reason="storage_room_again")
+            self._exit_code = EXIT_STORAGE_BACK
+            self._stop.set()
 
     def _audit_start(self) -> None:
         previous = [r for r in self.audit.read() if r.get("event") == "start"]
@@ -172,6 +201,9 @@ class Daemon:
                 "config_changed", previous_hash=previous[-1].get("config_hash"), config_hash=self.config_hash
             )
         self.audit.record("start", version=__version__, config_hash=self.config_hash)
+        if self.outbox.refusing:
+            self.audit.record("storage_full_at_start")
+            self.feedback.signal(Signal.FAULT)
         if self.outbox.moved_aside is not None:
             self.audit.record(
                 "store_corrupt", moved_to=self.outbox.moved_aside.name, salvaged=self.outbox.salvaged
@@ -252,6 +284,8 @@ class Daemon:
             self.publisher.wake()
         elif decision.reason and decision.reason.startswith("storage"):
             self._storage_fault = decision.reason
+            # The worker sees the fault pattern, not a plain "rejected": it is the device, not the card.
+            self.feedback.signal(Signal.FAULT)
             self._alarm(
                 "storage", "ALARM: %s: scans are answered 'rejected' until it recovers", decision.reason
             )
@@ -322,7 +356,9 @@ class Daemon:
         self._was_synced = synced
         if time.monotonic() - self._last_purge >= PURGE_EVERY_S:
             self._last_purge = time.monotonic()
-            self._purge()
+            if not self.outbox.refusing:
+                self._purge()
+        self._watch_space()
         self._watch_readers()
         self._refresh_snapshot()
         self._watch_disk()

@@ -35,6 +35,11 @@ DB_NAME = "outbox.sqlite"
 # shows consumers what the moved-aside store still holds.
 RESERVE_NAME = "seq.reserve"
 SEQ_RESERVE_BLOCK = 1000
+SPACE_RESERVE_NAME = "space.reserve"
+# SQLite's WAL needs a few MB of headroom to open and checkpoint a busy store.
+SPACE_RESERVE_MAX = 8 * 1024 * 1024
+# Below this much free space a failing write is taken for a full disk, whatever SQLite called it.
+NO_SPACE_BYTES = 256 * 1024
 # A fresh store is built under this name from what a corrupt one still gives, then moved in.
 SALVAGE_NAME = f"{DB_NAME}.salvage"
 # Past a row a damaged page hides, the salvage looks this many seqs further before it gives up.
@@ -115,7 +120,70 @@ def storage_error(exc: sqlite3.Error, directory: Path | None = None) -> StorageE
     # "unable to open database file". The filesystem itself tells.
     if directory is not None and _read_only(directory):
         return StorageReadOnly("storage is read-only")
+    # On a full disk SQLite may say only "disk I/O error" (opening the WAL, say): the free space tells.
+    if directory is not None and (free := free_bytes(directory)) is not None and free < NO_SPACE_BYTES:
+        return StorageFull("storage full")
     return StorageError(f"storage error: {exc}")
+
+
+def free_bytes(directory: Path) -> int | None:
+    """Bytes an unprivileged writer may still use on the filesystem holding `directory`."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+class SpaceReserve:
+    """A preallocated file beside the store, given back when the disk runs full: room for SQLite's
+    journal to open and checkpoint the store, and for the daemon to start on a full card.
+
+    Its size is SPACE_RESERVE_MAX, or an eighth of a small filesystem."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / SPACE_RESERVE_NAME
+        try:
+            st = os.statvfs(directory)
+            self.size = min(SPACE_RESERVE_MAX, st.f_blocks * st.f_frsize // 8)
+        except OSError:
+            self.size = SPACE_RESERVE_MAX
+
+    def held(self) -> bool:
+        return self.path.exists()
+
+    def ensure(self) -> bool:
+        """Makes the reserve when it is missing and the disk has room for it three times over (the
+        reserve, and the room check-ins resume at, see Outbox.append_unless_recent)."""
+        if self.held():
+            return True
+        free = free_bytes(self.path.parent)
+        if free is None or free < 3 * self.size:
+            return False
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            return True
+        except OSError:
+            return False
+        try:
+            os.posix_fallocate(fd, 0, self.size)  # real blocks, not a sparse promise
+            os.fsync(fd)
+        except OSError:
+            os.close(fd)
+            self.path.unlink(missing_ok=True)
+            return False
+        os.close(fd)
+        return True
+
+    def release(self) -> int:
+        """Gives the reserve back to the filesystem; the bytes freed (0 when there was none)."""
+        try:
+            size = self.path.stat().st_size
+            self.path.unlink()
+        except OSError:
+            return 0
+        return size
 
 
 def _read_only(directory: Path) -> bool:
@@ -127,12 +195,20 @@ def _read_only(directory: Path) -> bool:
 
 
 class Outbox:
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False, refusing: bool = False) -> None:
         self.path = path
         # Where open() put a corrupt store it found, for the audit log and the status.
         self.moved_aside: Path | None = None
         # How many undelivered events open() salvaged from that store.
         self.salvaged = 0
+        # A store opened on a full disk: it reads what it can and refuses every write as "storage full".
+        self.refusing = refusing
+        self.space = SpaceReserve(path.parent)
+        # Set once the space reserve was given back: check-ins wait until the disk has room again.
+        self._short_of_space = False
+        if refusing:
+            self._db = _connect_for_reading(path)
+            return
         if read_only:
             self._db = _connect_read_only(path)
             return
@@ -149,7 +225,30 @@ class Outbox:
 
     @classmethod
     def open(cls, storage_dir: Path) -> Outbox:
-        """Opens the store; a corrupt one is moved aside (kept for forensics) and a fresh one begun."""
+        """Opens the store; a corrupt one is moved aside (kept for forensics) and a fresh one begun.
+        On a full disk the space reserve is given back to open it; StorageFull when even that fails."""
+        try:
+            return cls._open(storage_dir)
+        except StorageFull:
+            freed = SpaceReserve(storage_dir).release()
+            if not freed:
+                raise
+            log.error("ALARM: storage full at start: gave back the %.1f MB space reserve", freed / 2**20)
+            box = cls._open(storage_dir)
+            box._short_of_space = True  # the reserve is the journal's, not room for more events
+            return box
+
+    @classmethod
+    def refusing_writes(cls, storage_dir: Path) -> Outbox:
+        """The store of a disk too full to open it: reads what is there, refuses every write."""
+        return cls(storage_dir / DB_NAME, refusing=True)
+
+    def twin(self) -> Outbox:
+        """Another connection to the same store, for another thread."""
+        return Outbox(self.path, refusing=self.refusing)
+
+    @classmethod
+    def _open(cls, storage_dir: Path) -> Outbox:
         try:
             storage_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -236,6 +335,8 @@ class Outbox:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        if self.refusing:
+            raise StorageFull("storage full")
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -260,7 +361,30 @@ class Outbox:
 
         `build(seq)` makes the event body; it is committed (and synced) with the duplicate-window
         entry before this returns.
+
+        The first time the disk is full the space reserve is given back, for SQLite's journal, not
+        for more events: check-ins stay refused until the disk has room for the reserve twice over.
         """
+        if self._short_of_space:
+            free = free_bytes(self.path.parent)
+            if free is not None and free < 2 * self.space.size:
+                raise StorageFull("storage full")
+            self._short_of_space = False
+        try:
+            return self._append(key, stamp, window_s, build)
+        except StorageFull:
+            if freed := self.space.release():
+                self._short_of_space = True
+                log.error(
+                    "ALARM: storage full: gave back the %.1f MB space reserve for the store's journal;"
+                    " check-ins are refused until there is room again",
+                    freed / 2**20,
+                )
+            raise
+
+    def _append(
+        self, key: str, stamp: Stamp, window_s: float, build: Callable[[int], dict[str, Any]]
+    ) -> tuple[int, dict[str, Any]] | None:
         with self._write() as db:
             if window_s > 0 and self._is_recent(db, key, stamp, window_s):
                 return None
@@ -463,7 +587,11 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
         raise StorageError(f"no store at {path}")
     uri = path.resolve().as_uri()
     try:
-        return _probed(sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=10, isolation_level=None))
+        return _probed(
+            sqlite3.connect(
+                f"{uri}?mode=ro", uri=True, timeout=10, isolation_level=None, check_same_thread=False
+            )
+        )
     except sqlite3.OperationalError as exc:
         # A clean stop removes the WAL index, which SQLite cannot recreate on a read-only filesystem;
         # there nobody can change the file either, which is what `immutable` promises.
@@ -472,9 +600,32 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"store {path} is unreadable: {exc}") from None
     try:
-        return _probed(sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None))
+        return _probed(
+            sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+        )
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"store {path} is unreadable: {exc}") from None
+
+
+def _connect_for_reading(path: Path) -> sqlite3.Connection:
+    """Whatever can be read of a store on a full disk: the file, read-only, or if SQLite cannot even
+    open it so (no room for its WAL index), the file as immutable; with no file, an empty store."""
+    if path.is_file():
+        try:
+            return _connect_read_only(path)
+        except StorageError:
+            pass
+        try:
+            uri = path.resolve().as_uri()
+            return _probed(
+                sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+            )
+        except sqlite3.Error:
+            pass
+    db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    db.executescript(_SCHEMA)
+    db.execute("INSERT INTO meta VALUES ('next_seq', '1')")
+    return db
 
 
 def _probed(db: sqlite3.Connection) -> sqlite3.Connection:
