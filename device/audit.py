@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from device.clock import Clock, SystemClock
-from device.durable import fsync_dir
+from device.durable import fsync_dir, owned_like_directory
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,7 @@ class AuditLog:
         finally:
             os.close(fd)
         if created:
+            owned_like_directory(self.path)
             fsync_dir(self.path.parent)
 
     def _rotate_if_full(self, incoming: int) -> None:

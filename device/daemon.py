@@ -15,10 +15,12 @@ import collections
 import contextlib
 import importlib
 import logging
+import os
 import signal
 import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from device import __version__, health
@@ -126,6 +128,7 @@ class Daemon:
             self.feedback.close()
             return EXIT_CANNOT_START
         self._audit_start()
+        hand_state_to_owner(s.storage.dir)
         self.checkin = Checkin(s, self.outbox, privacy, self.clock)
         self._was_synced = self.clock.synced()
         self._watch_readers()
@@ -221,6 +224,7 @@ class Daemon:
         self.feedback.close()
         self.audit.record("stop", backlog=self._snapshot.get("backlog", 0))
         self.outbox.close()
+        hand_state_to_owner(self.settings.storage.dir)
         self.notifier.close()
         log.info("stopped")
 
@@ -359,6 +363,7 @@ class Daemon:
             if not self.outbox.refusing:
                 self._purge()
         self._watch_space()
+        hand_state_to_owner(self.settings.storage.dir)
         self._watch_readers()
         self._refresh_snapshot()
         self._watch_disk()
@@ -467,5 +472,36 @@ class Daemon:
         return dict(self._snapshot)
 
 
+def hand_state_to_owner(directory: Path) -> int:
+    """Run as root on a state directory another user owns (a technician's one-off `sudo qr-checkin
+    run` on a device whose service runs as qr-checkin): gives every file in it to that owner, so the
+    service can open the WAL, the audit log and the reserves this run made. Returns how many."""
+    if os.geteuid() != 0:
+        return 0
+    try:
+        owner = directory.stat()
+    except OSError:
+        return 0
+    if owner.st_uid == 0:
+        return 0
+    handed = 0
+    for path in directory.iterdir():
+        try:
+            st = path.lstat()
+            if (st.st_uid, st.st_gid) != (owner.st_uid, owner.st_gid):
+                os.chown(path, owner.st_uid, owner.st_gid, follow_symlinks=False)
+                handed += 1
+        except OSError:  # gone meanwhile, or a filesystem without owners
+            continue
+    return handed
+
+
 def run(settings: Settings) -> int:
+    directory = settings.storage.dir
+    if os.geteuid() == 0 and directory.is_dir() and directory.stat().st_uid != 0:
+        log.warning(
+            "running as root on %s, which uid %d owns: the files this run writes are handed to it",
+            directory,
+            directory.stat().st_uid,
+        )
     return asyncio.run(Daemon(settings).run())

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from device.clock import Clock
-from device.durable import fsync_dir, write_atomic
+from device.durable import fsync_dir, owned_like_directory, write_atomic
 from device.errors import StorageCorrupt, StorageError, StorageFull, StorageReadOnly
 
 log = logging.getLogger(__name__)
@@ -174,6 +174,7 @@ class SpaceReserve:
             self.path.unlink(missing_ok=True)
             return False
         os.close(fd)
+        owned_like_directory(self.path)
         return True
 
     def release(self) -> int:
@@ -217,6 +218,8 @@ class Outbox:
         self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        # A purged event's bytes are overwritten, not left in a free page for whoever reads the card.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
         with self._write() as db:
@@ -418,6 +421,7 @@ class Outbox:
     def _reserve(self, upto: int) -> None:
         try:
             write_atomic(self._reserve_path, f"{upto}\n".encode(), 0o640)
+            owned_like_directory(self._reserve_path)
         except OSError as exc:
             raise (
                 StorageFull("storage full") if exc.errno == errno.ENOSPC else StorageError(str(exc))

@@ -131,6 +131,10 @@ def load_window_key(directory: Path, *, dev: bool) -> bytes:
         key = path.read_bytes()
     except FileNotFoundError:
         key = b""
+    except PermissionError:
+        # Left by a one-off run as another user (root): a fresh key costs only this boot's window.
+        log.warning("window key %s is not readable: starting a new duplicate window", path)
+        key = b""
     except OSError as exc:
         raise ConfigError(f"window key {path} cannot be read: {exc.strerror}") from None
     if len(key) == KEY_BYTES:
