@@ -2,11 +2,11 @@
 clock boots with the time it shut down at (or 1970), and a server certificate renewed since then is
 "not yet valid" to it until NTP syncs, which on a bus with only the MQTT port open may be never.
 
-What the device does (README "Storage" says the same): it never trusts a certificate outside its
-validity by its own clock, so it keeps every check-in and delivers once the clock is right. The fix
-is the operator's: renew server certificates with notBefore backdated, and keep a time source
-(README "Storage faults"). Proven with the daemon's wall clock set back two days by libfaketime (as chaos does)
-against a real mosquitto TLS listener, then put right while it runs, as an NTP sync would.
+What the device does (the README says the same, under "Storage faults"): it never trusts a
+certificate outside its validity by its own clock, so it keeps every check-in and delivers once the
+clock is right. The fix is the operator's: renew server certificates with notBefore backdated, and
+keep a time source. Proven with the daemon's wall clock set back two days by libfaketime (as chaos
+does) against a real mosquitto TLS listener, then put right while it runs, as an NTP sync would.
 """
 
 from __future__ import annotations
