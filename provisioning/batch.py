@@ -4,7 +4,9 @@ fleet.csv has a header naming some of: kind, plate, location_id, name (kind defa
 plate is given, to door otherwise). Output:
   DIR/<location id>/etc/qr-checkin/...   one bundle per good row, the layout of an SD card's root
   DIR/broker/acl, DIR/broker/passwd      mosquitto ACL; password file when no client certificates
-  DIR/consumer/...                       the central consumer's login (also what `verify` uses)
+  DIR/broker/mosquitto.conf              the broker's configuration for them
+  DIR/consumer/...                       the read-only consumer's login (what `verify` uses)
+  DIR/collector/...                      the site collector's login, site key and collector.toml
   DIR/devices.csv, DIR/labels.pdf        the manifest and one printable sheet of labels
   DIR/site.key                           the site's HMAC key, when --site-key was not given
 A bad row is reported with its line number and gets no bundle; the other rows go ahead.
@@ -22,14 +24,15 @@ from pathlib import Path
 
 from device.errors import ProvisionError
 from device.privacy import KEY_BYTES
+from provisioning import collector as collector_toml
 from provisioning import registry
-from provisioning.acl import acl, new_password, password_file
+from provisioning.acl import DeviceGrant, acl, mosquitto_conf, new_password, password_file
 from provisioning.broker_url import BrokerUrl, parse_broker_url
 from provisioning.bundle import PUBLIC, Bundle
 from provisioning.certs import DEFAULT_DAYS, Authority, certificate_file, issue_client, load_authority
 from provisioning.device_toml import BrokerAccess, Location, read_previous
 from provisioning.label import encode, require_label_support, sheets
-from provisioning.options import add_broker_arguments, read_site_key, refused, write_failed
+from provisioning.options import add_broker_arguments, read_password, read_site_key, refused, write_failed
 from provisioning.prepare import (
     DEVICE_ID_PREFIX,
     Material,
@@ -58,6 +61,7 @@ class Fleet:
     site_key: bytes
     site_key_generated: bool
     consumer: str
+    collector: str
     labels: bool
 
 
@@ -74,7 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--site-key", type=Path, metavar="FILE", help="the site's privacy HMAC key")
     parser.add_argument(
-        "--consumer", default="consumer", metavar="USER", help="the central consumer's username"
+        "--consumer", default="consumer", metavar="USER", help="the read-only consumer's username"
+    )
+    parser.add_argument(
+        "--collector", default="collector", metavar="USER", help="the site collector's username"
     )
     parser.add_argument("--no-labels", action="store_true", help="skip labels.pdf (no segno/Pillow needed)")
     parser.add_argument("--force", action="store_true", help="write into a non-empty --out (device ids kept)")
@@ -142,9 +149,10 @@ def setup(args: argparse.Namespace) -> Fleet:
         require_label_support()
     url = parse_broker_url(args.broker)
     topic_prefix = check_id("topic prefix", args.topic_prefix)
-    consumer = check_id("consumer", args.consumer)
-    if consumer.startswith(DEVICE_ID_PREFIX):
-        raise ProvisionError(f"consumer {consumer!r} must not look like a device id ({DEVICE_ID_PREFIX}...)")
+    consumer, collector = check_login("consumer", args.consumer), check_login("collector", args.collector)
+    if consumer == collector:
+        # With use_username_as_clientid, `verify` under the collector's name would take over its session.
+        raise ProvisionError(f"--consumer and --collector must be two logins, not both {consumer!r}")
     authority = None
     if args.ca_key is not None:
         if args.ca is None:
@@ -171,8 +179,16 @@ def setup(args: argparse.Namespace) -> Fleet:
         site_key=site_key or secrets.token_hex(KEY_BYTES).encode() + b"\n",
         site_key_generated=site_key is None,
         consumer=consumer,
+        collector=collector,
         labels=not args.no_labels,
     )
+
+
+def check_login(what: str, name: str) -> str:
+    check_id(what, name)
+    if name.startswith(DEVICE_ID_PREFIX):
+        raise ProvisionError(f"{what} {name!r} must not look like a device id ({DEVICE_ID_PREFIX}...)")
+    return name
 
 
 def read_fleet(path: Path) -> tuple[list[tuple[int, Location]], list[tuple[int, str]]]:
@@ -237,20 +253,42 @@ def prepare_row(fleet: Fleet, location: Location) -> Prepared:
     return prepare(root, device_id, location, broker, material)
 
 
+def read_kept_password(path: Path) -> str | None:
+    try:
+        return read_password(path)
+    except ProvisionError:
+        return None
+
+
 def fleet_files(fleet: Fleet, prepared: list[tuple[int, Prepared]]) -> Bundle:
     files = Bundle(fleet.out)
-    files.add("broker/acl", acl(fleet.topic_prefix, fleet.consumer).encode(), PUBLIC)
-    if fleet.authority is not None:
-        issued = issue_client(fleet.authority, fleet.consumer, fleet.days)
-        files.add("consumer/client.crt", issued.cert_pem, PUBLIC)
-        files.add("consumer/client.key", issued.key_pem)
-    else:
-        consumer_password = new_password()
-        logins = [(item.device_id, item.broker.password or "") for _, item in prepared]
-        files.add("broker/passwd", password_file([*logins, (fleet.consumer, consumer_password)]).encode())
-        files.add("consumer/password", consumer_password.encode() + b"\n")
-    if fleet.ca_pem is not None:
-        files.add("consumer/ca.crt", fleet.ca_pem, PUBLIC)
+    grants = [DeviceGrant(item.device_id, item.location.id) for _, item in prepared]
+    files.add("broker/acl", acl(fleet.topic_prefix, fleet.consumer, grants, fleet.collector).encode(), PUBLIC)
+    client_certs = fleet.authority is not None
+    conf = mosquitto_conf(
+        fleet.url.port, tls=fleet.url.tls, client_certs=client_certs, passwords=not client_certs
+    )
+    files.add("broker/mosquitto.conf", conf.encode(), PUBLIC)
+    logins = [(item.device_id, item.broker.password or "") for _, item in prepared]
+    for role, name in (("consumer", fleet.consumer), ("collector", fleet.collector)):
+        if fleet.authority is not None:
+            issued = issue_client(fleet.authority, name, fleet.days)
+            files.add(f"{role}/client.crt", issued.cert_pem, PUBLIC)
+            files.add(f"{role}/client.key", issued.key_pem)
+        else:
+            # Kept on a --force run, like the devices': a login installed on its host stays valid.
+            password = read_kept_password(fleet.out / role / "password") or new_password()
+            logins.append((name, password))
+            files.add(f"{role}/password", password.encode() + b"\n")
+        if fleet.ca_pem is not None:
+            files.add(f"{role}/ca.crt", fleet.ca_pem, PUBLIC)
+    if fleet.authority is None:
+        files.add("broker/passwd", password_file(logins).encode())
+    access = collector_toml.CollectorAccess(
+        fleet.url, fleet.topic_prefix, fleet.collector, fleet.ca_pem is not None, client_certs, False
+    )
+    files.add("collector/collector.toml", collector_toml.render(access).encode(), PUBLIC)
+    files.add("collector/site.key", fleet.site_key)
     if fleet.site_key_generated:
         files.add("site.key", fleet.site_key)
     manifest = io.StringIO()

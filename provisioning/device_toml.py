@@ -55,37 +55,37 @@ def render(device_id: str, location: Location, broker: BrokerAccess) -> str:
         "# Re-provisioning keeps the device id. Check it with: qr-checkin check-config --config <this file>",
         "",
         "[device]",
-        f"id = {_q(device_id)}",
+        f"id = {toml_string(device_id)}",
         "",
         "[location]",
-        f"id = {_q(location.id)}",
-        f"kind = {_q(location.kind)}",
-        f"name = {_q(location.name)}",
+        f"id = {toml_string(location.id)}",
+        f"kind = {toml_string(location.kind)}",
+        f"name = {toml_string(location.name)}",
         "",
         "[broker]",
-        f"host = {_q(broker.url.host)}",
+        f"host = {toml_string(broker.url.host)}",
         f"port = {broker.url.port}",
         # v5: a publish the ACL refuses comes back as reason 0x87 instead of a silent "success".
         'protocol = "5"',
-        f"topic_prefix = {_q(broker.topic_prefix)}",
+        f"topic_prefix = {toml_string(broker.topic_prefix)}",
         f"tls = {'true' if broker.url.tls else 'false'}",
     ]
     if broker.ca:
-        lines.append(f"ca = {_q(str(CA))}")
+        lines.append(f"ca = {toml_string(str(CA))}")
     if broker.client_cert:
-        lines += [f"cert = {_q(str(CERT))}", f"key = {_q(str(KEY))}"]
+        lines += [f"cert = {toml_string(str(CERT))}", f"key = {toml_string(str(KEY))}"]
     if broker.username is not None:
-        lines.append(f"username = {_q(broker.username)}")
+        lines.append(f"username = {toml_string(broker.username)}")
     if broker.password is not None:
-        lines.append(f"password = {_q(broker.password)}")
+        lines.append(f"password = {toml_string(broker.password)}")
     lines += [
         "",
         "[storage]",
-        f"dir = {_q(str(STATE_DIR))}",
+        f"dir = {toml_string(str(STATE_DIR))}",
         "",
         "[privacy]",
         'subject = "hmac"',
-        f"key_file = {_q(str(SITE_KEY))}",
+        f"key_file = {toml_string(str(SITE_KEY))}",
         "",
     ]
     return "\n".join(lines)
@@ -109,6 +109,6 @@ def read_previous(config: Path) -> Previous | None:
     )
 
 
-def _q(value: str) -> str:
+def toml_string(value: str) -> str:
     # A JSON string is a TOML basic string, except that TOML also wants DEL escaped.
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")

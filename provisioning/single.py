@@ -7,6 +7,7 @@ from pathlib import Path
 
 from device.errors import ProvisionError
 from provisioning import registry
+from provisioning.acl import DeviceGrant, device_acl
 from provisioning.broker_url import parse_broker_url
 from provisioning.bundle import PUBLIC, refuse_conflicts, write_atomic
 from provisioning.certs import certificate_file, client_identity
@@ -158,5 +159,8 @@ def print_summary(
     for note in notes:
         if note:
             print(f"  note: {note}")
+    print("The broker's ACL must hold its lines (qr-provision batch writes them for a fleet):")
+    for line in device_acl(broker.topic_prefix, DeviceGrant(prepared.device_id, loc.id)):
+        print(f"  {line}")
     print("Once the device is on, prove it (with the consumer's login):")
     print(f"  qr-provision verify --broker {broker.url} --device {prepared.device_id}")

@@ -6,6 +6,7 @@ import base64
 import csv
 import hashlib
 import re
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def test_good_rows_get_bundles_and_bad_rows_are_named_by_line(
     assert "row 7: location id 'gate/2' is not topic-safe" in err
     assert "3 row(s) refused" in err
     assert sorted(p.name for p in out.iterdir()) == [
-        "51G123456", "98C12345", "broker", "consumer", "devices.csv", "gate-1", "labels.pdf", "site.key",
+        "51G123456", "98C12345", "broker", "collector", "consumer", "devices.csv", "gate-1", "labels.pdf", "site.key",
     ]  # fmt: skip
 
     settings = {loc: load_settings(bundle_config(out, loc)) for loc in ("98C12345", "gate-1", "51G123456")}
@@ -91,13 +92,26 @@ def test_acl_confines_devices_and_the_password_file_is_mosquittos_format(
         capsys, "batch", write_fleet(tmp_path), "--out", out, "--broker", "mqtt://b", "--consumer", "tracer"
     )
     acl = (out / "broker" / "acl").read_text()
-    assert "pattern write checkin/v1/+/%u/#" in acl
+    # Issue 12 item 13 replaced `pattern write checkin/v1/+/%u/#` (any location, any depth): each
+    # device gets exactly its own two topics at its own location, and reads its own commands.
+    assert "pattern" not in acl
+    for s in _all_settings(out):
+        base = f"checkin/v1/{s.location.id}/{s.device.id}"
+        assert (
+            f"user {s.device.id}\ntopic write {base}/events\ntopic write {base}/status\n"
+            f"topic read {base}/cmd/replay\ntopic read {base}/cmd/committed\n"
+        ) in acl
     assert "user tracer\ntopic read checkin/v1/#" in acl
+    assert (
+        "user collector\ntopic read checkin/v1/+/+/events\ntopic read checkin/v1/+/+/status\n"
+        "topic write checkin/v1/+/+/cmd/replay\ntopic write checkin/v1/+/+/cmd/committed\n"
+    ) in acl
 
     passwd = (out / "broker" / "passwd").read_text().splitlines()
     assert (out / "broker" / "passwd").stat().st_mode & 0o777 == 0o600
     logins = {s.broker.username: _password(s) for s in _all_settings(out)}
     logins["tracer"] = (out / "consumer" / "password").read_text().strip()
+    logins["collector"] = (out / "collector" / "password").read_text().strip()
     assert {line.split(":", 1)[0] for line in passwd} == set(logins)
     for line in passwd:
         user, entry = line.split(":", 1)
@@ -179,6 +193,8 @@ def test_with_a_ca_key_every_device_gets_a_client_certificate_named_by_its_id(
     [
         (("--broker", "mqtt://b", "--ca-key", "x"), "--ca-key needs --ca"),
         (("--broker", "mqtt://b", "--consumer", "qrc-1"), "must not look like a device id"),
+        (("--broker", "mqtt://b", "--collector", "qrc-1"), "collector 'qrc-1' must not look like a device id"),
+        (("--broker", "mqtt://b", "--consumer", "hq", "--collector", "hq"), "must be two logins"),
         (("--broker", "ftp://b"), "has scheme 'ftp'"),
     ],
 )
@@ -205,3 +221,61 @@ def test_a_sheet_holds_ten_labels_a_page_all_readable() -> None:
     assert sorted((c.device_id, c.location_id) for c in found if c) == sorted(
         (i.device_id, i.location_id) for i in infos
     )
+
+
+def test_the_collector_gets_its_login_the_site_key_and_a_collector_toml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    fleet = write_fleet(tmp_path, "plate\n98C-123.45\n")
+    assert provision(capsys, "batch", fleet, "--out", out, "--broker", "mqtt://b", "--no-labels")[0] == 0
+    collector = out / "collector"
+    config = tomllib.loads((collector / "collector.toml").read_text())
+    assert config == {
+        "database": {"url": "sqlite:////var/lib/qr-collector/collector.db"},
+        "broker": {
+            "url": "mqtt://b:1883",
+            "topic_prefix": "checkin",
+            "username": "collector",
+            "password_file": "/etc/qr-collector/password",
+        },
+        "privacy": {"site_key_file": "/etc/qr-collector/site.key"},
+    }
+    password = (collector / "password").read_text().strip()
+    assert any(line.startswith("collector:$7$") for line in (out / "broker/passwd").read_text().splitlines())
+    assert (collector / "site.key").read_bytes() == (out / "site.key").read_bytes()
+    for secret in ("password", "site.key"):
+        assert (collector / secret).stat().st_mode & 0o777 == 0o600
+    # A --force run keeps the collector's password, as it keeps the devices': its host stays logged in.
+    assert (
+        provision(capsys, "batch", fleet, "--out", out, "--broker", "mqtt://b", "--no-labels", "--force")[0]
+        == 0
+    )
+    assert (collector / "password").read_text().strip() == password
+
+
+def test_with_a_ca_key_the_collector_gets_a_client_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    out = tmp_path / "out"
+    code, _, err = provision(
+        capsys, "batch", write_fleet(tmp_path, "plate\n98C-123.45\n"), "--out", out, "--collector", "hq",
+        "--broker", "mqtts://broker.example.com", "--ca", pki.ca_cert, "--ca-key", pki.ca_key, "--no-labels",
+    )  # fmt: skip
+    assert code == 0, err
+    broker = tomllib.loads((out / "collector" / "collector.toml").read_text())["broker"]
+    assert broker == {
+        "url": "mqtts://broker.example.com:8883",
+        "topic_prefix": "checkin",
+        "cert": "/etc/qr-collector/client.crt",
+        "key": "/etc/qr-collector/client.key",
+        "ca": "/etc/qr-collector/ca.crt",
+    }
+    cert = x509.load_pem_x509_certificate((out / "collector" / "client.crt").read_bytes())
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "hq"
+    assert (out / "collector" / "ca.crt").read_bytes() == pki.ca_cert.read_bytes()
+    assert "user hq\n" in (out / "broker" / "acl").read_text()
+    conf = (out / "broker" / "mosquitto.conf").read_text().splitlines()
+    assert {"use_username_as_clientid true", "use_identity_as_username true", "listener 8883"} <= set(conf)
+    assert not any(line.startswith("password_file") for line in conf)

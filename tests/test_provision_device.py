@@ -76,6 +76,7 @@ def test_a_bus_by_plate_gets_a_config_check_config_accepts_and_a_label(
     assert (code_read.device_id, code_read.location_id) == (device_id, "98C12345")
     assert code_read.config_hash == effective["config_hash"] == load_settings(config).config_hash()
     assert device_id in out and "98C12345" in out and effective["config_hash"] in out
+    assert f"user {device_id}\n  topic write checkin/v1/98C12345/{device_id}/events\n" in out
 
 
 def test_a_door_by_id_with_a_pdf_label(sd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

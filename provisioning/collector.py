@@ -1,0 +1,70 @@
+"""The site collector's share of a fleet: its broker login and an example `collector.toml`.
+
+Paths inside the file are the collector host's own (/etc/qr-collector/...), like a device bundle's.
+The keys written are the ones qr-collector reads: `[database] url`, `[broker] url, topic_prefix,
+username, password_file, ca, cert, key`, `[privacy] site_key_file, private_key_file`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from device import __version__
+from provisioning.broker_url import BrokerUrl
+from provisioning.device_toml import toml_string
+
+ETC = PurePosixPath("/etc/qr-collector")
+PASSWORD = ETC / "password"
+CA = ETC / "ca.crt"
+CERT = ETC / "client.crt"
+KEY = ETC / "client.key"
+SITE_KEY = ETC / "site.key"
+PRIVATE_KEY = ETC / "collector.key"
+DATABASE = "sqlite:////var/lib/qr-collector/collector.db"
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorAccess:
+    url: BrokerUrl
+    topic_prefix: str
+    username: str
+    ca: bool
+    client_cert: bool
+    private_key: bool
+
+
+def render(access: CollectorAccess) -> str:
+    lines = [
+        f"# qr-collector configuration for this site, written by qr-provision {__version__}.",
+        f"# Install this folder's files as {ETC}/ on the collector host, readable by the collector's",
+        "# user only. Paths below are that host's.",
+        "",
+        "[database]",
+        "# One site: SQLite. A park or a province: postgresql://USER@HOST/DB",
+        f"url = {toml_string(DATABASE)}",
+        "",
+        "[broker]",
+        f"url = {toml_string(str(access.url))}",
+        f"topic_prefix = {toml_string(access.topic_prefix)}",
+    ]
+    if access.client_cert:
+        lines += [
+            f"# The certificate's CN ({access.username}) is the username the broker's ACL checks.",
+            f"cert = {toml_string(str(CERT))}",
+            f"key = {toml_string(str(KEY))}",
+        ]
+    else:
+        lines += [
+            f"username = {toml_string(access.username)}",
+            f"password_file = {toml_string(str(PASSWORD))}",
+        ]
+    if access.ca:
+        lines.append(f"ca = {toml_string(str(CA))}")
+    lines += ["", "[privacy]", f"site_key_file = {toml_string(str(SITE_KEY))}"]
+    if access.private_key:
+        lines += [
+            "# Opens the subjects the devices seal to the collector (privacy mode collector).",
+            f"private_key_file = {toml_string(str(PRIVATE_KEY))}",
+        ]
+    return "\n".join(lines) + "\n"
