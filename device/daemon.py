@@ -275,8 +275,11 @@ class Daemon:
         if time.monotonic() - self._last_purge >= PURGE_EVERY_S:
             self._last_purge = time.monotonic()
             self._purge()
-        self._watch_readers()
+        readers_changed = self._watch_readers()
         self._refresh_snapshot()
+        if readers_changed:
+            # A scanner plugged in or lost is news now (for `qr-provision verify`), not at the heartbeat.
+            self.publisher.announce()
         self._watch_disk()
         light = self._status_light()
         if light is not self._light:
@@ -299,16 +302,19 @@ class Daemon:
             self.audit.record("drop", count=dropped, reason="max_age_days")
         self.checkin.flush_counters()
 
-    def _watch_readers(self) -> None:
+    def _watch_readers(self) -> bool:
+        changed = False
         for src in self.sources:
             for name, state in src.state.items():
                 key = f"{src.kind}:{name}"
                 before = self._reader_states.get(key)
                 if state != before:
+                    changed = True
                     self._reader_states[key] = state
                     if before is not None or state != "connected":
                         log.info("scanner %s is %s", key, state)
                     self.audit.record(f"scanner_{state}", source=src.kind, device=name)
+        return changed
 
     def _watch_disk(self) -> None:
         free = self._snapshot.get("disk_free_mb")

@@ -25,12 +25,13 @@ from pathlib import Path
 from device.errors import ProvisionError
 from device.privacy import KEY_BYTES
 from provisioning import collector as collector_toml
-from provisioning import registry
+from provisioning import hardware, registry
 from provisioning.acl import DeviceGrant, acl, mosquitto_conf, new_password, password_file
 from provisioning.broker_url import BrokerUrl, parse_broker_url
 from provisioning.bundle import PUBLIC, Bundle
 from provisioning.certs import DEFAULT_DAYS, Authority, certificate_file, issue_client, load_authority
 from provisioning.device_toml import BrokerAccess, Location, read_previous
+from provisioning.hardware import Hardware
 from provisioning.label import encode, require_label_support, sheets
 from provisioning.options import add_broker_arguments, read_password, read_site_key, refused, write_failed
 from provisioning.prepare import (
@@ -63,6 +64,7 @@ class Fleet:
     consumer: str
     collector: str
     labels: bool
+    hardware: Hardware
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-labels", action="store_true", help="skip labels.pdf (no segno/Pillow needed)")
     parser.add_argument("--force", action="store_true", help="write into a non-empty --out (device ids kept)")
+    hardware.add_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -109,6 +112,8 @@ def main(args: argparse.Namespace) -> int:
         prepared.append((line, item))
     for line, message in sorted(errors):
         print(f"row {line}: {message}", file=sys.stderr)
+    for note in fleet.hardware.notes():
+        print(f"note: {note}", file=sys.stderr)
     if not prepared:
         print("qr-provision: no row could be provisioned. Nothing was written.", file=sys.stderr)
         return 1
@@ -130,6 +135,7 @@ def main(args: argparse.Namespace) -> int:
                 "config_hash": item.config_hash,
                 "broker": str(fleet.url),
                 "config": str(config_file(item.bundle.root.resolve())),
+                **registry.checks(item.settings),
             }
         )
         if warning:
@@ -181,6 +187,7 @@ def setup(args: argparse.Namespace) -> Fleet:
         consumer=consumer,
         collector=collector,
         labels=not args.no_labels,
+        hardware=hardware.from_arguments(args),
     )
 
 
@@ -250,7 +257,7 @@ def prepare_row(fleet: Fleet, location: Location) -> Prepared:
             fleet.url, fleet.topic_prefix, fleet.ca_pem is not None, False, device_id, password
         )
         material = Material(ca_pem=fleet.ca_pem, site_key=fleet.site_key)
-    return prepare(root, device_id, location, broker, material)
+    return prepare(root, device_id, location, broker, material, fleet.hardware)
 
 
 def read_kept_password(path: Path) -> str | None:

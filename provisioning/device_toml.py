@@ -10,9 +10,11 @@ import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from device import __version__
 from provisioning.broker_url import BrokerUrl
+from provisioning.hardware import Hardware, feedback_section, scanner_section
 
 ETC = PurePosixPath("/etc/qr-checkin")
 CONFIG = ETC / "device.toml"
@@ -49,7 +51,7 @@ class Previous:
     password: str | None
 
 
-def render(device_id: str, location: Location, broker: BrokerAccess) -> str:
+def render(device_id: str, location: Location, broker: BrokerAccess, hardware: Hardware) -> str:
     lines = [
         f"# qr-checkin device configuration, written by qr-provision {__version__}.",
         "# Re-provisioning keeps the device id. Check it with: qr-checkin check-config --config <this file>",
@@ -83,12 +85,38 @@ def render(device_id: str, location: Location, broker: BrokerAccess) -> str:
         "[storage]",
         f"dir = {toml_string(str(STATE_DIR))}",
         "",
+        *table("scanner", scanner_section(hardware)),
+        *table("feedback", feedback_section(hardware)),
         "[privacy]",
         'subject = "hmac"',
         f"key_file = {toml_string(str(SITE_KEY))}",
         "",
     ]
     return "\n".join(lines)
+
+
+def table(name: str, section: dict[str, Any]) -> list[str]:
+    """A TOML table and its sub-tables, each followed by a blank line."""
+    lines = [f"[{name}]"]
+    nested = []
+    for key, value in section.items():
+        if isinstance(value, dict):
+            nested += table(f"{name}.{key}", value)
+        else:
+            lines.append(f"{key} = {toml_value(value)}")
+    return [*lines, "", *nested]
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return toml_string(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {value!r}")
 
 
 def read_previous(config: Path) -> Previous | None:

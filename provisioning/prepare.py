@@ -13,9 +13,10 @@ from pathlib import Path, PurePosixPath
 
 from device.errors import ConfigError, ProvisionError
 from device.privacy import KEY_BYTES
-from device.settings import TOPIC_SAFE, load_settings
+from device.settings import TOPIC_SAFE, Settings, load_settings
 from provisioning.bundle import PUBLIC, SECRET, Bundle
 from provisioning.device_toml import CA, CERT, CONFIG, KEY, SITE_KEY, BrokerAccess, Location, Previous, render
+from provisioning.hardware import Hardware
 from provisioning.plates import normalise_plate, plate_name
 
 KINDS = ("bus", "door", "workshop", "gate", "other")
@@ -40,6 +41,7 @@ class Prepared:
     broker: BrokerAccess
     config_hash: str
     bundle: Bundle
+    settings: Settings
     notes: list[str] = field(default_factory=list)
 
 
@@ -96,10 +98,15 @@ def choose_device_id(previous: Previous | None, cert_name: str | None) -> str:
 
 
 def prepare(
-    root: Path, device_id: str, location: Location, broker: BrokerAccess, material: Material
+    root: Path,
+    device_id: str,
+    location: Location,
+    broker: BrokerAccess,
+    material: Material,
+    hardware: Hardware,
 ) -> Prepared:
     bundle = Bundle(root)
-    notes: list[str] = []
+    notes = hardware.notes()
     if material.ca_pem is not None:
         bundle.add(relative(CA), material.ca_pem, PUBLIC)
     if material.cert_pem is not None and material.key_pem is not None:
@@ -113,17 +120,18 @@ def prepare(
             f"generated a new site key ({root / relative(SITE_KEY)}): every device of one site needs the "
             "same key for its HMAC subjects to match, so pass that file as --site-key for the others"
         )
-    text = render(device_id, location, broker)
+    text = render(device_id, location, broker, hardware)
     bundle.add(relative(CONFIG), text.encode(), SECRET)
-    return Prepared(device_id, location, broker, expected_hash(text), bundle, notes)
+    settings = as_loaded(text)
+    return Prepared(device_id, location, broker, settings.config_hash(), bundle, settings, notes)
 
 
-def expected_hash(config_text: str) -> str:
-    """The hash the daemon will announce for this config: the file loaded as the daemon loads it."""
+def as_loaded(config_text: str) -> Settings:
+    """The config as the daemon will load it (so its hash is the one the daemon will announce)."""
     with tempfile.TemporaryDirectory(prefix="qr-provision-") as tmp:
         path = Path(tmp) / "device.toml"
         path.write_text(config_text, encoding="utf-8")
         try:
-            return load_settings(path).config_hash()
+            return load_settings(path)
         except ConfigError as exc:
             raise ProvisionError(f"the configuration would not load on the device: {exc}") from None

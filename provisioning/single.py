@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from device.errors import ProvisionError
-from provisioning import registry
+from provisioning import hardware, registry
 from provisioning.acl import DeviceGrant, device_acl
 from provisioning.broker_url import parse_broker_url
 from provisioning.bundle import PUBLIC, refuse_conflicts, write_atomic
@@ -53,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--label", type=Path, metavar="FILE", help="also write a label (.png or .pdf)")
     parser.add_argument("--force", action="store_true", help="replace existing files (the device id is kept)")
+    hardware.add_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -78,6 +79,7 @@ def main(args: argparse.Namespace) -> int:
             "config_hash": prepared.config_hash,
             "broker": str(prepared.broker.url),
             "config": str(config_file(args.root.resolve())),
+            **registry.checks(prepared.settings),
         }
     )
     print_summary(prepared, written, args.label if label is not None else None, [*prepared.notes, warning])
@@ -89,6 +91,7 @@ def plan(args: argparse.Namespace) -> tuple[Prepared, bytes | None]:
     if args.label is not None:
         require_label_support(args.label)
     location = location_for(args.kind, args.plate, args.location_id, args.name)
+    parts = hardware.from_arguments(args)
     url = parse_broker_url(args.broker)
     topic_prefix = check_id("topic prefix", args.topic_prefix)
     check_tls_options(url, args.ca, args.cert, args.key)
@@ -113,7 +116,7 @@ def plan(args: argparse.Namespace) -> tuple[Prepared, bytes | None]:
         key_pem=client.key_pem if client else None,
         site_key=site_key,
     )
-    prepared = prepare(root, device_id, location, broker, material)
+    prepared = prepare(root, device_id, location, broker, material, parts)
     label = label_file(label_info(prepared), args.label) if args.label is not None else None
     return prepared, label
 

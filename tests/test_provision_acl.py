@@ -62,6 +62,7 @@ def make_site(tmp_path: Path, capsys: pytest.CaptureFixture[str], *, certificate
     fleet_csv.write_text("kind,plate,location_id\nbus,98C-123.45,\ndoor,,gate-1\n")
     out = tmp_path / "out"
     pki = make_pki(tmp_path / "pki") if certificates else None
+    login: tuple[str | Path, ...]
     if pki is not None:
         login = ("--broker", f"mqtts://localhost:{port}", "--ca", pki.ca_cert, "--ca-key", pki.ca_key)
     else:

@@ -56,7 +56,8 @@ def test_good_rows_get_bundles_and_bad_rows_are_named_by_line(
     assert "row 7: location id 'gate/2' is not topic-safe" in err
     assert "3 row(s) refused" in err
     assert sorted(p.name for p in out.iterdir()) == [
-        "51G123456", "98C12345", "broker", "collector", "consumer", "devices.csv", "gate-1", "labels.pdf", "site.key",
+        "51G123456", "98C12345", "broker", "collector", "consumer", "devices.csv", "gate-1", "labels.pdf",
+        "site.key",
     ]  # fmt: skip
 
     settings = {loc: load_settings(bundle_config(out, loc)) for loc in ("98C12345", "gate-1", "51G123456")}
@@ -193,7 +194,10 @@ def test_with_a_ca_key_every_device_gets_a_client_certificate_named_by_its_id(
     [
         (("--broker", "mqtt://b", "--ca-key", "x"), "--ca-key needs --ca"),
         (("--broker", "mqtt://b", "--consumer", "qrc-1"), "must not look like a device id"),
-        (("--broker", "mqtt://b", "--collector", "qrc-1"), "collector 'qrc-1' must not look like a device id"),
+        (
+            ("--broker", "mqtt://b", "--collector", "qrc-1"),
+            "collector 'qrc-1' must not look like a device id",
+        ),
         (("--broker", "mqtt://b", "--consumer", "hq", "--collector", "hq"), "must be two logins"),
         (("--broker", "ftp://b"), "has scheme 'ftp'"),
     ],

@@ -16,6 +16,7 @@ from PIL import Image
 from device.cli import main as checkin_cli
 from device.label import parse_label
 from device.settings import load_settings
+from provisioning.verify import Expectation, expectation, judge
 from tests.support.provision import provision, provision_registry, snapshot
 from tests.support.tls import make_pki
 
@@ -321,3 +322,88 @@ def test_the_console_script_is_installed() -> None:
     command = [str(script)] if script.exists() else [sys.executable, "-m", "provisioning.cli"]
     result = subprocess.run([*command, "device", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "--plate" in result.stdout
+
+
+def test_a_pi_gets_a_serial_scanner_by_its_udev_link_and_gpio_feedback_by_default(
+    sd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = provision(capsys, *BUS, "--root", sd)
+    assert code == 0, err
+    settings = load_settings(config_of(sd))
+    assert settings.scanner.sources == ["serial"]
+    assert settings.scanner.serial.port == "/dev/qr-scanner-serial"
+    assert settings.feedback.backend == "gpio"
+    gpio = settings.feedback.gpio
+    assert (gpio.green, gpio.red, gpio.buzzer, gpio.buzzer_kind) == (17, 27, 22, "active")
+    assert gpio.status is None and gpio.relay is None
+    assert check_config(config_of(sd)).returncode == 0
+
+
+def test_scanner_and_feedback_choices_are_written(sd: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = provision(
+        capsys, *BUS, "--root", sd, "--scanner", "hid", "--scanner", "camera", "--hid-device", "0c2e:0b61",
+        "--hid-layout", "de", "--buzzer", "none", "--relay", "GPIO23", "--status-led", "24",
+    )  # fmt: skip
+    assert code == 0, err
+    settings = load_settings(config_of(sd))
+    assert settings.scanner.sources == ["hid", "camera"]
+    assert (settings.scanner.hid.devices, settings.scanner.hid.layout) == (["0c2e:0b61"], "de")
+    gpio = settings.feedback.gpio
+    assert (gpio.green, gpio.red, gpio.buzzer, gpio.relay, gpio.status) == (17, 27, None, 23, 24)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--serial-port", "/dev/ttyACM0"), "is a kernel name, numbered in plug order"),
+        (("--serial-port", "/dev/ttyUSB*"), "is a kernel name"),
+        (("--scanner", "hid", "--hid-device", "/dev/input/event3"), "is a kernel name"),
+        (("--hid-device", "0c2e:0b61"), "--hid-device and --hid-layout need --scanner hid"),
+        (
+            ("--scanner", "camera", "--serial-port", "/dev/qr-scanner-serial"),
+            "--serial-port needs --scanner serial",
+        ),
+        (("--relay", "17"), "GPIO17 is wired to both green and relay"),
+        (("--green", "40"), "--green GPIO40 does not exist"),
+        (("--red", "none"), "green and red come as a pair"),
+        (("--feedback", "console", "--buzzer", "22"), "GPIO pins need --feedback gpio"),
+    ],
+)
+def test_bad_scanner_or_feedback_choices_are_refused_and_nothing_is_written(
+    sd: Path, capsys: pytest.CaptureFixture[str], extra: tuple[str, ...], message: str
+) -> None:
+    before = snapshot(sd)
+    code, _, err = provision(capsys, *BUS, "--root", sd, *extra)
+    assert code == 2 and message in err, err
+    assert snapshot(sd) == before
+
+
+def test_console_feedback_is_written_with_a_warning_and_verify_refuses_it(
+    sd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = provision(capsys, *BUS, "--root", sd, "--feedback", "console", "--scanner", "stdin")
+    assert code == 0
+    assert "feedback console shows nothing to a worker" in out and "scanner stdin reads nothing" in out
+    settings = load_settings(config_of(sd))
+    # What verify expects comes from this laptop's record: the SD card is in the Pi by then.
+    expect = expectation(settings.device.id, None, None)
+    assert (expect.feedback, expect.dev) == ("console", False)
+    topic = f"checkin/v1/98C12345/{settings.device.id}/status"
+    status = {
+        "state": "online",
+        "device_id": settings.device.id,
+        "config_hash": settings.config_hash(),
+        "scanners": {"stdin:stdin": "connected"},
+    }
+    verdict = judge(topic, json.dumps(status).encode(), expect)
+    assert (
+        not verdict.ok
+        and "has no configured scanner connected (scanners: stdin:stdin connected)" in verdict.reason
+    )
+    status["scanners"] = {"serial:/dev/qr-scanner-serial": "connected"}
+    verdict = judge(topic, json.dumps(status).encode(), expect)
+    assert not verdict.ok and "answers on the console only" in verdict.reason
+    # A development config may answer on the console and read stdin.
+    bench = Expectation(expect.device_id, expect.config_hash, "98C12345", dev=True, feedback="console")
+    status["scanners"] = {"stdin:stdin": "connected"}
+    assert judge(topic, json.dumps(status).encode(), bench).ok
