@@ -354,11 +354,24 @@ def load_settings(path: Path | str = DEFAULT_CONFIG) -> Settings:
         settings = Settings(**raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, raw)) from None
+    _refuse_tls_downgrade(raw, settings, path)
     if not settings.storage.dir.is_absolute():
         # Relative state dirs are relative to the config file, so `make run` works from any cwd.
         storage = settings.storage.model_copy(update={"dir": (path.parent / settings.storage.dir).resolve()})
         settings = settings.model_copy(update={"storage": storage})
     return settings
+
+
+def _refuse_tls_downgrade(raw: dict[str, Any], settings: Settings, path: Path) -> None:
+    # A technician's quick override must not quietly undo the file's TLS: the login and every
+    # check-in would then cross the network in clear.
+    broker = raw.get("broker")
+    if isinstance(broker, dict) and broker.get("tls") is True and not settings.broker.tls:
+        raise ConfigError(
+            f"{path}: environment {ENV_PREFIX}BROKER__TLS switches off the TLS that the file turns on "
+            "(broker.tls = true): the broker password and every check-in would cross the network in "
+            "clear. Remove the override, or set tls = false in the file itself if that is really meant"
+        )
 
 
 def _describe(exc: ValidationError, path: Path, raw: dict[str, Any]) -> str:

@@ -33,7 +33,15 @@ from provisioning.certs import DEFAULT_DAYS, Authority, certificate_file, issue_
 from provisioning.device_toml import BrokerAccess, Location, read_previous
 from provisioning.hardware import Hardware
 from provisioning.label import encode, require_label_support, sheets
-from provisioning.options import add_broker_arguments, read_password, read_site_key, refused, write_failed
+from provisioning.options import (
+    add_broker_arguments,
+    add_insecure_argument,
+    check_cleartext,
+    read_password,
+    read_site_key,
+    refused,
+    write_failed,
+)
 from provisioning.prepare import (
     DEVICE_ID_PREFIX,
     Material,
@@ -71,6 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("csv", type=Path, metavar="FLEET.csv", help="header: kind,plate,location_id,name")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (new or empty)")
     add_broker_arguments(parser)
+    add_insecure_argument(parser)
     parser.add_argument(
         "--ca", type=Path, metavar="FILE", help="the site CA certificate (broker and devices)"
     )
@@ -170,6 +179,8 @@ def setup(args: argparse.Namespace) -> Fleet:
         authority = load_authority(args.ca, args.ca_key)
     if args.ca is not None and not url.tls:
         raise ProvisionError(f"--ca needs a TLS broker URL (mqtts://), not {url}")
+    # Without client certificates every login of the fleet is a password.
+    check_cleartext(url, authority is None, args.insecure)
     ca_pem = certificate_file(args.ca, "--ca") if args.ca is not None else None
     site_key = read_site_key(args.site_key) if args.site_key else None
     out: Path = args.out

@@ -24,6 +24,25 @@ def add_login_arguments(parser: argparse.ArgumentParser, *, cert_help: str) -> N
     parser.add_argument("--key", type=Path, metavar="FILE", help="private key of --cert (PEM, unencrypted)")
     parser.add_argument("--username", metavar="USER", help="broker username (password brokers)")
     parser.add_argument("--password-file", type=Path, metavar="FILE", help="file holding the broker password")
+    add_insecure_argument(parser)
+
+
+def add_insecure_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a password over plain mqtt:// (anyone on the network path reads it)",
+    )
+
+
+def check_cleartext(url: BrokerUrl, passwords: bool, insecure: bool) -> None:
+    """A password over mqtt:// travels in clear: refused unless the technician says so."""
+    if passwords and not url.tls and not insecure:
+        raise ProvisionError(
+            f"a broker password over {url} would cross the network in clear, readable by anyone on the "
+            "path (bus Wi-Fi, a mobile operator's network), who could then publish as this login: use "
+            "mqtts://, or pass --insecure on a network you trust"
+        )
 
 
 def check_tls_options(url: BrokerUrl, ca: Path | None, cert: Path | None, key: Path | None) -> None:

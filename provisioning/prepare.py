@@ -80,20 +80,28 @@ def check_id(what: str, value: str) -> str:
     return value
 
 
-def choose_device_id(previous: Previous | None, cert_name: str | None) -> str:
-    """Kept from an earlier provisioning; else the client certificate's CN; else a new `qrc-<8 hex>`."""
+def choose_device_id(previous: Previous | None, named: tuple[str, str] | None) -> str:
+    """Kept from an earlier provisioning; else the name the login gives (a client certificate's CN, a
+    --username: the broker's ACL checks that name); else a new `qrc-<8 hex>`."""
     kept = previous.device_id if previous is not None else None
     if kept is not None and not TOPIC_SAFE.fullmatch(kept):
         kept = None
-    if cert_name is not None:
-        check_id("client certificate CN", cert_name)
-        if kept is not None and kept != cert_name:
-            raise ProvisionError(
-                f"--cert names device {cert_name!r} but this root was provisioned as {kept!r}: the broker "
-                f"takes the certificate's CN as the username its ACL checks, so {kept!r} could not publish. "
-                f"Issue a certificate with CN={kept}, or remove the old device.toml to adopt {cert_name!r}"
+    if named is not None:
+        option, name = named
+        what = "client certificate CN" if option == "--cert" else option
+        check_id(what, name)
+        if kept is not None and kept != name:
+            fix = (
+                f"Issue a certificate with CN={kept}"
+                if option == "--cert"
+                else f"Give --username {kept} (and its password)"
             )
-        return cert_name
+            raise ProvisionError(
+                f"{option} names device {name!r} but this root was provisioned as {kept!r}: the broker "
+                f"takes that name as the username its ACL checks, so {kept!r} could not publish. "
+                f"{fix}, or remove the old device.toml to adopt {name!r}"
+            )
+        return name
     return kept or f"{DEVICE_ID_PREFIX}{secrets.token_hex(4)}"
 
 

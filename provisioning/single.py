@@ -16,6 +16,7 @@ from provisioning.label import LabelInfo, label_file, require_label_support
 from provisioning.options import (
     add_broker_arguments,
     add_login_arguments,
+    check_cleartext,
     check_tls_options,
     read_password,
     read_site_key,
@@ -98,6 +99,8 @@ def plan(args: argparse.Namespace) -> tuple[Prepared, bytes | None]:
     ca_pem = certificate_file(args.ca, "--ca") if args.ca else None
     client = client_identity(args.cert, args.key) if args.cert else None
     password = read_password(args.password_file)
+    check_cleartext(url, password is not None, args.insecure)
+    username = check_username(args.username, password, client is not None)
     site_key = read_site_key(args.site_key) if args.site_key else None
     root = args.root
     if not root.is_dir():
@@ -107,8 +110,9 @@ def plan(args: argparse.Namespace) -> tuple[Prepared, bytes | None]:
             f"--root {root} has no etc/ folder: give the SD card's root filesystem (rootfs), "
             "not its boot partition"
         )
-    device_id = choose_device_id(read_previous(config_file(root)), client.name if client else None)
-    username = args.username or (device_id if password is not None else None)
+    named = ("--cert", client.name) if client else ("--username", username) if username else None
+    device_id = choose_device_id(read_previous(config_file(root)), named)
+    username = device_id if password is not None else None
     broker = BrokerAccess(url, topic_prefix, ca_pem is not None, client is not None, username, password)
     material = Material(
         ca_pem=ca_pem,
@@ -119,6 +123,20 @@ def plan(args: argparse.Namespace) -> tuple[Prepared, bytes | None]:
     prepared = prepare(root, device_id, location, broker, material, parts)
     label = label_file(label_info(prepared), args.label) if args.label is not None else None
     return prepared, label
+
+
+def check_username(username: str | None, password: str | None, client_cert: bool) -> str | None:
+    """A username the broker's ACL will grant: it is the device id, since the ACL grants per login."""
+    if username is None:
+        return None
+    if client_cert:
+        raise ProvisionError(
+            "--username does not go with --cert: the broker takes the certificate's CN as the username"
+        )
+    if password is None:
+        raise ProvisionError("--username needs --password-file (the broker refuses anonymous logins)")
+    # The ACL grants topics to `user <device id>`: the username names the device, as a CN does.
+    return check_id("--username", username)
 
 
 def label_info(prepared: Prepared) -> LabelInfo:

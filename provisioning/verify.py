@@ -30,7 +30,13 @@ from device.label import CONFIG_HASH
 from device.settings import load_settings
 from provisioning import registry
 from provisioning.broker_url import BrokerUrl, parse_broker_url
-from provisioning.options import add_broker_arguments, add_login_arguments, check_tls_options, read_password
+from provisioning.options import (
+    add_broker_arguments,
+    add_login_arguments,
+    check_cleartext,
+    check_tls_options,
+    read_password,
+)
 from provisioning.prepare import check_id
 
 
@@ -86,6 +92,7 @@ def main(args: argparse.Namespace) -> int:
             username=args.username,
             password=read_password(args.password_file),
         )
+        check_cleartext(url, login.password is not None, args.insecure)
         expect = expectation(check_id("device id", args.device), args.expect_hash, args.config)
         if not 0 < args.timeout <= 600:
             raise ProvisionError(f"--timeout {args.timeout:g} must be more than 0 and at most 600 seconds")

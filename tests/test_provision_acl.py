@@ -66,7 +66,7 @@ def make_site(tmp_path: Path, capsys: pytest.CaptureFixture[str], *, certificate
     if pki is not None:
         login = ("--broker", f"mqtts://localhost:{port}", "--ca", pki.ca_cert, "--ca-key", pki.ca_key)
     else:
-        login = ("--broker", f"mqtt://localhost:{port}")
+        login = ("--broker", f"mqtt://localhost:{port}", "--insecure")
     code, _, err = provision(capsys, "batch", fleet_csv, "--out", out, *login, "--no-labels")
     assert code == 0, err
     broker = site_broker(out, tmp_path / "broker", port, pki)

@@ -48,7 +48,7 @@ def test_good_rows_get_bundles_and_bad_rows_are_named_by_line(
 ) -> None:
     out = tmp_path / "out"
     code, stdout, err = provision(
-        capsys, "batch", write_fleet(tmp_path), "--out", out, "--broker", "mqtt://b"
+        capsys, "batch", write_fleet(tmp_path), "--out", out, "--broker", "mqtt://b", "--insecure"
     )
     assert code == 1
     assert "row 3: plate '98C-12'" in err
@@ -90,7 +90,16 @@ def test_acl_confines_devices_and_the_password_file_is_mosquittos_format(
 ) -> None:
     out = tmp_path / "out"
     provision(
-        capsys, "batch", write_fleet(tmp_path), "--out", out, "--broker", "mqtt://b", "--consumer", "tracer"
+        capsys,
+        "batch",
+        write_fleet(tmp_path),
+        "--out",
+        out,
+        "--broker",
+        "mqtt://b",
+        "--insecure",
+        "--consumer",
+        "tracer",
     )
     acl = (out / "broker" / "acl").read_text()
     # Issue 12 item 13 replaced `pattern write checkin/v1/+/%u/#` (any location, any depth): each
@@ -136,7 +145,9 @@ def _password(settings: Settings) -> str:
 def test_an_unknown_column_refuses_the_whole_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fleet = write_fleet(tmp_path, "kind,plate,locaton_id\nbus,98C-123.45,\n")
     before = snapshot(tmp_path)
-    code, _, err = provision(capsys, "batch", fleet, "--out", tmp_path / "out", "--broker", "mqtt://b")
+    code, _, err = provision(
+        capsys, "batch", fleet, "--out", tmp_path / "out", "--broker", "mqtt://b", "--insecure"
+    )
     assert code == 2 and "unknown column(s) 'locaton_id'" in err
     assert snapshot(tmp_path) == before
 
@@ -144,7 +155,9 @@ def test_an_unknown_column_refuses_the_whole_file(tmp_path: Path, capsys: pytest
 def test_a_file_with_only_bad_rows_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fleet = write_fleet(tmp_path, "plate\n98C-1\nXX-123.45\n")
     before = snapshot(tmp_path)
-    code, _, err = provision(capsys, "batch", fleet, "--out", tmp_path / "out", "--broker", "mqtt://b")
+    code, _, err = provision(
+        capsys, "batch", fleet, "--out", tmp_path / "out", "--broker", "mqtt://b", "--insecure"
+    )
     assert code == 1 and "row 2:" in err and "row 3:" in err
     assert snapshot(tmp_path) == before
 
@@ -153,13 +166,16 @@ def test_a_used_output_folder_needs_force_and_keeps_ids_and_passwords(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fleet, out = write_fleet(tmp_path, "plate\n98C-123.45\n"), tmp_path / "out"
-    assert provision(capsys, "batch", fleet, "--out", out, "--broker", "mqtt://b")[0] == 0
+    assert provision(capsys, "batch", fleet, "--out", out, "--broker", "mqtt://b", "--insecure")[0] == 0
     first = load_settings(bundle_config(out, "98C12345"))
     before = snapshot(out)
-    code, _, err = provision(capsys, "batch", fleet, "--out", out, "--broker", "mqtt://b")
+    code, _, err = provision(capsys, "batch", fleet, "--out", out, "--broker", "mqtt://b", "--insecure")
     assert code == 2 and "--force" in err
     assert snapshot(out) == before
-    assert provision(capsys, "batch", fleet, "--out", out, "--broker", "mqtt://b", "--force")[0] == 0
+    assert (
+        provision(capsys, "batch", fleet, "--out", out, "--broker", "mqtt://b", "--insecure", "--force")[0]
+        == 0
+    )
     again = load_settings(bundle_config(out, "98C12345"))
     assert again.device.id == first.device.id and again.broker.password == first.broker.password
 
@@ -199,6 +215,7 @@ def test_with_a_ca_key_every_device_gets_a_client_certificate_named_by_its_id(
             "collector 'qrc-1' must not look like a device id",
         ),
         (("--broker", "mqtt://b", "--consumer", "hq", "--collector", "hq"), "must be two logins"),
+        (("--broker", "mqtt://b"), "would cross the network in clear"),
         (("--broker", "ftp://b"), "has scheme 'ftp'"),
     ],
 )
@@ -232,7 +249,12 @@ def test_the_collector_gets_its_login_the_site_key_and_a_collector_toml(
 ) -> None:
     out = tmp_path / "out"
     fleet = write_fleet(tmp_path, "plate\n98C-123.45\n")
-    assert provision(capsys, "batch", fleet, "--out", out, "--broker", "mqtt://b", "--no-labels")[0] == 0
+    assert (
+        provision(capsys, "batch", fleet, "--out", out, "--broker", "mqtt://b", "--insecure", "--no-labels")[
+            0
+        ]
+        == 0
+    )
     collector = out / "collector"
     config = tomllib.loads((collector / "collector.toml").read_text())
     assert config == {
@@ -252,7 +274,18 @@ def test_the_collector_gets_its_login_the_site_key_and_a_collector_toml(
         assert (collector / secret).stat().st_mode & 0o777 == 0o600
     # A --force run keeps the collector's password, as it keeps the devices': its host stays logged in.
     assert (
-        provision(capsys, "batch", fleet, "--out", out, "--broker", "mqtt://b", "--no-labels", "--force")[0]
+        provision(
+            capsys,
+            "batch",
+            fleet,
+            "--out",
+            out,
+            "--broker",
+            "mqtt://b",
+            "--insecure",
+            "--no-labels",
+            "--force",
+        )[0]
         == 0
     )
     assert (collector / "password").read_text().strip() == password

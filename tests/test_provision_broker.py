@@ -136,7 +136,9 @@ def test_the_password_file_and_acl_work_in_mosquitto(
     fleet_csv = tmp_path / "fleet.csv"
     fleet_csv.write_text("plate\n98C-123.45\n51G1-234.56\n")
     out = tmp_path / "out"
-    code, _, err = provision(capsys, "batch", fleet_csv, "--out", out, "--broker", f"mqtt://localhost:{port}")
+    code, _, err = provision(
+        capsys, "batch", fleet_csv, "--out", out, "--broker", f"mqtt://localhost:{port}", "--insecure"
+    )
     assert code == 0, err
     extra = f"allow_anonymous false\nacl_file {out / 'broker/acl'}\npassword_file {out / 'broker/passwd'}"
     broker = Mosquitto(tmp_path / "broker", port=port, extra=extra).start()

@@ -287,7 +287,7 @@ def test_a_password_login_is_written_for_the_device(
 ) -> None:
     secret = tmp_path / "pw"
     secret.write_text("s3cr3t-passw0rd\n")
-    code, out, _ = provision(capsys, *BUS, "--root", sd, "--password-file", secret)
+    code, out, _ = provision(capsys, *BUS, "--root", sd, "--password-file", secret, "--insecure")
     assert code == 0
     settings = load_settings(config_of(sd))
     assert settings.broker.username == settings.device.id
@@ -407,3 +407,60 @@ def test_console_feedback_is_written_with_a_warning_and_verify_refuses_it(
     bench = Expectation(expect.device_id, expect.config_hash, "98C12345", dev=True, feedback="console")
     status["scanners"] = {"stdin:stdin": "connected"}
     assert judge(topic, json.dumps(status).encode(), bench).ok
+
+
+def test_a_password_over_plain_mqtt_is_refused_without_insecure(
+    sd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cr3t-passw0rd\n")
+    before = snapshot(sd)
+    code, _, err = provision(capsys, *BUS, "--root", sd, "--password-file", secret)
+    assert code == 2 and "would cross the network in clear" in err and "--insecure" in err
+    assert snapshot(sd) == before
+    tls = ("device", "--kind", "door", "--location-id", "gate-1", "--broker", "mqtts://broker.example.com")
+    assert provision(capsys, *tls, "--root", sd, "--password-file", secret)[0] == 0
+
+
+def test_the_username_names_the_device_so_the_acl_grants_it(
+    sd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("pw-of-bus-12\n")
+    tls = ("device", "--kind", "door", "--location-id", "gate-1", "--broker", "mqtts://broker.example.com")
+    login = ("--root", sd, "--password-file", secret)
+    code, out, err = provision(capsys, *tls, *login, "--username", "bus-12")
+    assert code == 0, err
+    settings = load_settings(config_of(sd))
+    assert settings.device.id == settings.broker.username == "bus-12"
+    assert "user bus-12\n  topic write checkin/v1/gate-1/bus-12/events" in out
+
+    before = snapshot(sd)
+    code, _, err = provision(capsys, *tls, *login, "--username", "bus-13", "--force")
+    assert code == 2 and "--username names device 'bus-13' but this root was provisioned as 'bus-12'" in err
+    assert snapshot(sd) == before
+
+
+@pytest.mark.parametrize(
+    ("username", "with_password", "message"),
+    [
+        ("bus 12", True, "--username 'bus 12' is not topic-safe"),
+        ("bus-12", False, "--username needs --password-file"),
+    ],
+)
+def test_a_username_the_acl_would_refuse_is_refused(
+    sd: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    username: str,
+    with_password: bool,
+    message: str,
+) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("pw\n")
+    tls = ("device", "--kind", "door", "--location-id", "gate-1", "--broker", "mqtts://broker.example.com")
+    password = ("--password-file", secret) if with_password else ()
+    before = snapshot(sd)
+    code, _, err = provision(capsys, *tls, "--root", sd, "--username", username, *password)
+    assert code == 2 and message in err, err
+    assert snapshot(sd) == before
