@@ -20,8 +20,10 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -57,10 +59,25 @@ class DeviceSettings(Section):
     dev: bool = False
 
 
+ADDRESS_FIELDS = ("address", "ward", "district", "province")
+
+
 class LocationSettings(Section):
     id: TopicSafeId
     kind: Literal["bus", "door", "workshop", "gate", "other"] = "door"
     name: str = ""
+    # Where it is, as the province's list of check-in locations asks (a bus: its depot or route).
+    address: str = ""
+    ward: str = ""
+    district: str = ""
+    province: str = ""
+
+    @model_serializer(mode="wrap")
+    def _without_empty_address(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Unset, they stay out of the dump: the configuration hash of a device without them is the one
+        # it had before they existed, so `qr-provision verify` records stay true across an upgrade.
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if k not in ADDRESS_FIELDS or v}
 
 
 class BrokerSettings(Section):

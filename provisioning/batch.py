@@ -1,7 +1,7 @@
 """`qr-provision batch fleet.csv --out DIR`: a bundle per row plus the broker's side of the fleet.
 
-fleet.csv has a header naming some of: kind, plate, location_id, name (kind defaults to bus when a
-plate is given, to door otherwise). Output:
+fleet.csv has a header naming some of: kind, plate, location_id, name, address, ward, district,
+province (kind defaults to bus when a plate is given, to door otherwise). Output:
   DIR/<location id>/etc/qr-checkin/...   one bundle per good row, the layout of an SD card's root
   DIR/broker/acl, DIR/broker/passwd      mosquitto ACL; password file when no client certificates
   DIR/broker/mosquitto.conf              the broker's configuration for them
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from device.errors import ProvisionError
 from device.privacy import KEY_BYTES
+from device.settings import ADDRESS_FIELDS
 from provisioning import collector as collector_toml
 from provisioning import hardware, registry
 from provisioning.acl import DeviceGrant, acl, mosquitto_conf, new_password, password_file
@@ -54,7 +55,7 @@ from provisioning.prepare import (
 )
 from provisioning.single import label_info
 
-COLUMNS = ("kind", "plate", "location_id", "name")
+COLUMNS = ("kind", "plate", "location_id", "name", *ADDRESS_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,9 @@ class Fleet:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("csv", type=Path, metavar="FLEET.csv", help="header: kind,plate,location_id,name")
+    parser.add_argument(
+        "csv", type=Path, metavar="FLEET.csv", help="header: kind,plate,location_id,name[,address,ward,...]"
+    )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (new or empty)")
     add_broker_arguments(parser)
     add_insecure_argument(parser)
@@ -240,7 +243,8 @@ def read_fleet(path: Path) -> tuple[list[tuple[int, Location]], list[tuple[int, 
         plate, location_id = values.get("plate") or None, values.get("location_id") or None
         kind = values.get("kind") or ("bus" if plate else "door")
         try:
-            location = location_for(kind, plate, location_id, values.get("name") or None)
+            address = {field: values.get(field) for field in ADDRESS_FIELDS}
+            location = location_for(kind, plate, location_id, values.get("name") or None, address)
         except ProvisionError as exc:
             errors.append((line, str(exc)))
             continue
@@ -311,10 +315,15 @@ def fleet_files(fleet: Fleet, prepared: list[tuple[int, Prepared]]) -> Bundle:
         files.add("site.key", fleet.site_key)
     manifest = io.StringIO()
     writer = csv.writer(manifest, lineterminator="\n")
-    writer.writerow(["row", "device_id", "kind", "location_id", "name", "config_hash", "bundle"])
+    writer.writerow(
+        ["row", "device_id", "kind", "location_id", "name", "config_hash", "bundle", *ADDRESS_FIELDS]
+    )
     for line, item in prepared:
         loc = item.location
-        writer.writerow([line, item.device_id, loc.kind, loc.id, loc.name, item.config_hash, loc.id])
+        address = [getattr(loc, field) for field in ADDRESS_FIELDS]
+        writer.writerow(
+            [line, item.device_id, loc.kind, loc.id, loc.name, item.config_hash, loc.id, *address]
+        )
     files.add("devices.csv", manifest.getvalue().encode(), PUBLIC)
     if fleet.labels:
         files.add("labels.pdf", encode(sheets([label_info(item) for _, item in prepared]), "PDF"), PUBLIC)

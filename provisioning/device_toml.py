@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from device import __version__
+from device.settings import ADDRESS_FIELDS
 from provisioning.broker_url import BrokerUrl
 from provisioning.hardware import Hardware, feedback_section, scanner_section
 
@@ -30,6 +31,10 @@ class Location:
     id: str
     kind: str
     name: str
+    address: str = ""
+    ward: str = ""
+    district: str = ""
+    province: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,11 @@ def render(device_id: str, location: Location, broker: BrokerAccess, hardware: H
         f"id = {toml_string(location.id)}",
         f"kind = {toml_string(location.kind)}",
         f"name = {toml_string(location.name)}",
+        *(
+            f"{field} = {toml_string(getattr(location, field))}"
+            for field in ADDRESS_FIELDS
+            if getattr(location, field)
+        ),
         "",
         "[broker]",
         f"host = {toml_string(broker.url.host)}",

@@ -8,20 +8,33 @@ from __future__ import annotations
 
 import secrets
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from device.errors import ConfigError, ProvisionError
 from device.privacy import KEY_BYTES
-from device.settings import TOPIC_SAFE, Settings, load_settings
+from device.settings import ADDRESS_FIELDS, TOPIC_SAFE, Settings, load_settings
 from provisioning.bundle import PUBLIC, SECRET, Bundle
-from provisioning.device_toml import CA, CERT, CONFIG, KEY, SITE_KEY, BrokerAccess, Location, Previous, render
+from provisioning.device_toml import (
+    CA,
+    CERT,
+    CONFIG,
+    KEY,
+    SITE_KEY,
+    BrokerAccess,
+    Location,
+    Previous,
+    render,
+)
 from provisioning.hardware import Hardware
 from provisioning.plates import normalise_plate, plate_name
 
 KINDS = ("bus", "door", "workshop", "gate", "other")
 DEVICE_ID_PREFIX = "qrc-"
 MAX_NAME = 80
+# "Xe đưa đón công nhân, Thôn A, Xã Hương Gián, ..." fits; a pasted paragraph does not.
+MAX_ADDRESS = 200
 
 
 @dataclass(frozen=True)
@@ -53,8 +66,15 @@ def config_file(root: Path) -> Path:
     return root / relative(CONFIG)
 
 
-def location_for(kind: str, plate: str | None, location_id: str | None, name: str | None) -> Location:
-    """The location a technician described: a bus by its plate, anything else by a topic-safe id."""
+def location_for(
+    kind: str,
+    plate: str | None,
+    location_id: str | None,
+    name: str | None,
+    address: Mapping[str, str | None] | None = None,
+) -> Location:
+    """The location a technician described: a bus by its plate, anything else by a topic-safe id;
+    optionally where it is (address, ward, district, province)."""
     if kind not in KINDS:
         raise ProvisionError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
     if kind == "bus":
@@ -65,9 +85,20 @@ def location_for(kind: str, plate: str | None, location_id: str | None, name: st
         if location_id is None or plate is not None:
             raise ProvisionError(f"a {kind} is named by --location-id (a plate is only for a bus)")
         loc_id, default_name = check_id("location id", location_id), ""
-    if name is not None and (len(name) > MAX_NAME or not name.isprintable()):
-        raise ProvisionError(f"name {name!r} must be at most {MAX_NAME} printable characters")
-    return Location(id=loc_id, kind=kind, name=name.strip() if name else default_name)
+    place = {
+        field: printable(field, value, MAX_ADDRESS if field == "address" else MAX_NAME)
+        for field, value in (address or {}).items()
+        if field in ADDRESS_FIELDS and value
+    }
+    name = printable("name", name, MAX_NAME) if name is not None else None
+    return Location(id=loc_id, kind=kind, name=name or default_name, **place)
+
+
+def printable(what: str, value: str, limit: int) -> str:
+    value = value.strip()
+    if len(value) > limit or not value.isprintable():
+        raise ProvisionError(f"{what} {value!r} must be at most {limit} printable characters")
+    return value
 
 
 def check_id(what: str, value: str) -> str:

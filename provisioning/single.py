@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from device.errors import ProvisionError
+from device.settings import ADDRESS_FIELDS
 from provisioning import hardware, registry
 from provisioning.acl import DeviceGrant, device_acl
 from provisioning.broker_url import parse_broker_url
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plate", metavar="PLATE", help='a bus\'s plate number, e.g. "98C-123.45"')
     parser.add_argument("--location-id", metavar="ID", help="a door's or gate's id, e.g. gate-1")
     parser.add_argument("--name", help="a human name for the location (labels, status); default the plate")
+    add_address_arguments(parser)
     add_broker_arguments(parser)
     add_login_arguments(parser, cert_help="its CN becomes the device id")
     parser.add_argument(
@@ -55,6 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", type=Path, metavar="FILE", help="also write a label (.png or .pdf)")
     parser.add_argument("--force", action="store_true", help="replace existing files (the device id is kept)")
     hardware.add_arguments(parser)
+
+
+def add_address_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("where the location is (optional; the province's list of locations)")
+    group.add_argument("--address", help='street or hamlet, e.g. "Thôn A"; a bus: its depot or route')
+    group.add_argument("--ward", help='ward or commune, e.g. "Xã Hương Gián"')
+    group.add_argument("--district", help='e.g. "Huyện Yên Dũng"')
+    group.add_argument("--province", help='e.g. "Bắc Giang"')
 
 
 def main(args: argparse.Namespace) -> int:
@@ -91,7 +101,8 @@ def plan(args: argparse.Namespace) -> tuple[Prepared, bytes | None]:
     """Everything validated and rendered in memory; raises ProvisionError before any write."""
     if args.label is not None:
         require_label_support(args.label)
-    location = location_for(args.kind, args.plate, args.location_id, args.name)
+    address = {field: getattr(args, field) for field in ADDRESS_FIELDS}
+    location = location_for(args.kind, args.plate, args.location_id, args.name, address)
     parts = hardware.from_arguments(args)
     url = parse_broker_url(args.broker)
     topic_prefix = check_id("topic prefix", args.topic_prefix)

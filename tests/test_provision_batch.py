@@ -316,3 +316,31 @@ def test_with_a_ca_key_the_collector_gets_a_client_certificate(
     conf = (out / "broker" / "mosquitto.conf").read_text().splitlines()
     assert {"use_username_as_clientid true", "use_identity_as_username true", "listener 8883"} <= set(conf)
     assert not any(line.startswith("password_file") for line in conf)
+
+
+def test_address_columns_reach_the_config_and_the_manifest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    fleet = write_fleet(
+        tmp_path,
+        "plate,name,address,ward,district,province\n"
+        "98C-123.456,Xe đưa đón công nhân,Thôn A,Xã Hương Gián,Huyện Yên Dũng,Bắc Giang\n"
+        "98C-123.45,,,,,\n",
+    )
+    code, _, err = provision(
+        capsys, "batch", fleet, "--out", out, "--broker", "mqtt://b", "--insecure", "--no-labels"
+    )
+    assert code == 0, err
+    located = load_settings(bundle_config(out, "98C123456")).location
+    assert (located.name, located.address, located.ward, located.district, located.province) == (
+        "Xe đưa đón công nhân",
+        "Thôn A",
+        "Xã Hương Gián",
+        "Huyện Yên Dũng",
+        "Bắc Giang",
+    )
+    assert load_settings(bundle_config(out, "98C12345")).location.address == ""
+    with (out / "devices.csv").open(encoding="utf-8") as fh:
+        manifest = {m["location_id"]: m for m in csv.DictReader(fh)}
+    assert manifest["98C123456"]["province"] == "Bắc Giang" and manifest["98C12345"]["ward"] == ""

@@ -82,7 +82,12 @@ def fleet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Fleet]
     pki = make_pki(tmp_path / "pki")
     port = free_port()
     fleet_csv = tmp_path / "fleet.csv"
-    fleet_csv.write_text("kind,plate,location_id\nbus,98C-123.45,\ndoor,,gate-1\n")
+    fleet_csv.write_text(
+        "kind,plate,location_id,address,ward,district,province\n"
+        "bus,98C-123.45,,,,,\n"
+        "door,,gate-1,Thôn A,Xã Hương Gián,Huyện Yên Dũng,Bắc Giang\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "out"
     code, _, err = provision(
         capsys, "batch", fleet_csv, "--out", out, "--broker", f"mqtts://localhost:{port}",
@@ -326,3 +331,26 @@ def test_a_daemon_outside_its_acl_dead_letters_instead_of_retrying(fleet: Fleet,
             box.close()
     finally:
         daemon.stop()
+
+
+def test_the_birth_status_carries_where_the_location_is(fleet: Fleet, tmp_path: Path) -> None:
+    consumer = fleet.consumer()
+    daemon = DaemonProcess(on_this_machine(fleet.door, tmp_path))
+    try:
+        assert_connects(consumer)
+        consumer.subscribe(fleet.door.status)
+        daemon.start()
+        status = json.loads(consumer.message(timeout=20)[1])
+        assert status["state"] == "online"
+        assert {k: v for k, v in status.items() if k.startswith("location_")} == {
+            "location_id": "gate-1",
+            "location_kind": "door",
+            "location_name": "",
+            "location_address": "Thôn A",
+            "location_ward": "Xã Hương Gián",
+            "location_district": "Huyện Yên Dũng",
+            "location_province": "Bắc Giang",
+        }
+    finally:
+        daemon.stop()
+        consumer.close()

@@ -464,3 +464,23 @@ def test_a_username_the_acl_would_refuse_is_refused(
     code, _, err = provision(capsys, *tls, "--root", sd, "--username", username, *password)
     assert code == 2 and message in err, err
     assert snapshot(sd) == before
+
+
+def test_where_the_location_is_is_written_and_a_bad_field_refused(
+    sd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    place = ("--address", "Thôn A", "--ward", "Xã Hương Gián", "--district", "Huyện Yên Dũng")
+    code, _, err = provision(capsys, *BUS, "--root", sd, *place, "--province", "Bắc Giang")
+    assert code == 0, err
+    location = load_settings(config_of(sd)).location
+    assert (location.address, location.ward, location.district, location.province) == (
+        "Thôn A",
+        "Xã Hương Gián",
+        "Huyện Yên Dũng",
+        "Bắc Giang",
+    )
+    before = snapshot(sd)
+    for bad in (("--ward", "Xã\u2028A"), ("--province", "B" * 81), ("--address", "A" * 201)):
+        code, _, err = provision(capsys, *BUS, "--root", sd, "--force", *bad)
+        assert code == 2 and f"{bad[0][2:]} " in err and "printable characters" in err, err
+    assert snapshot(sd) == before
