@@ -19,6 +19,7 @@ import csv
 import io
 import secrets
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -275,11 +276,19 @@ def prepare_row(fleet: Fleet, location: Location) -> Prepared:
     return prepare(root, device_id, location, broker, material, fleet.hardware)
 
 
-def read_kept_password(path: Path) -> str | None:
+def kept_password(out: Path, role: str) -> str | None:
+    """The password an earlier run gave this login: the consumer's file, the collector's config."""
+    if role == "consumer":
+        try:
+            return read_password(out / "consumer" / "password")
+        except ProvisionError:
+            return None
     try:
-        return read_password(path)
-    except ProvisionError:
+        broker = tomllib.loads((out / "collector" / "collector.toml").read_text(encoding="utf-8"))["broker"]
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError):
         return None
+    password = broker.get("password") if isinstance(broker, dict) else None
+    return password if isinstance(password, str) and password else None
 
 
 def fleet_files(fleet: Fleet, prepared: list[tuple[int, Prepared]]) -> Bundle:
@@ -292,6 +301,7 @@ def fleet_files(fleet: Fleet, prepared: list[tuple[int, Prepared]]) -> Bundle:
     )
     files.add("broker/mosquitto.conf", conf.encode(), PUBLIC)
     logins = [(item.device_id, item.broker.password or "") for _, item in prepared]
+    passwords: dict[str, str] = {}
     for role, name in (("consumer", fleet.consumer), ("collector", fleet.collector)):
         if fleet.authority is not None:
             issued = issue_client(fleet.authority, name, fleet.days)
@@ -299,17 +309,23 @@ def fleet_files(fleet: Fleet, prepared: list[tuple[int, Prepared]]) -> Bundle:
             files.add(f"{role}/client.key", issued.key_pem)
         else:
             # Kept on a --force run, like the devices': a login installed on its host stays valid.
-            password = read_kept_password(fleet.out / role / "password") or new_password()
-            logins.append((name, password))
-            files.add(f"{role}/password", password.encode() + b"\n")
+            passwords[role] = kept_password(fleet.out, role) or new_password()
+            logins.append((name, passwords[role]))
         if fleet.ca_pem is not None:
             files.add(f"{role}/ca.crt", fleet.ca_pem, PUBLIC)
+    if "consumer" in passwords:
+        files.add("consumer/password", passwords["consumer"].encode() + b"\n")
     if fleet.authority is None:
         files.add("broker/passwd", password_file(logins).encode())
     access = collector_toml.CollectorAccess(
-        fleet.url, fleet.topic_prefix, fleet.collector, fleet.ca_pem is not None, client_certs, False
+        fleet.url,
+        fleet.topic_prefix,
+        fleet.collector,
+        fleet.ca_pem is not None,
+        passwords.get("collector"),
+        private_key=False,
     )
-    files.add("collector/collector.toml", collector_toml.render(access).encode(), PUBLIC)
+    files.add("collector/collector.toml", collector_toml.render(access).encode())
     files.add("collector/site.key", fleet.site_key)
     if fleet.site_key_generated:
         files.add("site.key", fleet.site_key)

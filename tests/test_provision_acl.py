@@ -5,6 +5,7 @@ issue 17 item 5)."""
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +33,10 @@ class Login:
         if self.pki is not None:
             cert, key = self.etc / "client.crt", self.etc / "client.key"
             return Probe(port, ca=self.pki.ca_cert, cert=cert, key=key, client_id=client_id)
-        password_file = self.etc / "password"
-        if password_file.exists():
-            password = password_file.read_text().strip()
+        if (self.etc / "password").exists():
+            password = (self.etc / "password").read_text().strip()
+        elif (self.etc / "collector.toml").exists():
+            password = tomllib.loads((self.etc / "collector.toml").read_text())["broker"]["password"]
         else:
             secret = load_settings(self.etc / "device.toml").broker.password
             assert secret is not None
