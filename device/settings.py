@@ -295,11 +295,18 @@ class CheckinSettings(Section):
 
 
 class PrivacySettings(Section):
-    subject: Literal["hmac", "id", "sealed"] = "hmac"
+    subject: Literal["hmac", "id", "sealed", "collector"] = "hmac"
     # The per-deployment HMAC key (provisioning installs it). Relative paths are under storage.dir.
+    # Not read in mode collector: there the device holds no site key.
     key_file: Path = Path("site.key")
-    # Base64 Curve25519 public key of the tracing authority, for subject = "sealed".
+    # Base64 Curve25519 public key of the tracing authority, for subject = "sealed" (optional in
+    # "collector").
     authority_public_key: str | None = None
+    # Base64 X25519 public key of the site collector, for subject = "collector".
+    collector_public_key: str | None = None
+    # Where mode collector keeps its duplicate-window key: in memory only (default: systemd's
+    # RuntimeDirectory, /run/qr-checkin).
+    window_key_dir: Path | None = None
 
 
 class LoggingSettings(Section):
@@ -328,6 +335,8 @@ class Settings(BaseSettings):
     def _sealed_needs_key(self) -> Settings:
         if self.privacy.subject == "sealed" and not self.privacy.authority_public_key:
             raise ValueError("privacy.subject = 'sealed' needs privacy.authority_public_key")
+        if self.privacy.subject == "collector" and not self.privacy.collector_public_key:
+            raise ValueError("privacy.subject = 'collector' needs privacy.collector_public_key")
         return self
 
     @classmethod

@@ -37,8 +37,10 @@ from provisioning.hardware import Hardware
 from provisioning.label import encode, require_label_support, sheets
 from provisioning.options import (
     add_broker_arguments,
+    add_collector_key_argument,
     add_insecure_argument,
     check_cleartext,
+    check_collector_public_key,
     read_password,
     read_site_key,
     refused,
@@ -75,6 +77,10 @@ class Fleet:
     collector: str
     labels: bool
     hardware: Hardware
+    # Privacy mode collector: the devices seal to this key and get no site key.
+    collector_public_key: str | None = None
+    # Base64 of the collector's private key, when this run generated the pair.
+    collector_private_key: str | None = None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +106,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-labels", action="store_true", help="skip labels.pdf (no segno/Pillow needed)")
     parser.add_argument("--force", action="store_true", help="write into a non-empty --out (device ids kept)")
+    add_collector_key_argument(parser)
+    parser.add_argument(
+        "--collector-keypair",
+        action="store_true",
+        help="generate the collector's X25519 keypair (private key in collector/ only) and provision "
+        "the devices in privacy mode collector",
+    )
     hardware.add_arguments(parser)
 
 
@@ -154,10 +167,18 @@ def main(args: argparse.Namespace) -> int:
         if warning:
             print(f"note: {warning}", file=sys.stderr)
     print(f"{len(prepared)} bundle(s) in {fleet.out}; broker files in {fleet.out / 'broker'}")
-    if fleet.site_key_generated:
+    if fleet.collector_public_key is not None:
         print(
-            f"note: a new site key is in {fleet.out / 'site.key'}: keep it for the next devices (--site-key)"
+            "privacy mode collector: the devices seal subjects to the collector's key and hold no site "
+            f"key; the collector's files are in {fleet.out / 'collector'}"
         )
+        if fleet.collector_private_key is None:
+            print("note: install the collector's private key as /etc/qr-collector/collector.key (0600)")
+    if fleet.site_key_generated:
+        later = (
+            "the collector's roster import" if fleet.collector_public_key else "the next devices (--site-key)"
+        )
+        print(f"note: a new site key is in {fleet.out / 'site.key'}: keep it for {later}")
     if errors:
         print(f"{len(errors)} row(s) refused: no bundle was written for them", file=sys.stderr)
     return 1 if errors else 0
@@ -187,6 +208,13 @@ def setup(args: argparse.Namespace) -> Fleet:
     check_cleartext(url, authority is None, args.insecure)
     ca_pem = certificate_file(args.ca, "--ca") if args.ca is not None else None
     site_key = read_site_key(args.site_key) if args.site_key else None
+    if args.collector_keypair and args.collector_public_key:
+        raise ProvisionError("give --collector-public-key or --collector-keypair, not both")
+    private_key = public_key = None
+    if args.collector_keypair:
+        private_key, public_key = collector_toml.new_keypair()
+    elif args.collector_public_key:
+        public_key = check_collector_public_key(args.collector_public_key)
     out: Path = args.out
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not args.force)):
         raise ProvisionError(f"--out {out} exists and is not an empty folder (pass --force to write into it)")
@@ -203,6 +231,8 @@ def setup(args: argparse.Namespace) -> Fleet:
         collector=collector,
         labels=not args.no_labels,
         hardware=hardware.from_arguments(args),
+        collector_public_key=public_key,
+        collector_private_key=private_key,
     )
 
 
@@ -261,10 +291,14 @@ def prepare_row(fleet: Fleet, location: Location) -> Prepared:
     root = fleet.out / location.id
     previous = read_previous(config_file(root))
     device_id = choose_device_id(previous, None)
+    # In mode collector the site key stays with the collector: no device bundle gets it.
+    site_key = fleet.site_key if fleet.collector_public_key is None else None
     if fleet.authority is not None:
         issued = issue_client(fleet.authority, device_id, fleet.days)
         broker = BrokerAccess(fleet.url, fleet.topic_prefix, ca=fleet.ca_pem is not None, client_cert=True)
-        material = Material(fleet.ca_pem, issued.cert_pem, issued.key_pem, fleet.site_key)
+        material = Material(
+            fleet.ca_pem, issued.cert_pem, issued.key_pem, site_key, fleet.collector_public_key
+        )
     else:
         # A bundle re-made with --force keeps its password: the broker's file need not change for it.
         kept = previous.password if previous is not None and previous.username == device_id else None
@@ -272,7 +306,9 @@ def prepare_row(fleet: Fleet, location: Location) -> Prepared:
         broker = BrokerAccess(
             fleet.url, fleet.topic_prefix, fleet.ca_pem is not None, False, device_id, password
         )
-        material = Material(ca_pem=fleet.ca_pem, site_key=fleet.site_key)
+        material = Material(
+            ca_pem=fleet.ca_pem, site_key=site_key, collector_public_key=fleet.collector_public_key
+        )
     return prepare(root, device_id, location, broker, material, fleet.hardware)
 
 
@@ -323,9 +359,13 @@ def fleet_files(fleet: Fleet, prepared: list[tuple[int, Prepared]]) -> Bundle:
         fleet.collector,
         fleet.ca_pem is not None,
         passwords.get("collector"),
-        private_key=False,
+        private_key=fleet.collector_public_key is not None,
     )
     files.add("collector/collector.toml", collector_toml.render(access).encode())
+    if fleet.collector_private_key is not None:
+        files.add("collector/collector.key", fleet.collector_private_key.encode() + b"\n")
+    if fleet.collector_public_key is not None:
+        files.add("collector/collector.pub", fleet.collector_public_key.encode() + b"\n", PUBLIC)
     files.add("collector/site.key", fleet.site_key)
     if fleet.site_key_generated:
         files.add("site.key", fleet.site_key)

@@ -8,8 +8,11 @@ site_key_file` and, for devices in privacy mode collector, `private_key_file`.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+
+from nacl.public import PrivateKey
 
 from device import __version__
 from provisioning.broker_url import BrokerUrl
@@ -71,3 +74,9 @@ def render(access: CollectorAccess) -> str:
             f"private_key_file = {toml_string(str(PRIVATE_KEY))}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def new_keypair() -> tuple[str, str]:
+    """(private, public) X25519 keys in base64, as qr-collector and the devices read them."""
+    key = PrivateKey.generate()
+    return base64.b64encode(bytes(key)).decode(), base64.b64encode(bytes(key.public_key)).decode()

@@ -56,7 +56,13 @@ class Previous:
     password: str | None
 
 
-def render(device_id: str, location: Location, broker: BrokerAccess, hardware: Hardware) -> str:
+def render(
+    device_id: str,
+    location: Location,
+    broker: BrokerAccess,
+    hardware: Hardware,
+    collector_public_key: str | None = None,
+) -> str:
     lines = [
         f"# qr-checkin device configuration, written by qr-provision {__version__}.",
         "# Re-provisioning keeps the device id. Check it with: qr-checkin check-config --config <this file>",
@@ -98,8 +104,16 @@ def render(device_id: str, location: Location, broker: BrokerAccess, hardware: H
         *table("scanner", scanner_section(hardware)),
         *table("feedback", feedback_section(hardware)),
         "[privacy]",
-        'subject = "hmac"',
-        f"key_file = {toml_string(str(SITE_KEY))}",
+        *(
+            [
+                "# Subjects sealed to the site collector, which computes the site HMAC: this device",
+                "# holds no key that turns a subject back into an ID number.",
+                'subject = "collector"',
+                f"collector_public_key = {toml_string(collector_public_key)}",
+            ]
+            if collector_public_key is not None
+            else ['subject = "hmac"', f"key_file = {toml_string(str(SITE_KEY))}"]
+        ),
         "",
     ]
     return "\n".join(lines)

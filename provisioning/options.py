@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import sys
 from pathlib import Path
+
+from nacl.public import PublicKey
 
 from device.errors import ConfigError, ProvisionError
 from device.privacy import load_key
@@ -72,6 +76,29 @@ def read_site_key(path: Path) -> bytes:
         raise ProvisionError(f"--site-key: {exc}") from None
     except OSError as exc:
         raise ProvisionError(f"--site-key {path}: cannot read ({exc.strerror})") from None
+
+
+def add_collector_key_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--collector-public-key",
+        metavar="BASE64",
+        help="the site collector's X25519 public key: devices seal subjects to it and hold no site key "
+        "(privacy mode collector, the default when given)",
+    )
+
+
+def check_collector_public_key(typed: str) -> str:
+    """A base64 X25519 public key, as the device will read it; returned in canonical base64."""
+    try:
+        raw = base64.b64decode(typed.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != PublicKey.SIZE:
+        raise ProvisionError(
+            f"--collector-public-key {typed[:60]!r} is not the base64 of a {PublicKey.SIZE}-byte X25519 "
+            "public key (collector/collector.pub of a batch with --collector-keypair holds one)"
+        )
+    return base64.b64encode(raw).decode()
 
 
 def refused(exc: ProvisionError) -> int:

@@ -45,6 +45,8 @@ class Material:
     cert_pem: bytes | None = None
     key_pem: bytes | None = None
     site_key: bytes | None = None
+    # Privacy mode collector: subjects are sealed to this key and the device gets no site key.
+    collector_public_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,17 @@ def prepare(
     if material.cert_pem is not None and material.key_pem is not None:
         bundle.add(relative(CERT), material.cert_pem, PUBLIC)
         bundle.add(relative(KEY), material.key_pem, SECRET)
-    if material.site_key is not None:
+    if material.collector_public_key is not None:
+        if material.site_key is not None:
+            raise ProvisionError(
+                "--site-key does not go with --collector-public-key: a device holding the site key lets a "
+                "stolen card reverse every subject; the key belongs on the collector only"
+            )
+        if (root / relative(SITE_KEY)).exists():
+            # Re-provisioned into mode collector: the old key must leave the card with the old mode.
+            bundle.remove(relative(SITE_KEY))
+            notes.append(f"removed the site key {root / relative(SITE_KEY)}: mode collector needs none")
+    elif material.site_key is not None:
         bundle.add(relative(SITE_KEY), material.site_key, SECRET)
     elif not (root / relative(SITE_KEY)).exists():
         bundle.add(relative(SITE_KEY), secrets.token_hex(KEY_BYTES).encode() + b"\n", SECRET)
@@ -159,7 +171,7 @@ def prepare(
             f"generated a new site key ({root / relative(SITE_KEY)}): every device of one site needs the "
             "same key for its HMAC subjects to match, so pass that file as --site-key for the others"
         )
-    text = render(device_id, location, broker, hardware)
+    text = render(device_id, location, broker, hardware, material.collector_public_key)
     bundle.add(relative(CONFIG), text.encode(), SECRET)
     settings = as_loaded(text)
     return Prepared(device_id, location, broker, settings.config_hash(), bundle, settings, notes)

@@ -16,8 +16,10 @@ from provisioning.device_toml import BrokerAccess, read_previous
 from provisioning.label import LabelInfo, label_file, require_label_support
 from provisioning.options import (
     add_broker_arguments,
+    add_collector_key_argument,
     add_login_arguments,
     check_cleartext,
+    check_collector_public_key,
     check_tls_options,
     read_password,
     read_site_key,
@@ -47,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--site-key", type=Path, metavar="FILE", help="the site's privacy HMAC key to install"
     )
+    add_collector_key_argument(parser)
     parser.add_argument(
         "--root",
         type=Path,
@@ -113,6 +116,9 @@ def plan(args: argparse.Namespace) -> tuple[Prepared, bytes | None]:
     check_cleartext(url, password is not None, args.insecure)
     username = check_username(args.username, password, client is not None)
     site_key = read_site_key(args.site_key) if args.site_key else None
+    collector_key = (
+        check_collector_public_key(args.collector_public_key) if args.collector_public_key else None
+    )
     root = args.root
     if not root.is_dir():
         raise ProvisionError(f"--root {root} is not a directory (is the SD card mounted?)")
@@ -130,6 +136,7 @@ def plan(args: argparse.Namespace) -> tuple[Prepared, bytes | None]:
         cert_pem=client.cert_pem if client else None,
         key_pem=client.key_pem if client else None,
         site_key=site_key,
+        collector_public_key=collector_key,
     )
     prepared = prepare(root, device_id, location, broker, material, parts)
     label = label_file(label_info(prepared), args.label) if args.label is not None else None

@@ -14,6 +14,7 @@ import pytest
 import zxingcpp
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from nacl.public import PrivateKey
 
 from device.label import parse_label
 from device.settings import Settings, load_settings
@@ -290,10 +291,18 @@ def test_the_collector_toml_loads_in_the_collector(
     collector_settings = pytest.importorskip("collector.settings")
     out = tmp_path / "out"
     fleet = write_fleet(tmp_path, "plate\n98C-123.45\n")
-    assert provision(capsys, "batch", fleet, "--out", out, "--broker", "mqtts://b", "--no-labels")[0] == 0
+    login = ("--broker", "mqtts://b", "--no-labels", "--collector-keypair")
+    assert provision(capsys, "batch", fleet, "--out", out, *login)[0] == 0
     settings = collector_settings.load_settings(out / "collector" / "collector.toml")
     assert (settings.broker.host, settings.broker.port, settings.broker.tls) == ("b", 8883, True)
     assert settings.broker.username == "collector" and settings.broker.password is not None
+    assert settings.privacy.private_key_file == Path("/etc/qr-collector/collector.key")
+    # The generated private key is one the collector reads, and it opens what a device seals to it.
+    private_key = pytest.importorskip("collector.subjects").load_private_key(
+        out / "collector" / "collector.key"
+    )
+    public = load_settings(bundle_config(out, "98C12345")).privacy.collector_public_key
+    assert base64.b64encode(bytes(private_key.public_key)).decode() == public
 
 
 def test_with_a_ca_key_the_collector_gets_a_client_certificate(
@@ -352,3 +361,51 @@ def test_address_columns_reach_the_config_and_the_manifest(
     with (out / "devices.csv").open(encoding="utf-8") as fh:
         manifest = {m["location_id"]: m for m in csv.DictReader(fh)}
     assert manifest["98C123456"]["province"] == "Bắc Giang" and manifest["98C12345"]["ward"] == ""
+
+
+def test_a_collector_keypair_puts_every_device_in_mode_collector_and_its_secrets_only_in_collector(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    fleet = write_fleet(tmp_path, "plate\n98C-123.45\n51G1-234.56\n")
+    login = ("--broker", "mqtt://b", "--insecure", "--no-labels")
+    code, stdout, err = provision(capsys, "batch", fleet, "--out", out, *login, "--collector-keypair")
+    assert code == 0, err
+    collector = out / "collector"
+    private_b64 = (collector / "collector.key").read_text().strip()
+    assert (collector / "collector.key").stat().st_mode & 0o777 == 0o600
+    public = base64.b64encode(bytes(PrivateKey(base64.b64decode(private_b64)).public_key)).decode()
+    assert (collector / "collector.pub").read_text().strip() == public
+    site_key = (out / "site.key").read_bytes()
+    assert (collector / "site.key").read_bytes() == site_key
+    assert tomllib.loads((collector / "collector.toml").read_text())["privacy"] == {
+        "site_key_file": "/etc/qr-collector/site.key",
+        "private_key_file": "/etc/qr-collector/collector.key",
+    }
+    for settings in _all_settings(out):
+        assert (settings.privacy.subject, settings.privacy.collector_public_key) == ("collector", public)
+        bundle = out / settings.location.id
+        # Nothing on a device's card reverses a subject: neither the site key nor the collector's key.
+        for path in (p for p in bundle.rglob("*") if p.is_file()):
+            content = path.read_bytes()
+            assert site_key.strip() not in content and private_b64.encode() not in content, path
+        assert not (bundle / "etc/qr-checkin/site.key").exists()
+    assert "privacy mode collector" in stdout
+
+
+def test_a_given_collector_key_is_used_and_two_sources_of_it_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = base64.b64encode(bytes(PrivateKey.generate().public_key)).decode()
+    out = tmp_path / "out"
+    fleet = write_fleet(tmp_path, "plate\n98C-123.45\n")
+    login = ("--broker", "mqtt://b", "--insecure", "--no-labels")
+    code, _, err = provision(
+        capsys, "batch", fleet, "--out", out, *login, "--collector-public-key", key, "--collector-keypair"
+    )
+    assert code == 2 and "not both" in err and not out.exists()
+    code, stdout, err = provision(capsys, "batch", fleet, "--out", out, *login, "--collector-public-key", key)
+    assert code == 0, err
+    assert load_settings(bundle_config(out, "98C12345")).privacy.collector_public_key == key
+    assert not (out / "collector" / "collector.key").exists()
+    assert "install the collector's private key as /etc/qr-collector/collector.key" in stdout

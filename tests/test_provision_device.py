@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zxingcpp
+from nacl.public import PrivateKey
 from PIL import Image
 
 from device.cli import main as checkin_cli
@@ -483,4 +485,66 @@ def test_where_the_location_is_is_written_and_a_bad_field_refused(
     for bad in (("--ward", "Xã\u2028A"), ("--province", "B" * 81), ("--address", "A" * 201)):
         code, _, err = provision(capsys, *BUS, "--root", sd, "--force", *bad)
         assert code == 2 and f"{bad[0][2:]} " in err and "printable characters" in err, err
+    assert snapshot(sd) == before
+
+
+def collector_public_key() -> str:
+    return base64.b64encode(bytes(PrivateKey.generate().public_key)).decode()
+
+
+def test_a_collector_key_makes_mode_collector_and_the_card_gets_no_site_key(
+    sd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = collector_public_key()
+    code, out, err = provision(capsys, *BUS, "--root", sd, "--collector-public-key", key)
+    assert code == 0, err
+    privacy = load_settings(config_of(sd)).privacy
+    assert (privacy.subject, privacy.collector_public_key) == ("collector", key)
+    assert not (sd / "etc/qr-checkin/site.key").exists() and "site key" not in out
+    assert check_config(config_of(sd)).returncode == 0
+
+
+def test_re_provisioning_into_mode_collector_takes_the_site_key_off_the_card(
+    sd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert provision(capsys, *BUS, "--root", sd)[0] == 0
+    site_key = sd / "etc/qr-checkin/site.key"
+    assert site_key.exists()
+    before = snapshot(sd)
+    key = ("--collector-public-key", collector_public_key())
+    code, _, err = provision(capsys, *BUS, "--root", sd, *key)
+    assert code == 2 and str(site_key) in err and "--force" in err
+    assert snapshot(sd) == before
+    code, out, err = provision(capsys, *BUS, "--root", sd, *key, "--force")
+    assert code == 0, err
+    assert not site_key.exists() and "removed the site key" in out
+    assert load_settings(config_of(sd)).privacy.subject == "collector"
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("not base64!", "is not the base64 of a 32-byte X25519 public key"),
+        (base64.b64encode(b"\x01" * 31).decode(), "is not the base64 of a 32-byte"),
+    ],
+)
+def test_a_bad_collector_key_is_refused(
+    sd: Path, capsys: pytest.CaptureFixture[str], key: str, message: str
+) -> None:
+    before = snapshot(sd)
+    code, _, err = provision(capsys, *BUS, "--root", sd, "--collector-public-key", key)
+    assert code == 2 and message in err
+    assert snapshot(sd) == before
+
+
+def test_a_site_key_with_a_collector_key_is_refused(
+    sd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site.key"
+    site.write_text("ab" * 32 + "\n")
+    before = snapshot(sd)
+    code, _, err = provision(
+        capsys, *BUS, "--root", sd, "--site-key", site, "--collector-public-key", collector_public_key()
+    )
+    assert code == 2 and "the key belongs on the collector only" in err
     assert snapshot(sd) == before
