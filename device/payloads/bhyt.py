@@ -10,9 +10,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Final
 
 from device.errors import PayloadRejected
+from device.payloads.card import PersonRecord, mask
 from device.payloads.checks import (
     Birth,
     birth_date,
@@ -22,6 +23,8 @@ from device.payloads.checks import (
     slashed_date,
 )
 
+TYPE: Final = "bhyt"
+ID_IN_CLEAR: Final = True
 FIELDS_V1 = 15
 FIELDS_V2 = 17
 EN_DASH = "\u2013"
@@ -78,6 +81,18 @@ class BhytCard:
 
     def __repr__(self) -> str:
         return f"BhytCard(variant={self.variant!r}, <personal data>)"
+
+    @property
+    def subject_id(self) -> str:
+        return self.bhxh_number
+
+    @property
+    def masked(self) -> str:
+        # Six digits hidden, as of a CCCD number, so the masked forms are equally hard to guess.
+        return mask(self.bhxh_number, 2, 2)
+
+    def record(self) -> PersonRecord:
+        return PersonRecord(id_number=self.bhxh_number, name=self.name, birth_year=self.birth.year)
 
     def personal(self) -> dict[str, Any]:
         """Every parsed field, as the shared vectors name them. Personal data."""

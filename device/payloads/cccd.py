@@ -9,11 +9,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from device.errors import PayloadRejected
+from device.payloads.card import PersonRecord, mask
 from device.payloads.checks import QUOTABLE, Birth, birth_date, compact_date, label, shown
 
+TYPE: Final = "cccd"
+ID_IN_CLEAR: Final = True
 FIELDS = 7
 _ID = re.compile(r"\d{12}", re.ASCII)
 # The 9-digit CMND; the 12-digit CMND issued 2012-2016 may be carried over as well.
@@ -52,6 +55,17 @@ class CccdCard:
     def __repr__(self) -> str:
         return "CccdCard(<personal data>)"
 
+    @property
+    def subject_id(self) -> str:
+        return self.id
+
+    @property
+    def masked(self) -> str:
+        return mask(self.id)
+
+    def record(self) -> PersonRecord:
+        return PersonRecord(id_number=self.id, name=self.name, birth_year=self.birth.year)
+
     def personal(self) -> dict[str, Any]:
         """Every parsed field, as the shared vectors name them. Personal data."""
         return {
@@ -79,7 +93,7 @@ def _normalised(fields: list[str]) -> list[str]:
     return [unicodedata.normalize("NFC", f) for f in fields]
 
 
-def looks_like(fields: list[str]) -> bool:
+def looks_like(text: str, fields: list[str]) -> bool:
     """An attempted CCCD: a number-like first field with about the field count, or a Nam/Nữ field."""
     if len(fields) < FIELDS - 2:
         return False
@@ -95,7 +109,7 @@ def _century_sex_digit(year: int, gender: str) -> int | None:
     return 2 * century + (1 if gender == "female" else 0)
 
 
-def parse(fields: list[str]) -> CccdCard:
+def parse(text: str, fields: list[str]) -> CccdCard:
     """Checks an attempted CCCD (see looks_like) field by field; the first failure is the reason."""
     fields = _normalised(fields)
     # The 2024 card reportedly keeps the layout and may append empty fields.
