@@ -7,7 +7,10 @@ import unicodedata
 
 import pytest
 
+from device.errors import PayloadRejected
 from device.payloads import MAX_CHARS, judge, mask, recognise, strip_suffix
+from device.payloads.cccd import check_number
+from device.payloads.cccd_codes import COUNTRIES, PROVINCES
 
 NAME = "Hoàng Thị Ngọc Ánh"
 ADDRESS = "Tổ 9, Phường Thí Điểm, Quận Mô Phỏng, Đà Nẵng"
@@ -288,6 +291,27 @@ def test_digits_are_ascii_digits() -> None:
 def test_century_digits_for_later_centuries() -> None:
     accepted(cccd(id="048303999977", dob="15082003"))
     accepted(cccd(id="048203999977", dob="15082003", gender="Nam"))
+
+
+@pytest.mark.parametrize("region", ["100", "368", "999"])
+def test_a_birth_registered_abroad_starts_with_a_country_code(region: str) -> None:
+    """TT 07/2016/TT-BCA: a first digit other than 0 makes the three digits a country code."""
+    rec = recognise(cccd(id=region + "196999977"))
+    assert rec.accepted, rec.reason
+    assert rec.subject_id == region + "196999977"
+    # The other digits are checked as for any number.
+    rejected(cccd(id=region + "197999977"), "ID number birth-year digits do not match date of birth")
+
+
+def test_the_code_lists_are_data_the_check_follows() -> None:
+    assert len(PROVINCES) == 63 and all(code[0] == "0" for code in PROVINCES)
+    assert COUNTRIES and not any(code[0] == "0" for code in COUNTRIES)
+    # Whatever the lists hold, the number is judged by them.
+    check_number("ID number [0]", "100196999977", countries={"100"})
+    with pytest.raises(PayloadRejected, match=r"^ID number \[0\]: country code is not on the list"):
+        check_number("ID number [0]", "200196999977", countries={"100"})
+    with pytest.raises(PayloadRejected, match=r"^ID number \[0\]: province code is not one of the 2 codes"):
+        check_number("ID number [0]", "048196999977", provinces={"001", "002"})
 
 
 def test_split_id_number_still_reads_as_an_attempted_cccd() -> None:
