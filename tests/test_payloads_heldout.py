@@ -11,70 +11,7 @@ from device.errors import PayloadRejected
 from device.payloads import MAX_CHARS, judge, mask, recognise, strip_suffix
 from device.payloads.cccd import check_number
 from device.payloads.cccd_codes import COUNTRIES, PROVINCES
-
-NAME = "Hoàng Thị Ngọc Ánh"
-ADDRESS = "Tổ 9, Phường Thí Điểm, Quận Mô Phỏng, Đà Nẵng"
-
-
-def _hex(text: str, upper: bool = False) -> str:
-    raw = text.encode().hex()
-    return raw.upper() if upper else raw
-
-
-def bhyt(**over: str) -> str:
-    """A v2 card (17 fields) of an invented person; keyword arguments replace fields by name."""
-    fields = {
-        "card": "9999000077",
-        "name": _hex(NAME),
-        "dob": "07/11/1996",
-        "gender": "2",
-        "address": _hex(ADDRESS),
-        "facility": "48 - 012",
-        "valid_from": "01/01/2023",
-        "valid_to": "-",
-        "issued": "20/01/2023",
-        "manager": "48019999000077",
-        "parent": "-",
-        "area": "4",
-        "five_years": " 01/01/2028",
-        "check": "1a2b3c4d5e6f7081-1202",
-        "benefit": "4",
-        "issuer": _hex("Quận Mô Phỏng, Thành phố Đà Nẵng"),
-    }
-    fields.update(over)
-    return "|".join(fields.values()) + "|$"
-
-
-def bhyt_v1(**over: str) -> str:
-    """The same person on a 15-character v1 card (14 fields + $)."""
-    fields = bhyt(card="DN4489999000077", valid_to="31/12/2023", five_years="-", **over).split("|")
-    return "|".join(fields[:14]) + "|$"
-
-
-def cccd(**over: str) -> str:
-    fields = {
-        "id": "048196999977",
-        "old_id": "999999977",
-        "name": NAME,
-        "dob": "07111996",
-        "gender": "Nữ",
-        "address": ADDRESS,
-        "issued": "12082021",
-    }
-    fields.update(over)
-    return "|".join(fields.values())
-
-
-def accepted(text: str) -> None:
-    rec = recognise(text)
-    assert rec.accepted, rec.reason
-
-
-def rejected(text: str, reason: str) -> None:
-    rec = recognise(text)
-    assert not rec.accepted
-    assert rec.reason == reason
-
+from tests.support.payloads import ADDRESS, NAME, accepted, bhyt, bhyt_v1, cccd, hex_of, rejected
 
 # -- BHYT tolerances ------------------------------------------------------------------------------
 
@@ -113,7 +50,8 @@ def test_en_dash_is_the_only_non_ascii_a_card_may_carry() -> None:
 
 
 def test_upper_case_hex_decodes_to_the_same_person() -> None:
-    lower, upper = judge(bhyt()), judge(bhyt(name=_hex(NAME, upper=True), address=_hex(ADDRESS, upper=True)))
+    upper_hex = bhyt(name=hex_of(NAME, upper=True), address=hex_of(ADDRESS, upper=True))
+    lower, upper = judge(bhyt()), judge(upper_hex)
     assert upper.recognition.accepted
     assert lower.card is not None and upper.card is not None
     assert upper.card.personal() == lower.card.personal()
@@ -140,13 +78,13 @@ def test_check_field_is_never_judged_by_value() -> None:
 
 
 def test_parent_name_hex_or_plain_and_address_dash() -> None:
-    child = judge(bhyt(parent=_hex("Hoàng Văn Ba"), address="-")).card
+    child = judge(bhyt(parent=hex_of("Hoàng Văn Ba"), address="-")).card
     assert child is not None
     assert child.personal()["parent_name"] == "Hoàng Văn Ba" and child.personal()["address"] is None
     plain = judge(bhyt(parent="Hoang Van Ba")).card
     assert plain is not None and plain.personal()["parent_name"] == "Hoang Van Ba"
     # Hex digits only, but not valid hex: a damaged hex name, not plain text.
-    rejected(bhyt(parent=_hex("Hoàng")[:-1]), "parent name [10]: not an even-length hex string")
+    rejected(bhyt(parent=hex_of("Hoàng")[:-1]), "parent name [10]: not an even-length hex string")
 
 
 def test_five_year_date_may_be_a_dash_or_start_with_a_space() -> None:
@@ -168,7 +106,7 @@ def test_five_year_date_may_be_a_dash_or_start_with_a_space() -> None:
         (bhyt(dob="07/11/1896"), "date of birth [2]: year before 1900"),
         (bhyt(dob="07/11/2024"), "date of birth [2] is after issue date [8]"),
         (bhyt(gender="0"), "gender [3] must be 1 (male) or 2 (female), got '0'"),
-        (bhyt(gender=_hex(NAME)), "gender [3] must be 1 (male) or 2 (female), got a 48-character value"),
+        (bhyt(gender=hex_of(NAME)), "gender [3] must be 1 (male) or 2 (female), got a 48-character value"),
         (bhyt(facility="48 - 01"), "facility code [5]: expected 'PP - XXX' (2 digits, dash, 3 characters)"),
         (bhyt(manager="4801999900007X"), "managing code [9]: expected digits"),
         (
@@ -178,7 +116,7 @@ def test_five_year_date_may_be_a_dash_or_start_with_a_space() -> None:
         (bhyt(area="K1"), "living-area code [11]: expected one digit, got 'K1'"),
         (bhyt(benefit="6"), "benefit level [14] must be a digit 1-5, got '6'"),
         (bhyt(issuer="c3"), "issuing office [15]: hex does not decode as UTF-8"),
-        (bhyt(name=_hex("Ánh\x07")), "name [1]: decoded text contains a control character"),
+        (bhyt(name=hex_of("Ánh\x07")), "name [1]: decoded text contains a control character"),
         (bhyt(name="-"), "name [1]: not an even-length hex string"),
         (
             bhyt(card="99990000770"),

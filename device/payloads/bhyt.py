@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any, Final
 
 from device.errors import PayloadRejected
-from device.payloads.card import PersonRecord, mask
+from device.payloads.card import Fields, PersonRecord, mask, short_read
 from device.payloads.checks import (
     Birth,
     birth_date,
@@ -52,6 +52,7 @@ LAYOUT_DAMAGE = (
     "non-ASCII character in BHYT payload (the host keyboard layout probably differs from the scanner's: "
     "set both to US)"
 )
+MISSING_END = "BHYT payload must end with the field '$'"
 # Marks an IME composes onto Latin letters: grave, acute, circumflex, tilde, breve, hook, horn, dot below.
 _VIETNAMESE_MARKS = frozenset("\u0300\u0301\u0302\u0303\u0306\u0309\u031b\u0323")
 
@@ -134,12 +135,23 @@ class BhytCard:
 
 def looks_like(text: str, fields: list[str]) -> bool:
     """An attempted BHYT: ends with `|$`, or has about the field count with a card-number-like start,
-    or ends with `$` after some other separator (a keyboard layout that moved `|`)."""
+    or starts with a card number and a hex name however short the rest, or ends with `$` after some
+    other separator (a keyboard layout that moved `|`)."""
     if len(fields) > 1 and fields[-1] == "$":
         return True
     if 12 <= len(fields) <= 18 and _CARD_LIKE.fullmatch(fields[0]):
         return True
+    if len(fields) > 1 and _starts_like_a_card(fields[0], fields[1]):
+        return True
     return _misplaced_separator(text) is not None
+
+
+def _starts_like_a_card(card_no: str, name: str) -> bool:
+    # Two letters and 13 digits are no other code's shape; ten digits might be a phone number, so a
+    # v2 number needs the start of a hex name after it.
+    if _CARD_V1.fullmatch(card_no):
+        return True
+    return bool(_CARD_V2.fullmatch(card_no)) and len(name) >= 2 and bool(_HEX_DIGITS.fullmatch(name))
 
 
 def _misplaced_separator(text: str) -> str | None:
@@ -194,61 +206,64 @@ def parse(text: str, fields: list[str]) -> BhytCard:
     if damage is not None:
         raise PayloadRejected(damage)
     if fields[-1] != "$":
-        raise PayloadRejected("BHYT payload must end with the field '$'")
+        # A read that ends in `$` stopped where a card does: a separator was lost, not the tail.
+        if len(fields) < FIELDS_V1 and not text.endswith("$"):
+            raise short_read(fields, _check, MISSING_END)
+        raise PayloadRejected(MISSING_END)
     if len(fields) not in (FIELDS_V1, FIELDS_V2):
         raise PayloadRejected(
             f"BHYT payload has {len(fields)} fields: expected {FIELDS_V1} (v1 card) or {FIELDS_V2} (v2 card)"
         )
-    card_no = fields[0]
+    return _check(Fields(fields))
+
+
+def _check(f: Fields) -> BhytCard:
+    card_no = f[0]
     if not (_CARD_V1.fullmatch(card_no) or _CARD_V2.fullmatch(card_no)):
         raise PayloadRejected(
             f"{label('card number', 0)}: expected 10 digits (BHXH number) or 2 letters and 13 digits"
         )
     bhxh = card_no[-BHXH_DIGITS:]
-    name = hex_text(label("name", 1), fields[1])
-    birth = birth_date(label("date of birth", 2), fields[2], compact=False)
-    gender = {"1": "male", "2": "female"}.get(fields[3])
+    name = hex_text(label("name", 1), f[1])
+    birth = birth_date(label("date of birth", 2), f[2], compact=False)
+    gender = {"1": "male", "2": "female"}.get(f[3])
     if gender is None:
-        raise PayloadRejected(f"{label('gender', 3)} must be 1 (male) or 2 (female), got {shown(fields[3])}")
-    address = _optional_hex(label("address", 4), fields[4])
-    kcb_code = re.sub(rf"[\s\-{EN_DASH}]", "", fields[5])
+        raise PayloadRejected(f"{label('gender', 3)} must be 1 (male) or 2 (female), got {shown(f[3])}")
+    address = _optional_hex(label("address", 4), f[4])
+    kcb_code = re.sub(rf"[\s\-{EN_DASH}]", "", f[5])
     if not _FACILITY.fullmatch(kcb_code):
         raise PayloadRejected(
             f"{label('facility code', 5)}: expected 'PP - XXX' (2 digits, dash, 3 characters)"
         )
-    valid_from = slashed_date(label("valid from", 6), fields[6], first_year=FIRST_CARD_YEAR)
-    valid_to = (
-        None
-        if fields[7] == "-"
-        else slashed_date(label("valid to", 7), fields[7], first_year=FIRST_CARD_YEAR)
-    )
+    valid_from = slashed_date(label("valid from", 6), f[6], first_year=FIRST_CARD_YEAR)
+    valid_to = None if f[7] == "-" else slashed_date(label("valid to", 7), f[7], first_year=FIRST_CARD_YEAR)
     if valid_to is not None and valid_to < valid_from:
         raise PayloadRejected(f"{label('valid to', 7)} is before {label('valid from', 6)}")
-    issued = slashed_date(label("issue date", 8), fields[8], first_year=FIRST_CARD_YEAR)
+    issued = slashed_date(label("issue date", 8), f[8], first_year=FIRST_CARD_YEAR)
     if birth.year > issued.year:
         raise PayloadRejected(f"{label('date of birth', 2)} is after {label('issue date', 8)}")
-    manager = fields[9]
+    manager = f[9]
     if not _DIGITS.fullmatch(manager):
         raise PayloadRejected(f"{label('managing code', 9)}: expected digits")
     if len(manager) >= _MANAGING_WITH_NUMBER and not manager.endswith(bhxh):
         raise PayloadRejected(
             f"{label('managing code', 9)} does not end with the card's 10-digit BHXH number"
         )
-    parent = _parent_name(fields[10])
-    area = fields[11]
+    parent = _parent_name(f[10])
+    area = f[11]
     if not (len(area) == 1 and area.isdigit()):
         raise PayloadRejected(f"{label('living-area code', 11)}: expected one digit, got {shown(area)}")
-    five_years = _optional_date(label("five-year date", 12), fields[12])
-    if not _CHECK.fullmatch(fields[13]):
+    five_years = _optional_date(label("five-year date", 12), f[12])
+    if not _CHECK.fullmatch(f[13]):
         raise PayloadRejected(f"{label('check string', 13)}: expected <1-16 hex digits>-<4 digits>")
     benefit = issuer = None
-    if len(fields) == FIELDS_V2:
-        benefit = fields[14]
+    if len(f) == FIELDS_V2:
+        benefit = f[14]
         if benefit not in ("1", "2", "3", "4", "5"):
             raise PayloadRejected(f"{label('benefit level', 14)} must be a digit 1-5, got {shown(benefit)}")
-        issuer = _optional_hex(label("issuing office", 15), fields[15])
+        issuer = _optional_hex(label("issuing office", 15), f[15])
     return BhytCard(
-        variant="bhyt-v2" if len(fields) == FIELDS_V2 else "bhyt-v1",
+        variant="bhyt-v2" if len(f) == FIELDS_V2 else "bhyt-v1",
         card_no=card_no.upper(),
         bhxh_number=bhxh,
         name=name,
@@ -263,7 +278,7 @@ def parse(text: str, fields: list[str]) -> BhytCard:
         parent_name=parent,
         area_code=area,
         five_years_from=five_years,
-        check_field=fields[13],
+        check_field=f[13],
         benefit_level=benefit,
         issuer=issuer,
     )

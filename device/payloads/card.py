@@ -1,12 +1,17 @@
-"""What every recogniser gives the spine: a parsed card and the record sealed for the tracing
-authority. A payload type is one module with `TYPE`, `ID_IN_CLEAR`,
+"""What every recogniser gives the spine: a parsed card, the record sealed for the tracing authority,
+and the rule for reads that stop early. A payload type is one module with `TYPE`, `ID_IN_CLEAR`,
 `looks_like(text, fields)` and `parse(text, fields) -> Card`, plus its entry in `RECOGNISERS`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from device.errors import PayloadRejected
+
+CUT_OFF = "the code looks cut off after field {}: hold the card still, or check the scanner's maximum length"
 
 
 def mask(value: str, keep_start: int = 4, keep_end: int = 2) -> str:
@@ -61,3 +66,41 @@ class Card(Protocol):
     def summary(self) -> dict[str, Any]:
         """What a technician may see: no name, address, full number or exact date."""
         ...
+
+
+class CutOff(Exception):
+    """A parser asked for a field the read does not hold whole."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__(after)
+        self.after = after
+
+
+class Fields:
+    """A read's fields as a parser consumes them, in order. In a read shorter than its layout the last
+    field may be partial: asking for it, or for any later one, raises CutOff."""
+
+    def __init__(self, fields: list[str], *, partial_last: bool = False) -> None:
+        self._fields = fields
+        self._whole = len(fields) - 1 if partial_last else len(fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __getitem__(self, index: int) -> str:
+        if index >= self._whole:
+            raise CutOff(len(self._fields) - 1)
+        return self._fields[index]
+
+
+def short_read(fields: list[str], check: Callable[[Fields], object], reason: str) -> PayloadRejected:
+    """The verdict on a read with fewer fields than its layout. When every field before the last passes
+    the layout's checks, the read stopped early (a scanner's buffer, a card moved away): it says so.
+    Otherwise a field was lost or merged inside, and `reason` (the field count) says that."""
+    try:
+        check(Fields(fields, partial_last=True))
+    except CutOff as cut:
+        return PayloadRejected(CUT_OFF.format(cut.after))
+    except PayloadRejected:
+        pass
+    return PayloadRejected(reason)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from device.errors import PayloadRejected
-from device.payloads.card import PersonRecord, mask
+from device.payloads.card import Fields, PersonRecord, mask, short_read
 from device.payloads.cccd_codes import COUNTRIES, PROVINCES
 from device.payloads.checks import QUOTABLE, Birth, birth_date, compact_date, label, shown
 
@@ -88,7 +88,10 @@ def _normalised(fields: list[str]) -> list[str]:
 
 
 def looks_like(text: str, fields: list[str]) -> bool:
-    """An attempted CCCD: a number-like first field with about the field count, or a Nam/Nữ field."""
+    """An attempted CCCD: 12 digits and a `|` (however short the rest), a number-like first field with
+    about the field count, or a Nam/Nữ field."""
+    if len(fields) > 1 and _ID.fullmatch(fields[0]):
+        return True
     if len(fields) < FIELDS - 2:
         return False
     if _ID_LIKE.fullmatch(fields[0]):
@@ -126,24 +129,34 @@ def check_birth_digits(number: str, year: int, what: str) -> None:
 def parse(text: str, fields: list[str]) -> CccdCard:
     """Checks an attempted CCCD (see looks_like) field by field; the first failure is the reason."""
     fields = _normalised(fields)
+    if len(fields) < FIELDS:
+        raise short_read(fields, _check, f"CCCD payload has {len(fields)} fields: expected {FIELDS}")
     # The 2024 card reportedly keeps the layout and may append empty fields.
-    if len(fields) < FIELDS or any(fields[FIELDS:]):
+    if any(fields[FIELDS:]):
         raise PayloadRejected(f"CCCD payload has {len(fields)} fields: expected {FIELDS}")
-    number, old_id, name, dob, gender_text, address, issue_text = fields[:FIELDS]
+    return _check(Fields(fields))
+
+
+def _check(f: Fields) -> CccdCard:
+    number = f[0]
     check_number(label("ID number", 0), number)
+    old_id = f[1]
     if old_id and not _OLD_ID.fullmatch(old_id):
         raise PayloadRejected(f"{label('old ID number', 1)}: expected 9 digits or empty")
+    name = f[2]
     if not name.strip():
         raise PayloadRejected(f"{label('name', 2)}: empty")
     if any(ch.isdigit() for ch in name):
         raise PayloadRejected(f"{label('name', 2)}: contains a digit")
-    birth = birth_date(label("date of birth", 3), dob, compact=True)
+    birth = birth_date(label("date of birth", 3), f[3], compact=True)
+    gender_text = f[4]
     gender = _GENDERS.get(gender_text.casefold())
     if gender is None:
         if len(gender_text) <= QUOTABLE:
             raise PayloadRejected(f"{label('gender', 4)} {shown(gender_text)}: expected Nam/Nữ")
         raise PayloadRejected(f"{label('gender', 4)}: expected Nam/Nữ, got {shown(gender_text)}")
-    issued = compact_date(label("issue date", 6), issue_text, first_year=FIRST_ISSUE_YEAR)
+    address = f[5]
+    issued = compact_date(label("issue date", 6), f[6], first_year=FIRST_ISSUE_YEAR)
     if birth.year > issued.year:
         raise PayloadRejected(f"{label('date of birth', 3)} is after {label('issue date', 6)}")
     if int(number[3]) % 2 != (1 if gender == "female" else 0):
