@@ -12,6 +12,9 @@ What each mode gives consumers (README "Privacy" says the same to operators):
 | id     | hmac, key_id, masked, id (normalised number)       | hmac, key_id, masked: never in clear   |
 | sealed | hmac, key_id, masked, sealed {type,id,name,birth_year} | hmac, key_id, masked, sealed {type,id} |
 
+A personal QR is treated like a card, its id being the QID; its sealed record carries the document
+number as the code shows it (often masked) instead of the name: {type,id,document,birth_year}.
+
 An `other` code is never sent in clear: an unknown code may hold a name or a phone number, and we cannot
 tell which part is an id. The tracing authority gets it sealed, since it is all there is to trace.
 """

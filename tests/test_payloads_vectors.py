@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from device.payloads import judge, recognise
-from tests.support.payloads import vectors
+from tests.support.payloads import personal_vectors, vectors
 
 V = vectors()
+P = personal_vectors()
 SAMPLES = [("bhyt", s) for s in V["bhyt"]] + [("cccd", s) for s in V["cccd"]]
 SAMPLE_IDS = [f"{kind}-{s['fields'].get('card_no') or s['fields']['id']}" for kind, s in SAMPLES]
 
@@ -49,23 +50,31 @@ def _date_forms(iso: str) -> set[str]:
     return {iso, f"{d}/{m}/{y}", f"{d}{m}{y}", f"{y}{m}{d}"}
 
 
+# EXT sub-fields shorter than this (a sex digit) are no needle: they occur everywhere.
+EXT_NEEDLE = 6
+
+
 def personal_strings(fields: dict[str, Any]) -> set[str]:
-    """Every string that would reveal this sample's name, address, birth date or ID numbers."""
+    """Every string that would reveal this sample's name, address, birth date or ID numbers (for a
+    personal QR also its QID, its document number as shown, and the numbers in its EXT field)."""
     out: set[str] = set()
     for key in ("name", "address", "parent_name"):
         if fields.get(key):
             out |= _text_forms(fields[key])
     out |= _date_forms(fields["dob"])
-    for key in ("card_no", "id", "old_id", "manager_code"):
+    for key in ("card_no", "id", "old_id", "manager_code", "document", "qid"):
         if fields.get(key):
             out.add(fields[key])
     if fields.get("card_no"):
         out.add(fields["card_no"][-10:])
+    out |= {item for item in fields.get("ext", []) if len(item) >= EXT_NEEDLE}
     return out
 
 
 def all_personal_strings() -> set[str]:
-    return set().union(*(personal_strings(s["fields"]) for _, s in SAMPLES))
+    people = [s["fields"] for _, s in SAMPLES]
+    people += [s["fields"] for s in P["personal"] + P["same_person"]]
+    return set().union(*(personal_strings(fields) for fields in people))
 
 
 def test_personal_strings_cover_the_payloads() -> None:

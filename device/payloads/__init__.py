@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from device.errors import PayloadRejected
-from device.payloads import bhyt, cccd
+from device.payloads import bhyt, cccd, personal
 from device.payloads.bhyt import BhytCard
 from device.payloads.card import Card, PersonRecord, mask
 from device.payloads.cccd import CccdCard
+from device.payloads.personal import PersonalQr
 
 __all__ = [
     "MAX_CHARS",
@@ -31,6 +32,7 @@ __all__ = [
     "CodeType",
     "Judgement",
     "PersonRecord",
+    "PersonalQr",
     "Recogniser",
     "Recognition",
     "judge",
@@ -39,7 +41,7 @@ __all__ = [
     "strip_suffix",
 ]
 
-CodeType = Literal["bhyt", "cccd", "other"]
+CodeType = Literal["bhyt", "cccd", "personal", "other"]
 MAX_CHARS = 4096
 # C0 controls except tab (a scanner's field separator), DEL and C1 controls.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
@@ -62,8 +64,8 @@ class Recogniser(Protocol):
     def parse(self, text: str, fields: list[str]) -> Card: ...
 
 
-# Asked in this order.
-RECOGNISERS: tuple[Recogniser, ...] = (bhyt, cccd)
+# Asked in this order. The personal QR comes first: with its number shown in full it starts like a CCCD.
+RECOGNISERS: tuple[Recogniser, ...] = (personal, bhyt, cccd)
 _NOT_KNOWN = f"not a {' / '.join(r.TYPE for r in RECOGNISERS)} code (checkin.accept_other is off)"
 
 
@@ -75,7 +77,7 @@ class Recognition:
     reason: str | None = None
     variant: str | None = None
     # Normalised id: the 10-digit BHXH number for BHYT (stable across card generations), the 12-digit
-    # number for CCCD, the whole text for other codes. Personal data.
+    # number for CCCD, the QID for a personal QR, the whole text for other codes. Personal data.
     subject_id: str | None = None
     # Safe for display and logs, e.g. "0010******01".
     masked: str | None = None

@@ -27,6 +27,9 @@ class PersonRecord:
     id_number: str
     name: str | None
     birth_year: int | None
+    # The document number as the code shows it, where that is not the subject (a personal QR's, which
+    # the app may show masked).
+    document: str | None = None
 
     def __repr__(self) -> str:
         return "PersonRecord(<personal data>)"
@@ -36,6 +39,8 @@ class PersonRecord:
         out: dict[str, Any] = {}
         if self.name is not None:
             out["name"] = self.name
+        if self.document is not None:
+            out["document"] = self.document
         out["birth_year"] = self.birth_year
         return out
 

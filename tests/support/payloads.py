@@ -8,12 +8,20 @@ from functools import cache
 from typing import Any
 
 from device.payloads import recognise
-from tests.support.paths import PAYLOADS_JSON
+from tests.support.paths import DATA, PAYLOADS_JSON
+
+# Unified personal QRs of invented people (issue 14), with the parsed fields and the rejections.
+PERSONAL_JSON = DATA / "personal-qr.json"
 
 
 @cache
 def vectors() -> dict[str, Any]:
     return json.loads(PAYLOADS_JSON.read_text(encoding="utf-8"))
+
+
+@cache
+def personal_vectors() -> dict[str, Any]:
+    return json.loads(PERSONAL_JSON.read_text(encoding="utf-8"))
 
 
 def valid_payloads() -> list[str]:
@@ -87,3 +95,18 @@ def rejected(text: str, reason: str) -> None:
     rec = recognise(text)
     assert not rec.accepted
     assert rec.reason == reason
+
+
+def personal_qr(**over: str) -> str:
+    """A unified personal QR (6 fields) of an invented person, number masked as the apps show it by
+    default; keyword arguments replace fields by name."""
+    fields = {
+        "document": "******999977",
+        "name": "HOANG THI NGOC ANH",
+        "dob": "1996-**-**",
+        "declared": "0",
+        "qid": "100000999900000077",
+        "ext": "",
+    }
+    fields.update(over)
+    return "|".join(fields.values())
