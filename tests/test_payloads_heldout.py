@@ -9,6 +9,7 @@ import pytest
 
 from device.errors import PayloadRejected
 from device.payloads import MAX_CHARS, judge, mask, recognise, strip_suffix
+from device.payloads.bhyt import IME_DAMAGE
 from device.payloads.cccd import check_number
 from device.payloads.cccd_codes import COUNTRIES, PROVINCES
 from tests.support.payloads import ADDRESS, NAME, accepted, bhyt, bhyt_v1, cccd, hex_of, rejected
@@ -85,6 +86,41 @@ def test_parent_name_hex_or_plain_and_address_dash() -> None:
     assert plain is not None and plain.personal()["parent_name"] == "Hoang Van Ba"
     # Hex digits only, but not valid hex: a damaged hex name, not plain text.
     rejected(bhyt(parent=hex_of("Hoàng")[:-1]), "parent name [10]: not an even-length hex string")
+
+
+@pytest.mark.parametrize(
+    "parent",
+    ["Hoàng Văn Ba", "HOÀNG VĂN BA", "Ho?ng V?n Ba", "Đặng Thị Ơn", "BA", "ABE", "???"],
+)
+def test_a_childs_card_may_name_the_parent_in_plain_text(parent: str) -> None:
+    """Issue 14, item 2: field 10 of a child's (TE) card may be plain text, Vietnamese letters kept or
+    printed as '?'; letters that happen to be hex digits are a name too (hex of a name has digits)."""
+    for card in (bhyt(parent=parent), bhyt_v1(card="TE1489999000077", parent=parent)):
+        judgement = judge(card)
+        assert judgement.recognition.accepted, judgement.recognition.reason
+        assert judgement.card is not None and judgement.card.personal()["parent_name"] == parent
+    decomposed = judge(bhyt(parent=unicodedata.normalize("NFD", parent))).card
+    assert decomposed is not None and decomposed.personal()["parent_name"] == parent
+
+
+def test_non_ascii_where_it_means_damage() -> None:
+    # Telex rewrote the hex of the parent's name: digits among Vietnamese letters.
+    damaged = hex_of("Phạm Văn Ên").replace("aa", "â")
+    assert damaged != hex_of("Phạm Văn Ên")
+    rejected(bhyt(parent=damaged), IME_DAMAGE)
+    # Vietnamese letters anywhere else are damage, the parent's plain-text name beside them or not.
+    rejected(bhyt(parent="Hoàng Văn Ba", area="â"), IME_DAMAGE)
+    rejected(bhyt(parent="Hoàng 1 Ba"), IME_DAMAGE)
+    rejected(bhyt(parent="Hoang-Van-Ba"), "parent name [10]: expected hex or a name (letters, spaces, '?')")
+    rejected(bhyt(parent="Hoang\tBa"), "parent name [10]: expected hex or a name (letters, spaces, '?')")
+
+
+def test_the_damage_reason_names_no_input_method_of_this_device() -> None:
+    """The Pi reads scanners through evdev or serial bytes, never an input method: the reason must not
+    send a technician looking for one to switch off, and must say what helps."""
+    assert "Vietnamese IME" in IME_DAMAGE and "scan the original card" in IME_DAMAGE
+    assert "this reader uses none" in IME_DAMAGE
+    assert not any(word in IME_DAMAGE.lower() for word in ("switch", "turn off", "disable", "keystroke"))
 
 
 def test_five_year_date_may_be_a_dash_or_start_with_a_space() -> None:

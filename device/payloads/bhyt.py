@@ -43,10 +43,15 @@ _DIGITS = re.compile(r"\d+", re.ASCII)
 _NOT_PRINTABLE_ASCII = re.compile(r"[^ -~]")
 _HEX_DIGITS = re.compile(r"[0-9A-Fa-f]+")
 BHXH_DIGITS = 10
+# The parent's name on a child's card: the one field that may be plain text.
+PARENT = 10
 _MANAGING_WITH_NUMBER = 14
+# This device reads scanners without an input method (evdev or serial bytes), so the letters came with
+# the code: it was made from text once typed through one. Nothing here can be switched off.
 IME_DAMAGE = (
-    "non-ASCII character in BHYT payload (a Vietnamese IME such as Unikey Telex/VNI probably rewrote "
-    "the scanner's keystrokes)"
+    "non-ASCII character in BHYT payload (Vietnamese letters where a card has only hex and digits: text "
+    "once typed through a Vietnamese IME such as Unikey Telex/VNI; this reader uses none, so the code "
+    "itself is damaged: scan the original card)"
 )
 LAYOUT_DAMAGE = (
     "non-ASCII character in BHYT payload (the host keyboard layout probably differs from the scanner's: "
@@ -172,7 +177,8 @@ def _is_vietnamese_letter(ch: str) -> bool:
 
 
 def _typing_damage(text: str, fields: list[str]) -> str | None:
-    """Why the text cannot be what the card printed: a scanner types BHYT as pure printable ASCII."""
+    """Why the text cannot be what the card printed: a card is printable ASCII, apart from the parent's
+    name (field 10), which a child's card may carry as plain Vietnamese text."""
     sep = _misplaced_separator(text)
     if sep is not None and "|" not in text:
         return (
@@ -180,15 +186,19 @@ def _typing_damage(text: str, fields: list[str]) -> str | None:
             "from the scanner's: set both to US)"
         )
     # The facility code may legitimately carry an en dash ("01 – 001").
-    rest = [f.replace(EN_DASH, "-") if i == 5 else f for i, f in enumerate(fields)]
+    rest = [f.replace(EN_DASH, "-") if i == 5 else f for i, f in enumerate(fields) if i != PARENT]
     strange = set(_NOT_PRINTABLE_ASCII.findall("|".join(rest)))
     if not strange:
         return None
-    if all(_is_vietnamese_letter(ch) for ch in strange):
+    return _non_ascii_damage(strange) or "BHYT payload contains a tab character"
+
+
+def _non_ascii_damage(strange: set[str]) -> str | None:
+    if strange and all(_is_vietnamese_letter(ch) for ch in strange):
         return IME_DAMAGE
     if any(not ch.isascii() for ch in strange):
         return LAYOUT_DAMAGE
-    return "BHYT payload contains a tab character"
+    return None
 
 
 def _optional_hex(field: str, value: str) -> str | None:
@@ -249,7 +259,7 @@ def _check(f: Fields) -> BhytCard:
         raise PayloadRejected(
             f"{label('managing code', 9)} does not end with the card's 10-digit BHXH number"
         )
-    parent = _parent_name(f[10])
+    parent = _parent_name(f[PARENT])
     area = f[11]
     if not (len(area) == 1 and area.isdigit()):
         raise PayloadRejected(f"{label('living-area code', 11)}: expected one digit, got {shown(area)}")
@@ -285,10 +295,19 @@ def _check(f: Fields) -> BhytCard:
 
 
 def _parent_name(value: str) -> str | None:
-    """Hex in one parser, plain text in others (every real sample has `-`). Text made only of hex digits
-    is taken for hex and must decode: a damaged hex name is rejected, not passed off as plain text."""
+    """A child's card names a parent here: as hex in one parser, as plain text in others, with the
+    Vietnamese letters kept or printed as `?`. Hex of a UTF-8 name always holds a digit, so text of hex
+    digits with a digit among them is hex and must decode (a damaged hex name is not passed off as
+    text); letters alone are a name."""
     if value in ("", "-"):
         return None
-    if _HEX_DIGITS.fullmatch(value):
-        return hex_text(label("parent name", 10), value)
-    return value
+    if _HEX_DIGITS.fullmatch(value) and any(ch.isdigit() for ch in value):
+        return hex_text(label("parent name", PARENT), value)
+    text = unicodedata.normalize("NFC", value)
+    if all(ch in " ?" or (ch.isascii() and ch.isalpha()) or _is_vietnamese_letter(ch) for ch in text):
+        return text
+    # Digits among Vietnamese letters: hex that an input method rewrote, as in the other fields.
+    damage = _non_ascii_damage({ch for ch in text if not ch.isascii()}) if _DIGITS.search(text) else None
+    raise PayloadRejected(
+        damage or f"{label('parent name', PARENT)}: expected hex or a name (letters, spaces, '?')"
+    )

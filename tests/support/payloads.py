@@ -68,8 +68,8 @@ def bhyt(**over: str) -> str:
 
 def bhyt_v1(**over: str) -> str:
     """The same person on a 15-character v1 card (14 fields + $)."""
-    fields = bhyt(card="DN4489999000077", valid_to="31/12/2023", five_years="-", **over).split("|")
-    return "|".join(fields[:14]) + "|$"
+    fields = {"card": "DN4489999000077", "valid_to": "31/12/2023", "five_years": "-", **over}
+    return "|".join(bhyt(**fields).split("|")[:14]) + "|$"
 
 
 def cccd(**over: str) -> str:
