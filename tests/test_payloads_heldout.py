@@ -8,11 +8,21 @@ import unicodedata
 import pytest
 
 from device.errors import PayloadRejected
-from device.payloads import MAX_CHARS, judge, mask, recognise, strip_suffix
+from device.payloads import MAX_CHARS, judge, mask, recognise, trim
 from device.payloads.bhyt import IME_DAMAGE
 from device.payloads.cccd import check_number
 from device.payloads.cccd_codes import COUNTRIES, PROVINCES
-from tests.support.payloads import ADDRESS, NAME, accepted, bhyt, bhyt_v1, cccd, hex_of, rejected
+from tests.support.payloads import (
+    ADDRESS,
+    NAME,
+    accepted,
+    bhyt,
+    bhyt_v1,
+    cccd,
+    hex_of,
+    personal_qr,
+    rejected,
+)
 
 # -- BHYT tolerances ------------------------------------------------------------------------------
 
@@ -301,13 +311,37 @@ def test_split_id_number_still_reads_as_an_attempted_cccd() -> None:
 @pytest.mark.parametrize("suffix", ["\r", "\n", "\r\n", "\x00", "\x00" * 40, "\r\n\x00\x00", "\n\r"])
 def test_scanner_suffixes_are_stripped(suffix: str) -> None:
     for text in (bhyt(), bhyt_v1(), cccd(), "VISITOR-42"):
-        assert strip_suffix(text + suffix) == text
+        assert trim(text + suffix) == text
         assert recognise(text + suffix) == recognise(text)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("", "\t"),
+        ("", "\t\r\n"),
+        (" ", " "),
+        ("\t", ""),
+        ("\r\n", "\n"),
+        ("  ", "\t\x00\x00"),
+        ("", " \r\n\x00"),
+    ],
+)
+def test_whitespace_around_the_read_is_trimmed_like_its_suffix(before: str, after: str) -> None:
+    """Issue 14, item 4: every public parser trims it; a TAB suffix is a common scanner setting."""
+    for text in (bhyt(), bhyt_v1(), cccd(), personal_qr(ext="2"), "VISITOR-42"):
+        assert trim(before + text + after) == text
+        assert recognise(before + text + after) == recognise(text)
 
 
 def test_inner_spaces_are_data() -> None:
     assert recognise(bhyt(five_years=" 01/01/2028")).accepted
-    assert recognise("  BADGE 7  ").subject_id == "  BADGE 7  "
+    # Issue 14: the whitespace around a read is the scanner's, like its CR/LF; inside, it is data.
+    assert recognise("  BADGE 7  ").subject_id == "BADGE 7"
+    assert recognise("BADGE  7").subject_id == "BADGE  7"
+    assert recognise("BADGE\t7\t").subject_id == "BADGE\t7"
+    card = judge(cccd(address=" Tổ 9,  Phường Thí Điểm ")).card
+    assert card is not None and card.personal()["address"] == " Tổ 9,  Phường Thí Điểm "
 
 
 @pytest.mark.parametrize(

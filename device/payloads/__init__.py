@@ -1,6 +1,6 @@
 """Recognisers: pure functions from a scanned text to a verdict. No I/O, no logging.
 
-`recognise(text)` strips a scanner's suffix, rejects what no real code can be, and asks
+`recognise(text)` trims what a scanner adds around a code, rejects what no real code can be, and asks
 each recogniser of `RECOGNISERS` in turn whether the text is an attempt at its type (`looks_like`);
 the first that says yes judges it (`parse`), and a text none claims is `other`. A text shaped like a
 known type that fails one of its checks (shared/specs/) is rejected with the reason, never passed on as
@@ -38,13 +38,15 @@ __all__ = [
     "judge",
     "mask",
     "recognise",
-    "strip_suffix",
+    "trim",
 ]
 
 CodeType = Literal["bhyt", "cccd", "personal", "other"]
 MAX_CHARS = 4096
 # C0 controls except tab (a scanner's field separator), DEL and C1 controls.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+# What scanners put around a code: a suffix (CR, LF, TAB), stray spaces, NUL padding at the end.
+_WHITESPACE = " \t\r\n\x0b\x0c"
 OTHER_SHOWN = 2
 OTHER_HIDDEN = 6
 
@@ -92,9 +94,10 @@ class Recognition:
         )
 
 
-def strip_suffix(text: str) -> str:
-    """Removes what scanners append (CR, LF, CRLF, NUL padding); inner spaces are data."""
-    return text.rstrip("\r\n\x00")
+def trim(text: str) -> str:
+    """Removes what scanners add around a code: leading and trailing whitespace (a CR, LF or TAB
+    suffix, stray spaces) and NUL padding at the end. Spaces and tabs inside are data."""
+    return text.rstrip(_WHITESPACE + "\x00").lstrip(_WHITESPACE)
 
 
 def _basic_rejection(text: str) -> str | None:
@@ -128,8 +131,8 @@ class Judgement:
 
 
 def judge(text: str, *, accept_other: bool = True) -> Judgement:
-    """Strips the scanner's suffix, rejects what no real code can be, and checks the known types fully."""
-    text = strip_suffix(text)
+    """Trims the read, rejects what no real code can be, and checks the known types fully."""
+    text = trim(text)
     reason = _basic_rejection(text)
     if reason is not None:
         return Judgement(Recognition(type=None, accepted=False, reason=reason))
