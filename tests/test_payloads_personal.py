@@ -10,7 +10,7 @@ import pytest
 
 from device.payloads import PersonalQr, judge, recognise
 from device.payloads.card import CUT_OFF
-from tests.support.payloads import cccd, personal_qr, personal_vectors
+from tests.support.payloads import bhyt, cccd, personal_qr, personal_vectors
 from tests.test_payloads_vectors import personal_strings
 
 P = personal_vectors()
@@ -53,9 +53,12 @@ def test_a_fully_shown_number_is_no_broken_cccd() -> None:
     assert full.split("|")[0].isdigit() and len(full.split("|")[0]) == 12
     rec = recognise(full)
     assert (rec.type, rec.accepted) == ("personal", True)
-    # A CCCD with a field lost keeps its own verdict.
+    # A CCCD with a field lost, or a BHYT card with an ISO birth date, keeps its own verdict.
     fields = cccd().split("|")
     assert recognise("|".join(fields[:1] + fields[2:])).type == "cccd"
+    iso_birth = recognise(bhyt(dob="1996-11-07"))
+    assert iso_birth.type == "bhyt"
+    assert iso_birth.reason == "date of birth [2]: expected dd/mm/yyyy, got '9999-99-99'"
 
 
 @pytest.mark.parametrize("bad", P["invalid"], ids=[b["why"] for b in P["invalid"]])

@@ -122,7 +122,8 @@ def looks_like(text: str, fields: list[str]) -> bool:
     Checked before the cards: a fully shown 12-digit number would otherwise make it a broken CCCD."""
     if 1 < len(fields) <= FIELDS and _MASKED.fullmatch(fields[0]):
         return True
-    if len(fields) > 2 and _BIRTH_START.match(fields[2]):
+    # One field more is a personal QR with a stray separator; a card's layout is longer.
+    if 2 < len(fields) <= FIELDS + 1 and _BIRTH_START.match(fields[2]):
         return True
     return len(fields) == FIELDS and fields[3] in _DECLARED and bool(_QID.fullmatch(fields[4]))
 
