@@ -114,6 +114,8 @@ def test_a_decomposed_name_is_the_same_person() -> None:
     ("text", "reason"),
     [
         (personal_qr(document="**12"), "document number [0]: expected 6-12 characters, got 4"),
+        (personal_qr(document="C9999"), "document number [0]: expected 6-12 characters, got 5"),
+        (personal_qr(document="C99990779999077"), "document number [0]: expected 6-12 characters, got 15"),
         (
             personal_qr(document="0481-96999977"),
             "document number [0]: expected a CCCD, CMND or passport number (masked or not)",

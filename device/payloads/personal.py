@@ -42,8 +42,8 @@ FIELDS = 6
 _MASKED = re.compile(r"\*+[0-9A-Za-z]+", re.ASCII)
 _CCCD = re.compile(r"\d{12}", re.ASCII)
 _CMND = re.compile(r"\d{9}", re.ASCII)
-# Passports: Vietnamese ones are a letter and 7 digits; foreign ones vary.
-_PASSPORT = re.compile(r"[0-9A-Za-z]{6,12}", re.ASCII)
+# A CMND (9 digits) or a passport number: Vietnamese ones are a letter and 7 digits, foreign ones vary.
+_OTHER_DOCUMENT = re.compile(r"[0-9A-Za-z]+", re.ASCII)
 _DOCUMENT_CHARS = range(6, 13)
 _BIRTH = re.compile(r"(\d{4})-(\d{2}|\*\*)-(\d{2}|\*\*)", re.ASCII)
 # No card carries a date like this in field 2 (BHYT has dd/mm/yyyy there, CCCD the name).
@@ -177,7 +177,7 @@ def _check_document(document: str) -> None:
     if _CCCD.fullmatch(document):
         cccd.check_number(field, document)
         return
-    if _MASKED.fullmatch(document) or _PASSPORT.fullmatch(document):
+    if _MASKED.fullmatch(document) or _OTHER_DOCUMENT.fullmatch(document):
         if len(document) not in _DOCUMENT_CHARS:
             raise PayloadRejected(f"{field}: expected 6-12 characters, got {len(document)}")
         return
