@@ -73,12 +73,11 @@ class Card(Protocol):
         ...
 
 
-class CutOff(Exception):
+class CutOff(PayloadRejected):
     """A parser asked for a field the read does not hold whole."""
 
     def __init__(self, after: int) -> None:
-        super().__init__(after)
-        self.after = after
+        super().__init__(CUT_OFF.format(after))
 
 
 class Fields:
@@ -105,7 +104,7 @@ def short_read(fields: list[str], check: Callable[[Fields], object], reason: str
     try:
         check(Fields(fields, partial_last=True))
     except CutOff as cut:
-        return PayloadRejected(CUT_OFF.format(cut.after))
+        return cut
     except PayloadRejected:
         pass
     return PayloadRejected(reason)
