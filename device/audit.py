@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from device.clock import Clock, SystemClock
+from device.contract import iso_utc, parse_iso_utc
 from device.durable import fsync_dir, owned_like_directory
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class AuditLog:
         fields = {key: _bounded(value) for key, value in fields.items()}
         wall = self._clock.wall()
         record: dict[str, FieldValue] = {
-            "ts": datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": iso_utc(wall),
             "clock": "synced" if self._clock.synced() else "unsynced",
             "boot_id": self._clock.boot_id(),
             "event": event,
@@ -168,7 +169,7 @@ def _records(path: Path) -> list[dict[str, Any]]:
 
 def _timestamp(record: dict[str, Any]) -> datetime:
     try:
-        return _utc(datetime.fromisoformat(record["ts"]))
+        return parse_iso_utc(record["ts"])
     except ValueError:
         return datetime.min.replace(tzinfo=UTC)
 

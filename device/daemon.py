@@ -23,10 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from device import __version__, health
+from device import __version__, contract, health
 from device.audit import AuditLog
-from device.checkin import COUNTER_NAMES, Checkin, iso_utc
+from device.checkin import Checkin
 from device.clock import Clock, SystemClock
+from device.contract import Topics
 from device.decision import Decision
 from device.errors import CheckinError, StorageError, StorageFull
 from device.feedback import Feedback, Signal, Status, build_feedback
@@ -34,7 +35,7 @@ from device.label import LabelCode, parse_label
 from device.notify import Notifier
 from device.outbox import Outbox, Stamp, free_bytes
 from device.privacy import build_privacy
-from device.publisher import Publisher, Topics
+from device.publisher import Publisher
 from device.scan import Scan
 from device.settings import Settings
 from device.sources import Source
@@ -353,7 +354,7 @@ class Daemon:
         now = self.clock.wall()
         synced = self.clock.synced()
         if synced and not self._was_synced:
-            fixed = self.outbox.correct_unsynced(self.clock.boot_id(), now, self.clock.monotonic(), iso_utc)
+            fixed = self.outbox.correct_unsynced(self.clock.boot_id(), now, self.clock.monotonic())
             log.info("clock synchronised; corrected the time of %d undelivered events", fixed)
             self.audit.record("clock_synchronised", corrected=fixed)
             self.publisher.wake()
@@ -364,8 +365,11 @@ class Daemon:
                 self._purge()
         self._watch_space()
         hand_state_to_owner(self.settings.storage.dir)
-        self._watch_readers()
+        readers_changed = self._watch_readers()
         self._refresh_snapshot()
+        if readers_changed:
+            # A scanner plugged in or lost is news now (for `qr-provision verify`), not at the heartbeat.
+            self.publisher.announce()
         self._watch_disk()
         light = self._status_light()
         if light is not self._light:
@@ -388,16 +392,19 @@ class Daemon:
             self.audit.record("drop", count=dropped, reason="max_age_days")
         self.checkin.flush_counters()
 
-    def _watch_readers(self) -> None:
+    def _watch_readers(self) -> bool:
+        changed = False
         for src in self.sources:
             for name, state in src.state.items():
                 key = f"{src.kind}:{name}"
                 before = self._reader_states.get(key)
                 if state != before:
+                    changed = True
                     self._reader_states[key] = state
                     if before is not None or state != "connected":
                         log.info("scanner %s is %s", key, state)
                     self.audit.record(f"scanner_{state}", source=src.kind, device=name)
+        return changed
 
     def _watch_disk(self) -> None:
         free = self._snapshot.get("disk_free_mb")
@@ -439,22 +446,32 @@ class Daemon:
             self._alarm("age", "ALARM: the oldest undelivered event is %.1f days old", oldest_age / 86400)
         stored = self.outbox.counters()
         unflushed = self.checkin.unflushed if hasattr(self, "checkin") else {}
-        totals = {name: stored.get(name, 0) + unflushed.get(name, 0) for name in COUNTER_NAMES}
+        totals = {name: stored.get(name, 0) + unflushed.get(name, 0) for name in contract.COUNTER_NAMES}
         totals["dropped"] = stored.get("dropped", 0)
         s = self.settings
         self._snapshot = {
-            "device_id": s.device.id,
-            "location_id": s.location.id,
-            "location_kind": s.location.kind,
-            "location_name": s.location.name,
-            "version": __version__,
-            "config_hash": self.config_hash,
+            **contract.status_fields(
+                device_id=s.device.id,
+                location_id=s.location.id,
+                location_kind=s.location.kind,
+                location_name=s.location.name,
+                version=__version__,
+                config_hash=self.config_hash,
+                incarnation=self.outbox.incarnation,
+                boot_id=self.clock.boot_id(),
+                last_seq=self.outbox.max_seq(),
+                backlog=backlog.count,
+                oldest_undelivered_age_s=oldest_age,
+                dead_letters=backlog.dead_letters,
+                counters=totals,
+            ),
+            # Where the location is (issue 18): the province's list of check-in locations.
+            "location_address": s.location.address,
+            "location_ward": s.location.ward,
+            "location_district": s.location.district,
+            "location_province": s.location.province,
             **health.readings(s.storage.dir),
             "uptime_s": round(time.monotonic() - self.started_mono, 1),
-            "backlog": backlog.count,
-            "oldest_undelivered_age_s": oldest_age,
-            "dead_letters": backlog.dead_letters,
-            "counters": totals,
             "slowest_answer_ms": self._slowest_answer_ms(),
             "scanners": dict(self._reader_states),
             "clock": "synced" if self.clock.synced() else "unsynced",

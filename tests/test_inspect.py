@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mosquitto import free_port
-from tests.support.payloads import vectors
+from tests.support.payloads import personal_vectors, vectors
 from tests.test_payloads_vectors import REDACTED, all_personal_strings
 
 QR_CHECKIN = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "qr-checkin"
@@ -150,3 +150,24 @@ def test_argv_bytes_and_lone_surrogates_are_judged_as_the_daemon_judges_scanned_
     finally:
         daemon.stop()
     assert (answer["feedback"], answer["reason"]) == ("rejected", "not valid UTF-8 (byte 0xff at 8)")
+
+
+def test_a_personal_qr_is_reported_like_the_cards() -> None:
+    people, bad = personal_vectors()["personal"], personal_vectors()["invalid"][0]
+    code, verdicts, err = inspect(*(p["payload"] for p in people), bad["payload"])
+    assert code == 0, err
+    *accepted, rejected = verdicts
+    assert {(v["type"], v["accepted"], v["variant"]) for v in accepted} == {("personal", True, "personal")}
+    assert [v["masked"] for v in accepted] == ["******" + p["fields"]["qid"][-2:] for p in people]
+    assert [v["details"] for v in accepted] == [
+        {"birth_year": 1991, "document": "masked", "declared": "self", "ext_fields": 0},
+        {"birth_year": 1975, "document": "masked", "declared": "on behalf", "ext_fields": 4},
+        {"birth_year": 1985, "document": "cccd", "declared": "on behalf", "ext_fields": 4},
+        {"birth_year": 2001, "document": "passport", "declared": "self", "ext_fields": 1},
+    ]
+    assert (rejected["type"], rejected["accepted"]) == ("personal", False)
+    assert rejected["reason"] == bad["reason"]
+    assert_no_personal_data(json.dumps(verdicts, ensure_ascii=False) + err)
+
+    code, verdicts, _ = inspect("--show-personal-data", people[2]["payload"])
+    assert code == 0 and verdicts[0]["personal"] == people[2]["fields"]
