@@ -211,7 +211,7 @@ def test_one_damaged_page_costs_only_its_rows(tmp_path: Path) -> None:
     box.mark_delivered(range(1, 101), at=0)  # 100 delivered, 300 not
     box.dead_letter(400, "refused (0x99)")
     box.add_counters({"accepted": 400})
-    reserved = box._reserved
+    reserved, incarnation = box._reserved, box.incarnation
     box.close()
     damage_page(tmp_path / DB_NAME, "events")
 
@@ -229,6 +229,8 @@ def test_one_damaged_page_costs_only_its_rows(tmp_path: Path) -> None:
     fresh.check_integrity()
     stored = fresh.append_unless_recent("after", stamp(), 0, event)
     assert stored is not None and stored[0] == reserved + 1
+    # The same incarnation continues above the reserve: no seq of it is ever handed out twice.
+    assert fresh.incarnation == incarnation
 
 
 def test_a_damaged_index_hides_no_undelivered_event(tmp_path: Path) -> None:
