@@ -368,6 +368,7 @@ class Daemon:
                 backlog=backlog.count,
                 oldest_undelivered_age_s=oldest_age,
                 dead_letters=backlog.dead_letters,
+                unheard=backlog.unheard,
                 counters=totals,
             ),
             **health.readings(s.storage.dir),

@@ -6,7 +6,13 @@ oldest undelivered events (live ones first), wait. paho's callbacks only hand fa
 queue and never raise (an exception there would silently kill paho's thread).
 
 A row leaves the outbox only after its PUBACK; a permanent refusal (MQTT v5 reason code >= 0x80, such
-as 0x87 not authorised) moves it to the dead letters with a loud log instead of retrying forever.
+as 0x87 not authorised) moves it to the dead letters with a loud log instead of retrying forever. A
+PUBACK with 0x10 ("no matching subscribers": nobody got it) marks the row delivered but unheard: it
+stays until the collector's checkin.committed/1 covers it.
+
+The device also obeys the collector's two commands (protocol in device/contract.py): `cmd/replay`
+republishes a range still on disk through the same window, then answers in the status; the retained
+`cmd/committed` releases what the collector has stored.
 """
 
 from __future__ import annotations
@@ -39,12 +45,29 @@ IDLE_WAIT_S = 0.5
 DELIVERED_BATCH = 1000
 DELIVERED_DELAY_S = 0.2
 COMPLAINT_REPEAT_S = 60.0
+# Replay requests: at most this many waiting, and a bucket of REPLAY_BURST requests refilled by one
+# every REPLAY_EVERY_S, so a confused collector cannot keep a device busy re-sending its disk.
+REPLAY_QUEUE = 4
+REPLAY_BURST = 5
+REPLAY_EVERY_S = 6.0
+# The MQTT 5 reason code "no matching subscribers" (MQTT 3.1.1 has no reason codes: a PUBACK there
+# says only that the broker took the message).
+NO_MATCHING_SUBSCRIBERS = 0x10
 
 
 @dataclass(slots=True)
 class _InFlight:
     seq: int
     sent_at: float
+
+
+@dataclass(slots=True)
+class _Replay:
+    """A replay request being worked through: rows up to `cursor` have been handed out."""
+
+    request: contract.ReplayRequest
+    cursor: int
+    sent: list[int]
 
 
 def _guarded(fn: Callable[..., None]) -> Callable[..., None]:
@@ -87,7 +110,15 @@ class Publisher:
         self._live_cursor = 0
         self._backlog_cursor = 0
         self._delivered: list[int] = []
+        self._unheard: list[int] = []
         self._delivered_since = 0.0
+        self._commands: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._replays: collections.deque[_Replay] = collections.deque()
+        self._replay_tokens = float(REPLAY_BURST)
+        self._replay_tokens_at = time.monotonic()
+        self._committed_through = 0
+        self._said_once: set[str] = set()
+        self._unheard_episode = False
         self._last_complaint = -COMPLAINT_REPEAT_S
         self._new_connection = threading.Event()
         self._attempts = 0
@@ -111,6 +142,8 @@ class Publisher:
         client.on_connect_fail = _guarded(self._on_connect_fail)
         client.on_disconnect = _guarded(self._on_disconnect)
         client.on_publish = _guarded(self._on_publish)
+        client.on_subscribe = _guarded(self._on_subscribe)
+        client.on_message = _guarded(self._on_message)
         self._set_backoff(client)
         return client
 
@@ -145,6 +178,8 @@ class Publisher:
         self._set_backoff(client)
         self.connected = True
         self._new_connection.set()
+        # A broker without persistence forgets subscriptions: subscribe on every connection.
+        client.subscribe([(self.topics.cmd_replay, 1), (self.topics.cmd_committed, 1)])
         self._publish_status()
         log.info("connected to broker %s:%s", self._broker.host, self._broker.port)
         self._wake.set()
@@ -170,6 +205,23 @@ class Publisher:
         if (waiting >= self._wake_after or waiting >= len(self._inflight)) and not self._wake.is_set():
             self._wake.set()
 
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: list[ReasonCode], _p: Any) -> None:
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            self._say_once(
+                "subscribe",
+                logging.WARNING,
+                "broker refused the subscription to %s and %s (%s): replay requests and confirmations from"
+                " the collector cannot reach this device; does the ACL let it read its cmd/ topics?",
+                self.topics.cmd_replay,
+                self.topics.cmd_committed,
+                ", ".join(refused),
+            )
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._commands.append((msg.topic, bytes(msg.payload)))
+        self._wake.set()
+
     # -- the drain loop (our thread) ------------------------------------------------------------------
 
     def _drain_loop(self) -> None:
@@ -184,13 +236,14 @@ class Publisher:
                 log.exception("publisher round failed")
                 self._stopping.wait(IDLE_WAIT_S)
             timeout = IDLE_WAIT_S
-            if self._delivered:
+            if self._delivered or self._unheard:
                 timeout = max(0.0, DELIVERED_DELAY_S - (time.monotonic() - self._delivered_since))
             self._wake.wait(timeout)
             self._wake.clear()
 
     def _drain_once(self) -> None:
         self._take_acks()
+        self._take_commands()
         if not self.connected:
             self._flush_delivered()
             return
@@ -206,7 +259,7 @@ class Publisher:
         if room >= max(1, self._broker.inflight_window // 4):
             self._refill(room)
         if (
-            len(self._delivered) >= DELIVERED_BATCH
+            len(self._delivered) + len(self._unheard) >= DELIVERED_BATCH
             or time.monotonic() - self._delivered_since >= DELIVERED_DELAY_S
         ):
             self._flush_delivered()
@@ -219,9 +272,21 @@ class Publisher:
 
     def _refill(self, room: int) -> None:
         taken = {f.seq for f in self._inflight.values()}
+        # Live first, then what a collector asked for, then the backlog oldest first.
         rows = self._outbox.pending(room, after=self._live_cursor)
         if rows:
             self._live_cursor = rows[-1].seq
+        answered: list[_Replay] = []
+        while self._replays and len(rows) < room:
+            job = self._replays[0]
+            want = room - len(rows)
+            got = self._outbox.replay_rows(want, after=job.cursor, upto=job.request.to_seq)
+            if got:
+                job.cursor = got[-1].seq
+                job.sent += [item.seq for item in got]
+                rows += got
+            if len(got) < want:
+                answered.append(self._replays.popleft())
         if len(rows) < room:
             backlog = self._outbox.pending(
                 room - len(rows), after=self._backlog_cursor, upto=self._live_after
@@ -230,11 +295,16 @@ class Publisher:
                 self._backlog_cursor = backlog[-1].seq
             rows += backlog
         for item in rows:
-            # After a reconnect paho re-sends what it still holds; those rows are already in flight.
+            # After a reconnect paho re-sends what it still holds; those rows are already in flight
+            # (a replayed row on the wire counts as replayed).
             if item.seq in taken:
                 continue
+            taken.add(item.seq)
             info = self._client.publish(self.topics.events, item.body, qos=1)
             self._inflight[info.mid] = _InFlight(item.seq, time.monotonic())
+        # The answer follows its events on the same connection, so it arrives after them.
+        for job in answered:
+            self._answer_replay(job)
 
     def _take_acks(self) -> None:
         while self._acks:
@@ -255,9 +325,21 @@ class Publisher:
                     text,
                 )
             else:
-                if not self._delivered:
+                if not self._delivered and not self._unheard:
                     self._delivered_since = time.monotonic()
-                self._delivered.append(flight.seq)
+                if code == NO_MATCHING_SUBSCRIBERS:
+                    self._unheard.append(flight.seq)
+                    if not self._unheard_episode:
+                        self._unheard_episode = True
+                        log.error(
+                            "ALARM: the broker says no subscriber got event seq=%d (%s): kept on the device"
+                            " as unheard until the collector confirms it",
+                            flight.seq,
+                            text,
+                        )
+                else:
+                    self._unheard_episode = False  # someone hears again
+                    self._delivered.append(flight.seq)
 
     def _status_answered(self, code: int, text: str) -> None:
         if code < 0x80:
@@ -276,16 +358,113 @@ class Publisher:
 
     def _flush_delivered(self) -> None:
         # One synced transaction per batch: a crash before it only means those events go out again.
-        if not self._delivered:
+        if not self._delivered and not self._unheard:
             return
+        # What the collector already confirmed is not unheard, whatever this PUBACK says.
+        unheard = [seq for seq in self._unheard if seq > self._committed_through]
         try:
-            self._outbox.mark_delivered(self._delivered)
+            self._outbox.mark_delivered([*self._delivered, *self._unheard], unheard=unheard)
         except StorageError as exc:
             # A full or failing disk: keep the marks for a later round; delivery and heartbeats go on.
             self._complain(f"cannot record deliveries: {exc}")
             return
-        self.delivered += len(self._delivered)
+        self.delivered += len(self._delivered) + len(self._unheard)
         self._delivered = []
+        self._unheard = []
+
+    # -- the collector's commands (our thread) --------------------------------------------------------
+
+    def _take_commands(self) -> None:
+        while self._commands:
+            topic, payload = self._commands.popleft()
+            if not payload:
+                continue  # a retained command being cleared
+            try:
+                if topic == self.topics.cmd_committed:
+                    self._committed(contract.parse_committed(payload))
+                elif topic == self.topics.cmd_replay:
+                    self._request_replay(contract.parse_replay(payload))
+            except ValueError as exc:
+                self._say_once(
+                    f"malformed {topic}",
+                    logging.WARNING,
+                    "ignored a malformed command on %s (%d bytes): %s; later ones are ignored silently",
+                    topic,
+                    len(payload),
+                    exc,
+                )
+
+    def _committed(self, committed: contract.Committed) -> None:
+        incarnation = self._outbox.incarnation
+        if committed.incarnation != incarnation:
+            # A card replaced with the same bundle hears the retained confirmation of its predecessor.
+            self._say_once(
+                "committed other incarnation",
+                logging.INFO,
+                "ignored the collector's confirmation for incarnation %s (this store is %s)",
+                committed.incarnation,
+                incarnation,
+            )
+            return
+        self._committed_through = max(self._committed_through, committed.through_seq)
+        released = self._outbox.release(committed.through_seq)
+        log.info(
+            "the collector has committed every event through seq=%d; released %d unheard",
+            committed.through_seq,
+            released,
+        )
+
+    def _request_replay(self, request: contract.ReplayRequest) -> None:
+        now = time.monotonic()
+        self._replay_tokens = min(
+            float(REPLAY_BURST), self._replay_tokens + (now - self._replay_tokens_at) / REPLAY_EVERY_S
+        )
+        self._replay_tokens_at = now
+        if self._replay_tokens < 1 or len(self._replays) >= REPLAY_QUEUE:
+            self._say_once(
+                "replay rate",
+                logging.WARNING,
+                "ignored replay request %r: more than %d requests waiting or %d in %.0f s",
+                request.request_id,
+                REPLAY_QUEUE,
+                REPLAY_BURST,
+                REPLAY_BURST * REPLAY_EVERY_S,
+            )
+            return
+        self._replay_tokens -= 1
+        clipped = request.clipped()
+        log.info(
+            "replay request %r: seq %d..%d%s",
+            clipped.request_id,
+            clipped.from_seq,
+            clipped.to_seq,
+            " (clipped)" * (clipped.to_seq != request.to_seq),
+        )
+        job = _Replay(clipped, clipped.from_seq - 1, [])
+        if request.incarnation is not None and request.incarnation != self._outbox.incarnation:
+            self._answer_replay(job)  # none of those seqs are this store's
+            return
+        self._replays.append(job)
+        self._wake.set()
+
+    def _answer_replay(self, job: _Replay) -> None:
+        request = job.request
+        answer = contract.replay_answer(
+            request.request_id,
+            self._outbox.incarnation,
+            contract.seq_ranges(job.sent),
+            contract.missing_ranges(request.from_seq, request.to_seq, job.sent),
+        )
+        log.info(
+            "replay %r answered: replayed %s, gone %s", request.request_id, answer["replayed"], answer["gone"]
+        )
+        self._publish_status({"replay": answer})
+
+    def _say_once(self, key: str, level: int, message: str, *args: object) -> None:
+        """Logs a message the first time `key` comes up; the same trouble again stays quiet."""
+        if key not in self._said_once:
+            self._said_once.add(key)
+            log.log(level, message, *args)
 
     def _complain(self, message: str) -> None:
         """Logs a fault at most once a minute, so a long fault does not flood the journal."""
