@@ -35,3 +35,14 @@ def make_client(broker: BrokerSettings, client_id: str) -> mqtt.Client:
         except (OSError, ValueError, ssl.SSLError) as exc:
             raise ConfigError(f"broker TLS files unusable: {exc}") from None
     return client
+
+
+def describe_connect_error(exc: BaseException | None) -> tuple[bool, str]:
+    """(is it TLS, a short reason) for a failed connection attempt, the same text for the same cause."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return True, f"certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return True, str(exc.reason or exc)
+    if isinstance(exc, OSError):
+        return False, exc.strerror or str(exc)
+    return False, "unknown error" if exc is None else str(exc)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from device.checkin import Checkin
 from device.clock import FakeClock
@@ -16,28 +20,40 @@ from device.settings import BrokerSettings, DeviceSettings, LocationSettings, Se
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.payloads import other_codes
+from tests.support.proxy import Proxy
 from tests.support.subscriber import Subscriber
 
 
-def test_refused_publish_goes_to_dead_letters_not_endless_retry(tmp_path: Path) -> None:
+def test_a_refused_event_is_kept_and_sent_once_the_acl_allows_it(tmp_path: Path) -> None:
     acl = tmp_path / "acl"
-    # Anonymous clients may write their status but not events: the broker answers 0x87 (MQTT v5).
-    acl.write_text("topic write checkin/v1/+/+/status\n")
+    # Anonymous clients may write their status but not yet events: the broker answers 0x87 (MQTT v5),
+    # as while an ACL is being fixed.
+    acl.write_text("topic read checkin/#\ntopic write checkin/v1/+/+/status\n")
     broker = Mosquitto(tmp_path / "broker", extra=f"acl_file {acl}").start()
+    sub = Subscriber(broker.port)
     config = write_config(tmp_path / "device.toml", port=broker.port, storage=tmp_path / "state")
     daemon = DaemonProcess(config).start()
     try:
         daemon.wait_log("connected to broker")
-        for code in other_codes(3):
-            assert daemon.scan(code)["feedback"] == "accepted"
-        daemon.wait_log("ALARM: broker refused event seq=3", timeout=20)
+        ids = {daemon.scan(code)["event_id"] for code in other_codes(3)}
+        daemon.wait_log("ALARM: broker refused event seq=1 (Not authorized, 0x87)", timeout=20)
+        # Past the first retry (5 s): refused again, still one ALARM line, nothing dead-lettered.
+        time.sleep(6)
+        assert daemon.stderr.count("ALARM: broker refused event") == 1
         box = Outbox(tmp_path / "state" / "outbox.sqlite")
-        letters = box.dead_letters()
-        assert [d["seq"] for d in letters] == [1, 2, 3]
-        assert all("0x87" in d["reason"] for d in letters)
-        assert box.backlog().count == 0
+        assert box.dead_letters() == [] and box.backlog().count == 3
+        assert sub.events() == []
+
+        acl.write_text(acl.read_text() + "topic write checkin/v1/+/+/events\n")
+        assert broker.proc is not None
+        broker.proc.send_signal(signal.SIGHUP)  # mosquitto reads its ACL again
+        sub.wait_event_ids(ids, timeout=40)
+        daemon.wait_log("broker accepts events again")
+        wait_until(lambda: box.backlog().count == 0)
+        assert box.dead_letters() == []
     finally:
         daemon.stop()
+        sub.close()
         broker.kill()
 
 
@@ -89,3 +105,122 @@ def test_live_events_overtake_the_backlog(tmp_path: Path, broker: Mosquitto) -> 
     finally:
         publisher.stop()
         sub.close()
+
+
+class Bench:
+    """A store with a decision in front and an in-process publisher behind, on a real broker."""
+
+    def __init__(self, tmp_path: Path, port: int, window: int = 10, **publisher: Any) -> None:
+        self.settings = Settings(
+            device=DeviceSettings(id="dev-pub"),
+            location=LocationSettings(id="PUB1"),
+            broker=BrokerSettings(
+                host="127.0.0.1",
+                port=port,
+                inflight_window=window,
+                keepalive=5,
+                reconnect_min_s=0.1,
+                reconnect_max_s=0.5,
+            ),
+            storage=StorageSettings(dir=tmp_path),
+        )
+        self.box = Outbox.open(tmp_path)
+        self.checkin = Checkin(self.settings, self.box, Privacy("hmac", b"k" * 32), FakeClock())
+        self.topics = Topics.of("checkin", "PUB1", "dev-pub")
+        self.publisher = Publisher(
+            self.settings.broker, self.topics, "dev-pub", Outbox(self.box.path), lambda: {}, **publisher
+        )
+
+    def accept(self, count: int, prefix: str) -> list[int]:
+        seqs = []
+        for code in other_codes(count, prefix=prefix):
+            decision = self.checkin.decide(Scan(text=code, source="stdin"))
+            assert decision.seq is not None
+            seqs.append(decision.seq)
+        self.publisher.wake()
+        return seqs
+
+    def start(self) -> Bench:
+        self.publisher.start()
+        wait_until(lambda: self.publisher.connected)
+        return self
+
+    def stop(self) -> None:
+        self.publisher.stop()
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 15.0, why: Callable[[], str] = str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met in time {why()}")
+        time.sleep(0.02)
+
+
+def missing(sub: Subscriber, seqs: set[int]) -> Callable[[], str]:
+    return lambda: f"(never received seq {sorted(seqs - {e['seq'] for e in sub.events()})})"
+
+
+def test_a_wrapped_message_id_never_confirms_an_event_that_was_not_sent(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    held = threading.Event()
+    target: list[int] = []
+
+    def withhold_the_first(packet_id: int, code: int) -> int | None:
+        if target and packet_id == target[0] and not held.is_set():
+            held.set()
+            return None
+        return code
+
+    proxy = Proxy(broker.port, puback=withhold_the_first)
+    sub = Subscriber(broker.port)
+    bench = Bench(tmp_path, proxy.port).start()
+    client = bench.publisher._client
+    try:
+        time.sleep(0.5)  # the birth status and the subscription have their answers
+        target.append(client._last_mid + 1)
+        bench.accept(1, "FIRST")
+        wait_until(held.is_set)
+        # Stands in for 65 000 publishes while the first event waits for its PUBACK: paho's message
+        # ids run up to 65535, start at 1 again and come to the one paho still holds.
+        with client._mid_generate_mutex:
+            client._last_mid = 65533
+        seqs = bench.accept(3 + target[0], "WRAP")
+        wait_until(lambda: {2, 3} <= {e["seq"] for e in sub.events()})
+        time.sleep(0.5)
+        proxy.reset()  # the reconnect re-sends the held event, whose PUBACK now comes back
+        wanted = {1, *seqs}
+        wait_until(lambda: wanted <= {e["seq"] for e in sub.events()}, 20, missing(sub, wanted))
+        wait_until(lambda: bench.box.backlog().count == 0)
+    finally:
+        bench.stop()
+        sub.close()
+        proxy.close()
+
+
+def test_a_broker_that_never_acks_is_never_handed_a_row_twice(tmp_path: Path, broker: Mosquitto) -> None:
+    withhold = threading.Event()
+    withhold.set()
+    proxy = Proxy(broker.port, puback=lambda _pid, code: None if withhold.is_set() else code)
+    sub = Subscriber(broker.port)
+    window = 10
+    bench = Bench(tmp_path, proxy.port, window=window, ack_timeout_s=0.5)
+    backlog = 30
+    bench.accept(backlog, "WAIT")
+    bench.start()
+    try:
+        time.sleep(4)  # eight ack timeouts without a single PUBACK
+        withhold.clear()
+        before = len(sub.event_payloads())
+        proxy.reset()  # on reconnect paho re-sends everything it holds
+        wait_until(lambda: bench.box.backlog().count == 0, timeout=30)
+        time.sleep(0.5)
+        repeats = len(sub.event_payloads()) - before
+        assert {e["seq"] for e in sub.events()} == set(range(1, backlog + 1))
+        # Each event once, plus at most what was on the wire: never a window per timeout.
+        assert repeats <= backlog + window, repeats
+    finally:
+        bench.stop()
+        sub.close()
+        proxy.close()
