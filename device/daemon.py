@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from device import __version__, contract, health
-from device.audit import AuditLog
+from device.audit import AUDIT_FILE, AuditLog
 from device.checkin import Checkin
 from device.clock import Clock, SystemClock
 from device.contract import Topics
@@ -45,7 +45,6 @@ STATUS_LINE_EVERY_S = 5.0
 ALARM_REPEAT_S = 60.0
 # Warn about undelivered events once they are this far into their allowed age.
 AGE_ALARM_FRACTION = 0.5
-AUDIT_FILE = "audit.jsonl"
 ANSWER_WINDOW_S = 60.0
 EXIT_CANNOT_START = 3
 

@@ -335,6 +335,37 @@ class Outbox:
             db.execute("DELETE FROM events WHERE seq=?", (seq,))
             db.execute("DELETE FROM unheard WHERE seq=?", (seq,))
 
+    def retry_dead_letters(self) -> list[int]:
+        """Puts every dead letter back among the undelivered events, for the publisher to send again;
+        returns their seqs. Their age counts from the scan, as for any undelivered event."""
+        with self._write() as db:
+            rows = db.execute("SELECT seq, event_id, body, at FROM dead_letters ORDER BY seq").fetchall()
+            back = []
+            for seq, event_id, body, at in rows:
+                event = json.loads(body)
+                try:
+                    wall = contract.parse_iso_utc(event.get("scanned_at")).timestamp()
+                except ValueError:
+                    wall = at
+                restored = db.execute(
+                    "INSERT OR IGNORE INTO events"
+                    " (seq, event_id, body, created_wall, created_mono, boot_id, clock_synced)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        seq,
+                        event_id,
+                        body,
+                        wall,
+                        float(event.get("monotonic_s", 0.0)),
+                        str(event.get("boot_id", "")),
+                        int(event.get("clock") == "synced"),
+                    ),
+                ).rowcount
+                if restored:
+                    db.execute("DELETE FROM dead_letters WHERE seq=?", (seq,))
+                    back.append(int(seq))
+            return back
+
     def max_seq(self) -> int:
         (value,) = self._db.execute(
             "SELECT CAST(value AS INTEGER) - 1 FROM meta WHERE key='next_seq'"

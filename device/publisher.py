@@ -69,6 +69,10 @@ NO_MATCHING_SUBSCRIBERS = 0x10
 FINAL_REFUSALS = {0x90: "topic name invalid", 0x99: "payload format invalid"}
 # The pause before refused events are sent again: doubling from the first to the last.
 REFUSED_RETRY_S = (5.0, 300.0)
+# After a refused status, the next connection tries it again; after more refusals in a row it waits
+# this long first, doubling to the last (mosquitto with max_queued_messages 0 drops the connection
+# after every refused publish, so a status sent on every connection would starve the events).
+STATUS_RETRY_S = (10.0, 600.0)
 
 
 def _guarded(fn: Callable[..., None]) -> Callable[..., None]:
@@ -125,6 +129,8 @@ class Publisher:
         self._refused_until = 0.0
         self._refused_pause = 0.0
         self._status_refused = False
+        self._status_refusals = 0
+        self._status_retry_at = 0.0
         self._last_complaint = -COMPLAINT_REPEAT_S
         self._attempts = 0
         self._last_status = 0.0
@@ -284,8 +290,9 @@ class Publisher:
             # sending again what it held, so their wait starts now.
             self._window.connected(self._outbox.max_seq(), now)
             self._client.subscribe([(self.topics.cmd_replay, 1), (self.topics.cmd_committed, 1)])
-            # A status refused on the last connection is tried again on this one.
-            self._status_refused = False
+            # A status refused on an earlier connection is tried again on a new one.
+            if now >= self._status_retry_at:
+                self._status_refused = False
             self._publish_status()
         while self._announcements:
             self._publish_status(self._announcements.popleft())
@@ -420,10 +427,15 @@ class Publisher:
     def _status_answered(self, code: int, text: str) -> None:
         if code < 0x80:
             self._said.discard("status")
+            self._status_refusals = 0
             return
-        # Not again on this connection (each refusal would be another ALARM, and the events need
-        # the link), but on the next one: a fixed ACL takes effect then.
+        # Not again on this connection (the events need the link), but on the next one: a fixed ACL
+        # takes effect then.
         self._status_refused = True
+        self._status_refusals += 1
+        low, high = STATUS_RETRY_S
+        pause = 0.0 if self._status_refusals == 1 else min(high, low * 2 ** (self._status_refusals - 2))
+        self._status_retry_at = time.monotonic() + pause
         self._say_once(
             "status",
             logging.ERROR,

@@ -236,3 +236,20 @@ def test_replay_rows_reads_delivered_and_undelivered_events_with_their_bodies(tm
     assert [r.seq for r in rows] == [4, 5]
     assert [r.seq for r in box.replay_rows(1, after=4, upto=6)] == [5]
     assert json.loads(rows[0].body) == event(4)
+
+
+def test_dead_letters_go_back_to_the_queue_with_their_age(tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path)
+
+    def scanned(seq: int) -> dict[str, Any]:
+        return {**event(seq), "scanned_at": "2023-11-14T22:13:20.000Z", "boot_id": "b1", "monotonic_s": 7.5}
+
+    box.append_unless_recent("a", stamp(), 0, scanned)
+    box.append_unless_recent("b", stamp(), 0, scanned)
+    box.dead_letter(1, "broker refused: Payload format invalid (0x99)")
+    assert box.retry_dead_letters() == [1]
+    assert box.dead_letters() == [] and [p.seq for p in box.pending(10)] == [1, 2]
+    assert box.retry_dead_letters() == []
+    # Aged from the scan: past max_age it is dropped like any undelivered event.
+    assert box.purge(stamp(wall=1_700_000_000 + 100), delivered_grace_s=1, max_age_s=150, window_s=0) == 0
+    assert box.purge(stamp(wall=1_700_000_000 + 100), delivered_grace_s=1, max_age_s=50, window_s=0) == 2

@@ -14,10 +14,9 @@ import sys
 from typing import Any
 
 from device import __version__, contract, health
-from device.audit import AuditLog
+from device.audit import AUDIT_FILE, AuditLog
 from device.clock import Clock, SystemClock
 from device.commands import EXIT_CONFIG, add_config_argument, load_or_explain
-from device.daemon import AUDIT_FILE
 from device.errors import StorageError
 from device.outbox import DB_NAME, Outbox
 from device.settings import Settings
