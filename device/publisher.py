@@ -2,7 +2,9 @@
 
 paho-mqtt keeps its own network thread; we keep one drain thread that owns every publish and every
 decision about the outbox, so the flow reads top to bottom: take acks and commands, record them,
-refill the in-flight window (device/window.py), publish the status when due, wait. paho's callbacks
+refill the in-flight window (device/window.py), publish the status when due (device/status_schedule.py),
+wait. The paho client, its reconnect backoff and the naming of connection errors are in
+device/mqtt_client.py. paho's callbacks
 only hand facts over through deques and never raise (an exception there would silently kill paho's
 thread); the daemon's own requests (`announce`) go the same way.
 
@@ -30,7 +32,6 @@ import collections
 import contextlib
 import json
 import logging
-import random
 import socket
 import sys
 import threading
@@ -44,9 +45,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 from device import contract
 from device.contract import Topics
 from device.errors import StorageError
-from device.mqtt_client import describe_connect_error, make_client
+from device.mqtt_client import describe_connect_error, make_client, reconnect_delay
 from device.outbox import Outbox
 from device.settings import BrokerSettings
+from device.status_schedule import StatusSchedule
 from device.window import Replay, Window
 
 log = logging.getLogger(__name__)
@@ -69,10 +71,6 @@ NO_MATCHING_SUBSCRIBERS = 0x10
 FINAL_REFUSALS = {0x90: "topic name invalid", 0x99: "payload format invalid"}
 # The pause before refused events are sent again: doubling from the first to the last.
 REFUSED_RETRY_S = (5.0, 300.0)
-# After a refused status, the next connection tries it again; after more refusals in a row it waits
-# this long first, doubling to the last (mosquitto with max_queued_messages 0 drops the connection
-# after every refused publish, so a status sent on every connection would starve the events).
-STATUS_RETRY_S = (10.0, 600.0)
 
 
 def _guarded(fn: Callable[..., None]) -> Callable[..., None]:
@@ -128,12 +126,9 @@ class Publisher:
         self._said_net: set[str] = set()
         self._refused_until = 0.0
         self._refused_pause = 0.0
-        self._status_refused = False
-        self._status_refusals = 0
-        self._status_retry_at = 0.0
+        self._schedule = StatusSchedule(broker.heartbeat_s)
         self._last_complaint = -COMPLAINT_REPEAT_S
         self._attempts = 0
-        self._last_status = 0.0
         self.connected = False
         self.delivered = 0
         self._client = self._make_client(client_id)
@@ -163,11 +158,7 @@ class Publisher:
         return json.dumps(contract.offline_status(reason, self._status()))
 
     def _set_backoff(self, client: mqtt.Client) -> None:
-        # Exponential backoff with jitter, so a fleet does not reconnect in lockstep after a broker
-        # restart. paho's own doubling has no jitter, so we set each wait ourselves.
-        b = self._broker
-        delay = min(b.reconnect_max_s, b.reconnect_min_s * 2 ** min(self._attempts, 16))
-        delay *= random.uniform(0.5, 1.0)
+        delay = reconnect_delay(self._attempts, self._broker.reconnect_min_s, self._broker.reconnect_max_s)
         # paho annotates the delays as int but computes with them as numbers; sub-second waits matter.
         client.reconnect_delay_set(cast(int, delay), cast(int, delay))
 
@@ -290,9 +281,7 @@ class Publisher:
             # sending again what it held, so their wait starts now.
             self._window.connected(self._outbox.max_seq(), now)
             self._client.subscribe([(self.topics.cmd_replay, 1), (self.topics.cmd_committed, 1)])
-            # A status refused on an earlier connection is tried again on a new one.
-            if now >= self._status_retry_at:
-                self._status_refused = False
+            self._schedule.connected(now)
             self._publish_status()
         while self._announcements:
             self._publish_status(self._announcements.popleft())
@@ -311,7 +300,7 @@ class Publisher:
             or now - self._delivered_since >= DELIVERED_DELAY_S
         ):
             self._flush_delivered()
-        if now - self._last_status >= self._broker.heartbeat_s:
+        if self._schedule.due(now):
             self._publish_status()
 
     def _stalled(self, now: float) -> bool:
@@ -425,26 +414,14 @@ class Publisher:
         )
 
     def _status_answered(self, code: int, text: str) -> None:
-        if code < 0x80:
-            self._said.discard("status")
-            self._status_refusals = 0
-            return
-        # Not again on this connection (the events need the link), but on the next one: a fixed ACL
-        # takes effect then.
-        self._status_refused = True
-        self._status_refusals += 1
-        low, high = STATUS_RETRY_S
-        pause = 0.0 if self._status_refusals == 1 else min(high, low * 2 ** (self._status_refusals - 2))
-        self._status_retry_at = time.monotonic() + pause
-        self._say_once(
-            "status",
-            logging.ERROR,
-            "ALARM: broker refused the status topic %s (%s): does the certificate CN or username match"
-            " the device id %s?",
-            self.topics.status,
-            text,
-            self._client_id,
-        )
+        if self._schedule.answered(code >= 0x80, time.monotonic()):
+            log.error(
+                "ALARM: broker refused the status topic %s (%s): does the certificate CN or username match"
+                " the device id %s?",
+                self.topics.status,
+                text,
+                self._client_id,
+            )
 
     def _flush_delivered(self) -> None:
         # One synced transaction per batch: a crash before it only means those events go out again.
@@ -554,13 +531,14 @@ class Publisher:
     # -- the status (our thread) ------------------------------------------------------------------------
 
     def _publish_status(self, extra: dict[str, Any] | None = None) -> None:
-        self._last_status = time.monotonic()
-        if self._status_refused:
+        now = time.monotonic()
+        self._schedule.sent(now)
+        if not self._schedule.may_send():
             return
         payload = contract.online_status({**self._status(), **(extra or {})})
         info = self._client.publish(self.topics.status, json.dumps(payload), qos=1, retain=True)
         if self._taken(info):
-            self._window.sent(info.mid, None, self._last_status)
+            self._window.sent(info.mid, None, now)
 
     def _say_once(self, key: str, level: int, message: str, *args: object, net: bool = False) -> None:
         """Logs a trouble the first time it comes up; the same trouble again stays quiet."""
