@@ -190,7 +190,6 @@ class Publisher:
         self._said_net = {key for key in self._said_net if not key.startswith(("connect ", "connack "))}
         self.connected = True
         self._new_connection.set()
-        log.info("connected to broker %s:%s", self._broker.host, self._broker.port)
         self._wake.set()
 
     def _on_connect_fail(self, client: mqtt.Client, _u: Any) -> None:
@@ -283,6 +282,8 @@ class Publisher:
             self._client.subscribe([(self.topics.cmd_replay, 1), (self.topics.cmd_committed, 1)])
             self._schedule.connected(now)
             self._publish_status()
+            # Logged once the birth status is on its way: "connected" means others can see it.
+            log.info("connected to broker %s:%s", self._broker.host, self._broker.port)
         while self._announcements:
             self._publish_status(self._announcements.popleft())
         if self._stalled(now):
