@@ -17,7 +17,7 @@ import importlib
 import logging
 import signal
 import time
-from typing import Any
+from typing import Any, cast
 
 from device import __version__, contract, health
 from device.audit import AUDIT_FILE, AuditLog
@@ -30,7 +30,7 @@ from device.feedback import Feedback, Signal, Status, build_feedback
 from device.label import LabelCode, parse_label
 from device.notify import Notifier
 from device.outbox import Outbox, Stamp
-from device.privacy import Privacy, load_key
+from device.privacy import Mode, Privacy, load_key
 from device.publisher import Publisher
 from device.scan import Scan
 from device.settings import Settings
@@ -102,7 +102,8 @@ class Daemon:
         try:
             self.outbox = Outbox.open(s.storage.dir)
             privacy = Privacy(
-                s.privacy.subject,
+                # Mode "collector" is refused by Privacy until its device side lands (issue 12 item 5).
+                cast(Mode, s.privacy.subject),
                 load_key(s.key_path, create=s.device.dev),
                 s.privacy.authority_public_key,
             )
@@ -275,8 +276,11 @@ class Daemon:
         if time.monotonic() - self._last_purge >= PURGE_EVERY_S:
             self._last_purge = time.monotonic()
             self._purge()
-        self._watch_readers()
+        readers_changed = self._watch_readers()
         self._refresh_snapshot()
+        if readers_changed:
+            # A scanner plugged in or lost is news now (for `qr-provision verify`), not at the heartbeat.
+            self.publisher.announce()
         self._watch_disk()
         light = self._status_light()
         if light is not self._light:
@@ -299,16 +303,19 @@ class Daemon:
             self.audit.record("drop", count=dropped, reason="max_age_days")
         self.checkin.flush_counters()
 
-    def _watch_readers(self) -> None:
+    def _watch_readers(self) -> bool:
+        changed = False
         for src in self.sources:
             for name, state in src.state.items():
                 key = f"{src.kind}:{name}"
                 before = self._reader_states.get(key)
                 if state != before:
+                    changed = True
                     self._reader_states[key] = state
                     if before is not None or state != "connected":
                         log.info("scanner %s is %s", key, state)
                     self.audit.record(f"scanner_{state}", source=src.kind, device=name)
+        return changed
 
     def _watch_disk(self) -> None:
         free = self._snapshot.get("disk_free_mb")
@@ -370,6 +377,11 @@ class Daemon:
                 unheard=backlog.unheard,
                 counters=totals,
             ),
+            # Where the location is (issue 18): the province's list of check-in locations.
+            "location_address": s.location.address,
+            "location_ward": s.location.ward,
+            "location_district": s.location.district,
+            "location_province": s.location.province,
             **health.readings(s.storage.dir),
             "uptime_s": round(time.monotonic() - self.started_mono, 1),
             "slowest_answer_ms": self._slowest_answer_ms(),

@@ -133,13 +133,14 @@ class Probe:
         key: Path | None = None,
         username: str | None = None,
         password: str | None = None,
+        client_id: str = "",
     ) -> None:
         self.port = port
         self.connacks: queue.Queue[ReasonCode | None] = queue.Queue()
         self.acks: queue.Queue[tuple[int, ReasonCode]] = queue.Queue()
         self.messages: queue.Queue[tuple[str, bytes, bool]] = queue.Queue()
         self.subacks: queue.Queue[list[ReasonCode]] = queue.Queue()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         if ca is not None:
             self.client.tls_set(
                 ca_certs=str(ca),
