@@ -33,6 +33,8 @@ RESERVED = frozenset({"ts", "event", "clock", "boot_id"})
 MAX_TEXT = 128
 TRUNCATED = "…"
 DEFAULT_MAX_BYTES = 1024 * 1024
+# The log's file name under storage.dir.
+AUDIT_FILE = "audit.jsonl"
 
 
 class AuditLog:

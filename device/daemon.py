@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from device import __version__, contract, health
-from device.audit import AuditLog
+from device.audit import AUDIT_FILE, AuditLog
 from device.checkin import Checkin
 from device.clock import Clock, SystemClock
 from device.contract import Topics
@@ -49,7 +49,6 @@ STATUS_LINE_EVERY_S = 5.0
 ALARM_REPEAT_S = 60.0
 # Warn about undelivered events once they are this far into their allowed age.
 AGE_ALARM_FRACTION = 0.5
-AUDIT_FILE = "audit.jsonl"
 ANSWER_WINDOW_S = 60.0
 EXIT_CANNOT_START = 3
 # Started on a full card, the disk has room again: systemd's restart opens the store properly.
@@ -463,6 +462,7 @@ class Daemon:
                 backlog=backlog.count,
                 oldest_undelivered_age_s=oldest_age,
                 dead_letters=backlog.dead_letters,
+                unheard=backlog.unheard,
                 counters=totals,
             ),
             # Where the location is (issue 18): the province's list of check-in locations.
