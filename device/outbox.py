@@ -747,9 +747,9 @@ _EVENT_COLUMNS = "seq, event_id, body, created_wall, created_mono, boot_id, cloc
 
 
 def _salvage(path: Path) -> Salvage:
-    """Everything still readable of a damaged store: undelivered (and unheard) events and dead letters (by their
-    rowid b-tree, NOT INDEXED, since a damaged index must not hide a row), the duplicate window, the
-    counters and the meta values (next seq, and whatever identity the store keeps there)."""
+    """Everything still readable of a damaged store: undelivered (and unheard) events and dead letters
+    (by their rowid b-tree, NOT INDEXED, since a damaged index must not hide a row), the duplicate
+    window, the counters and the meta values (next seq, and whatever identity the store keeps there)."""
     out = Salvage()
     if not path.exists():
         return out
