@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from device.clock import Clock, SystemClock
+from device.clock import Clock, SystemClock, iso_utc
 from device.durable import fsync_dir
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class AuditLog:
                 raise ValueError(f"audit field {key!r} is longer than {MAX_TEXT} characters")
         wall = self._clock.wall()
         record: dict[str, FieldValue] = {
-            "ts": datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": iso_utc(wall),
             "clock": "synced" if self._clock.synced() else "unsynced",
             "boot_id": self._clock.boot_id(),
             "event": event,

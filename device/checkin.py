@@ -7,14 +7,13 @@ never touches the network (invariant 3).
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import logging
 from typing import Any
 
 from uuid6 import uuid7
 
 from device import __version__
-from device.clock import Clock
+from device.clock import Clock, iso_utc
 from device.decision import Decision
 from device.errors import StorageError
 from device.outbox import Outbox, Stamp
@@ -26,10 +25,6 @@ from device.settings import Settings
 log = logging.getLogger(__name__)
 
 EVENT_SCHEMA = "checkin.event/1"
-
-
-def iso_utc(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # What is counted per scan; the store keeps the totals across restarts (plus "dropped").

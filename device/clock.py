@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import datetime as dt
 import functools
 import os
 import time
@@ -20,6 +21,14 @@ BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 TIMESYNCD_MARKER = Path("/run/systemd/timesync/synchronized")
 # The kernel reports TIME_ERROR (5) from adjtimex while the clock is unsynchronised (STA_UNSYNC).
 _TIME_ERROR = 5
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def iso_utc(ts: float) -> str:
+    """A Unix time as ISO 8601 UTC to the millisecond ("2024-05-01T07:30:00.000Z"). Counted on from the
+    epoch rather than through the C library: where time_t is 32 bits (32-bit Raspberry Pi OS Bookworm),
+    datetime.fromtimestamp refuses every moment after 2038-01-19 03:14:07 with an OverflowError."""
+    return (_EPOCH + dt.timedelta(seconds=ts)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Clock(Protocol):
