@@ -18,11 +18,13 @@
 # compiles) per run. Not part of `make test` or CI.
 #
 # Environment: ARM_CACHE, DEBIAN_MIRROR (http://deb.debian.org/debian), KEEP_RUN=1 keeps the run's
-# overlay (the clone, its .venv, the log) for a look afterwards.
+# overlay (the clone, its .venv) for a look afterwards, ARM_RUN another command than pytest.
 set -euo pipefail
 
 ARCH=${ARCH:-arm64}
 PYTEST_ARGS=("$@")
+# What runs in the clone after `make setup` (bench/arm.py runs its own); "$@" are the arguments.
+ARM_RUN=${ARM_RUN:-'.venv/bin/python -m pytest -q "$@"'}
 SUITE=bookworm
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -127,7 +129,7 @@ echo "test-arm: $ARCH, $(git -C "$SRC" log -1 --format='%h %s' | cut -c1-80)"
 START=$SECONDS
 set +e
 unshare --mount --uts --propagation private bash -euo pipefail -c '
-    root=$1 run=$2 keep=$3 src=$4; shift 4
+    root=$1 run=$2 keep=$3 src=$4 arm_run=$5; shift 5
     m=$run/merged
     mount -t overlay overlay -o "lowerdir=$root,upperdir=$run/upper,workdir=$run/work" "$m"
     mount -t proc proc "$m/proc"
@@ -146,10 +148,9 @@ unshare --mount --uts --propagation private bash -euo pipefail -c '
         HOME=/root LANG=C.UTF-8 TERM=dumb PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
         PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 \
         ${http_proxy:+http_proxy=$http_proxy} ${https_proxy:+https_proxy=$https_proxy} \
-        ${no_proxy:+no_proxy=$no_proxy} \
-        bash -c "cd /root/qr-checkin && uname -m && make setup && .venv/bin/python -m pytest -q \"\$@\"" \
-        pytest "$@"
-' test-arm "$ROOT" "$RUN" "$CACHE/keep-$ARCH" "$SRC" "${PYTEST_ARGS[@]}" 2>&1 | tee "$LOG"
+        ${no_proxy:+no_proxy=$no_proxy} ARM_RUN="$arm_run" \
+        bash -c "cd /root/qr-checkin && uname -m && make setup && eval \"\$ARM_RUN\"" pytest "$@"
+' test-arm "$ROOT" "$RUN" "$CACHE/keep-$ARCH" "$SRC" "$ARM_RUN" "${PYTEST_ARGS[@]}" 2>&1 | tee "$LOG"
 STATUS=${PIPESTATUS[0]}
 set -e
 ELAPSED=$((SECONDS - START))
