@@ -104,60 +104,66 @@ EOF
     mv "$root.new" "$root"
 }
 
-need_tools
-register_binfmt
-mkdir -p "$CACHE"
-ROOT=$CACHE/$SUITE-$ARCH
-build_root "$ROOT"
+# All of the run is in a function, read whole before it starts: an edit to this file during an hour's
+# run must not change what the rest of it does.
+main() {
+    need_tools
+    register_binfmt
+    mkdir -p "$CACHE"
+    ROOT=$CACHE/$SUITE-$ARCH
+    build_root "$ROOT"
 
-RUN=$CACHE/runs/$ARCH-$(date -u +%Y%m%dT%H%M%SZ)-$$
-LOG=$CACHE/test-$ARCH-$(date -u +%Y%m%dT%H%M%SZ).log
-mkdir -p "$RUN"/{upper,work,merged} "$CACHE/keep-$ARCH"/{pip,apt}
-cleanup() {
-    if [[ ${KEEP_RUN:-} == 1 ]]; then echo "test-arm: the run is kept in $RUN/upper"; else rm -rf "$RUN"; fi
+    RUN=$CACHE/runs/$ARCH-$(date -u +%Y%m%dT%H%M%SZ)-$$
+    LOG=$CACHE/test-$ARCH-$(date -u +%Y%m%dT%H%M%SZ).log
+    mkdir -p "$RUN"/{upper,work,merged} "$CACHE/keep-$ARCH"/{pip,apt}
+    cleanup() {
+        if [[ ${KEEP_RUN:-} == 1 ]]; then echo "test-arm: the run is kept in $RUN/upper"; else rm -rf "$RUN"; fi
+    }
+    trap cleanup EXIT
+
+    if [[ -n $(git -C "$SRC" status --porcelain --untracked-files=no) ]]; then
+        echo "test-arm: note: uncommitted changes in $SRC are not tested (the clone is of HEAD)"
+    fi
+    echo "test-arm: $ARCH, $(git -C "$SRC" log -1 --format='%h %s' | cut -c1-80)"
+
+    # Everything below runs in a mount namespace of its own: the overlay and the bind mounts vanish with it,
+    # whatever way the run ends. The host's CA bundle stands in for the root's, so pip and apt in the root
+    # trust what they trust here (a proxy with its own CA included).
+    START=$SECONDS
+    set +e
+    unshare --mount --uts --propagation private bash -euo pipefail -c '
+        root=$1 run=$2 keep=$3 src=$4 arm_run=$5; shift 5
+        m=$run/merged
+        mount -t overlay overlay -o "lowerdir=$root,upperdir=$run/upper,workdir=$run/work" "$m"
+        mount -t proc proc "$m/proc"
+        mount --rbind /sys "$m/sys"
+        mount --rbind /dev "$m/dev"
+        mount -t tmpfs tmpfs "$m/run"
+        mkdir -p "$m/root/.cache/pip"
+        mount --bind "$keep/pip" "$m/root/.cache/pip"
+        mount --bind "$keep/apt" "$m/var/cache/apt/archives"
+        cp -L /etc/resolv.conf "$m/etc/resolv.conf"
+        [[ -f /etc/ssl/certs/ca-certificates.crt ]] &&
+            mount --bind /etc/ssl/certs/ca-certificates.crt "$m/etc/ssl/certs/ca-certificates.crt"
+        hostname raspberrypi
+        git clone --quiet --no-hardlinks "$src" "$m/root/qr-checkin"
+        exec chroot "$m" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+            HOME=/root LANG=C.UTF-8 TERM=dumb PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+            PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 \
+            ${http_proxy:+http_proxy=$http_proxy} ${https_proxy:+https_proxy=$https_proxy} \
+            ${no_proxy:+no_proxy=$no_proxy} ARM_RUN="$arm_run" \
+            bash -c "cd /root/qr-checkin && uname -m && make setup && eval \"\$ARM_RUN\"" pytest "$@"
+    ' test-arm "$ROOT" "$RUN" "$CACHE/keep-$ARCH" "$SRC" "$ARM_RUN" "${PYTEST_ARGS[@]}" 2>&1 | tee "$LOG"
+    STATUS=${PIPESTATUS[0]}
+    set -e
+    ELAPSED=$((SECONDS - START))
+
+    SUMMARY=$(grep -E '(passed|failed|errors?|skipped|no tests ran).* in [0-9.]+s( \([0-9:]+\))?( =+)?$' "$LOG" |
+        tail -1 || true)
+    echo
+    echo "test-arm $ARCH: ${SUMMARY:-no pytest summary (setup failed?)}"
+    echo "test-arm $ARCH: exit $STATUS after $((ELAPSED / 60)) min $((ELAPSED % 60)) s; log $LOG"
+    exit "$STATUS"
 }
-trap cleanup EXIT
 
-if [[ -n $(git -C "$SRC" status --porcelain --untracked-files=no) ]]; then
-    echo "test-arm: note: uncommitted changes in $SRC are not tested (the clone is of HEAD)"
-fi
-echo "test-arm: $ARCH, $(git -C "$SRC" log -1 --format='%h %s' | cut -c1-80)"
-
-# Everything below runs in a mount namespace of its own: the overlay and the bind mounts vanish with it,
-# whatever way the run ends. The host's CA bundle stands in for the root's, so pip and apt in the root
-# trust what they trust here (a proxy with its own CA included).
-START=$SECONDS
-set +e
-unshare --mount --uts --propagation private bash -euo pipefail -c '
-    root=$1 run=$2 keep=$3 src=$4 arm_run=$5; shift 5
-    m=$run/merged
-    mount -t overlay overlay -o "lowerdir=$root,upperdir=$run/upper,workdir=$run/work" "$m"
-    mount -t proc proc "$m/proc"
-    mount --rbind /sys "$m/sys"
-    mount --rbind /dev "$m/dev"
-    mount -t tmpfs tmpfs "$m/run"
-    mkdir -p "$m/root/.cache/pip"
-    mount --bind "$keep/pip" "$m/root/.cache/pip"
-    mount --bind "$keep/apt" "$m/var/cache/apt/archives"
-    cp -L /etc/resolv.conf "$m/etc/resolv.conf"
-    [[ -f /etc/ssl/certs/ca-certificates.crt ]] &&
-        mount --bind /etc/ssl/certs/ca-certificates.crt "$m/etc/ssl/certs/ca-certificates.crt"
-    hostname raspberrypi
-    git clone --quiet --no-hardlinks "$src" "$m/root/qr-checkin"
-    exec chroot "$m" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        HOME=/root LANG=C.UTF-8 TERM=dumb PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
-        PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 \
-        ${http_proxy:+http_proxy=$http_proxy} ${https_proxy:+https_proxy=$https_proxy} \
-        ${no_proxy:+no_proxy=$no_proxy} ARM_RUN="$arm_run" \
-        bash -c "cd /root/qr-checkin && uname -m && make setup && eval \"\$ARM_RUN\"" pytest "$@"
-' test-arm "$ROOT" "$RUN" "$CACHE/keep-$ARCH" "$SRC" "$ARM_RUN" "${PYTEST_ARGS[@]}" 2>&1 | tee "$LOG"
-STATUS=${PIPESTATUS[0]}
-set -e
-ELAPSED=$((SECONDS - START))
-
-SUMMARY=$(grep -E '(passed|failed|errors?|skipped|no tests ran).* in [0-9.]+s( \([0-9:]+\))?( =+)?$' "$LOG" |
-    tail -1 || true)
-echo
-echo "test-arm $ARCH: ${SUMMARY:-no pytest summary (setup failed?)}"
-echo "test-arm $ARCH: exit $STATUS after $((ELAPSED / 60)) min $((ELAPSED % 60)) s; log $LOG"
-exit "$STATUS"
+main
