@@ -3,16 +3,29 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# The venv sees apt's packages (--system-site-packages) on a Raspberry Pi, for python3-picamera2, and
+# on 32-bit Arm, where numpy and PyNaCl come from apt (PyPI has no wheels for them there); SYSTEM_SITE=1
+# asks for it anywhere else, SYSTEM_SITE=0 never. Changing it re-makes the venv's configuration.
+ON_PI := $(shell grep -qas 'Raspberry Pi' /proc/device-tree/model && echo 1)
+ARM32 := $(filter armhf armel,$(shell dpkg --print-architecture 2>/dev/null))
+SYSTEM_SITE ?= $(if $(ON_PI)$(ARM32),1,0)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)-site$(SYSTEM_SITE)
 
-.PHONY: setup mosquitto run test lint bench chaos clean
+.PHONY: setup system-packages mosquitto run test test-arm lint bench chaos clean
 
 setup: $(STAMP) mosquitto
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# apt's part (when root): build tools, systemd-analyze and setuptools/wheel for the tests, numpy and
+# PyNaCl on 32-bit Arm; see scripts/system_packages.sh.
+system-packages:
+	@bash scripts/system_packages.sh --test --install
+
+$(STAMP): pyproject.toml | system-packages
+	$(PYTHON) -m venv $(if $(filter 1,$(SYSTEM_SITE)),--system-site-packages) $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	@# The chaos harness's clock jumps need libfaketime built for this CPU (the wheel's is x86-64).
+	@$(PY) -m bench.chaos --libfaketime || echo "make chaos will skip its clock jumps (see above)"
 	rm -f $(VENV)/.installed-* && touch $@
 
 # The tests start their own mosquitto on a free loopback port; it only has to be installed.
@@ -41,6 +54,12 @@ bench: setup
 
 chaos: setup
 	$(PY) -m bench.chaos
+
+# The suite on Arm, in a Debian bookworm root under qemu (root only, minutes to an hour; not part of
+# `make test`): ARCH=armhf for 32-bit Raspberry Pi OS, PYTEST_ARGS to choose tests.
+ARCH ?= arm64
+test-arm:
+	ARCH=$(ARCH) bash scripts/test_arm.sh $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

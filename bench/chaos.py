@@ -8,6 +8,8 @@ session there, the way a central consumer does. Scans arrive one at a time (peop
 visitor codes) while fault episodes follow each other, one at a time, in shuffled rounds so every class
 strikes once per round. The seed is printed; CHAOS_SEED replays the same faults and scans (their timing
 still varies with the machine). CHAOS_REPORT=<path> also writes the summary as JSON.
+`python -m bench.chaos --libfaketime` only finds (or builds, on a CPU the wheel's library is not for)
+the libfaketime the clock jumps preload, and prints its path (`make setup` does this).
 
 After CHAOS_SECONDS (and at least one full round) the faults stop, the backlog drains, the daemon is
 stopped and the invariants are judged; a summary table follows and the exit status is 1 if any
@@ -17,7 +19,8 @@ Honest limits: the disk-full class needs root (a tmpfs of our own, in a private 
 filled with a ballast file; without root SQLite's page limit cannot be reached from outside the
 daemon, so the class is skipped and the summary says so). Clock jumps move only the daemon's wall
 clock, through libfaketime preloaded into it (monotonic time is left alone, as a real NTP step does);
-where libfaketime cannot load, those classes (clock-jump, clock-step) are skipped likewise. The
+where libfaketime cannot load, those classes (clock-jump, clock-step) are skipped likewise (the wheel
+ships an x86-64 library and its source, which is built for any other CPU with gcc and make). The
 corrupt-page class finds an index page through SQLite's dbstat table and is skipped without it. The
 daemon has no test hooks.
 """
@@ -28,6 +31,7 @@ import contextlib
 import ctypes
 import datetime as dt
 import errno
+import importlib.metadata
 import importlib.util
 import json
 import math
@@ -35,6 +39,7 @@ import os
 import queue
 import random
 import secrets
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -76,11 +81,17 @@ RSS_EVERY_S = 1.0
 RSS_WARMUP_S = 5.0
 RSS_GROWTH_BOUND = 1.5
 RSS_PEAK_BOUND = 2.0
+# Samples taken past the warm-up that the memory verdict needs: a short run on a slow CPU (the smoke
+# test under emulation, daemon restarts taking seconds) keeps soaking until it has them.
+RSS_MIN_WARM = 6
 PRIVACY_EVERY_S = 30.0
 REPLUG_TIMEOUT_S = 10.0
 TMPFS_SIZE = "32m"
 # libfaketime re-reads its offset file at most this often: a jump is in force after it.
 CLOCK_CACHE_S = 1
+LIBFAKETIME = "libfaketime.so.1"
+# As the wheel's own build (its exported symbols say so): clocks and timers faked, file times and sleeps not.
+FAKETIME_CFLAGS = "-UFAKE_STAT -UFAKE_UTIME -UFAKE_SLEEP"
 JUMP_S = (30.0, 2 * 86400.0)
 # The daemon's default storage.max_age_days, and a day more: a step the old ageing dropped a backlog at.
 STEP_S = (21 + 1) * 86400.0
@@ -252,13 +263,71 @@ def fill(path: Path) -> int:
     return written
 
 
-def faketime(clock_file: Path) -> tuple[dict[str, str] | None, str | None]:
-    """The environment that preloads libfaketime (offset read from `clock_file`), once it proved it
-    moves the wall clock of a Python child and leaves monotonic time alone; else why not."""
+def elf_machine(path: Path) -> tuple[int, int] | None:
+    """The (word size, CPU) an ELF file was built for, from its header; None if it is not ELF."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(20)
+    except OSError:
+        return None
+    if len(head) < 20 or head[:4] != b"\x7fELF":
+        return None
+    return head[4], int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
+
+
+def libfaketime_source() -> Path | None:
+    """The libfaketime source tree the wheel ships (its x86-64 library beside it), if installed."""
     spec = importlib.util.find_spec("libfaketime")
     if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "vendor/libfaketime/src"
+
+
+def build_libfaketime(source: Path, dest: Path) -> str | None:
+    """Builds the library from `source` (flags as the wheel's) into `dest`; returns why not."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent) as work:
+        tree = Path(work) / "src"
+        shutil.copytree(source, tree, ignore=shutil.ignore_patterns("*.so*", "*.o"))
+        try:
+            done = subprocess.run(
+                ["make", "-C", str(tree), LIBFAKETIME, f"FAKETIME_COMPILE_CFLAGS={FAKETIME_CFLAGS}"],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"building libfaketime failed (needs gcc and make): {exc}"
+        if done.returncode != 0:
+            tail = (done.stderr.strip() or done.stdout.strip())[-200:]
+            return f"building libfaketime failed (needs gcc and make): {tail}"
+        # A rename, so that a concurrent run never loads a half-written library.
+        (tree / LIBFAKETIME).rename(dest)
+    return None
+
+
+def faketime_library() -> tuple[Path | None, str | None]:
+    """libfaketime for the CPU this interpreter runs on: the wheel's own library where it was built for
+    it (x86-64), else one built from the source the wheel ships, once, into the user's cache; else why
+    not. Debian's libfaketime is not used: it also fakes file times and sleeps, the wheel's build only
+    clocks and timers, and the two must behave alike."""
+    source = libfaketime_source()
+    if source is None:
         return None, "libfaketime is not installed (make setup installs it)"
-    lib = Path(next(iter(spec.submodule_search_locations))) / "vendor/libfaketime/src/libfaketime.so.1"
+    here = elf_machine(Path(sys.executable).resolve())
+    if here is None or elf_machine(source / LIBFAKETIME) == here:
+        return source / LIBFAKETIME, None
+    version = importlib.metadata.version("libfaketime")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qr-checkin"
+    built = cache / f"libfaketime-{version}-elf{here[0]}-{here[1]}" / LIBFAKETIME
+    if elf_machine(built) != here and (reason := build_libfaketime(source, built)):
+        return None, f"the wheel's libfaketime is for another CPU and {reason}"
+    return built, None
+
+
+def faketime(clock_file: Path, lib: Path) -> tuple[dict[str, str] | None, str | None]:
+    """The environment that preloads `lib` (offset read from `clock_file`), once it proved it moves the
+    wall clock of a Python child and leaves monotonic time alone; else why not."""
     env = {
         "LD_PRELOAD": str(lib),
         "FAKETIME_TIMESTAMP_FILE": str(clock_file),
@@ -388,7 +457,8 @@ class Chaos:
         self.storage = disk / "state"
         self.ballast = disk / "ballast"
         self.clock_file = self.tmp / "clock-offset"
-        self.faketime_env, reason = faketime(self.clock_file)
+        lib, reason = faketime_library()
+        self.faketime_env, reason = faketime(self.clock_file, lib) if lib else (None, reason)
         if reason:
             self.skipped["clock-jump"] = self.skipped["clock-step"] = reason
         if reason := dbstat_missing():
@@ -475,7 +545,8 @@ class Chaos:
         while True:
             now = time.monotonic()
             every_class = all(self.injected[f.name] for f in enabled)
-            if self.active is None and ((now >= end and every_class) or now >= hard_end):
+            judged = every_class and len(self.warm_rss()) >= RSS_MIN_WARM
+            if self.active is None and ((now >= end and judged) or now >= hard_end):
                 break
             if now >= next_at:
                 if self.active is None:
@@ -830,11 +901,15 @@ class Chaos:
             f" within {ANSWER_TIMEOUT_S:.0f} s ({self.late_answers} answered later)",
         )
 
+    def warm_rss(self) -> list[tuple[int, float]]:
+        """(run, MB) of the samples past each run's warm-up. A short run shrinks the warm-up with its
+        episodes: three restarting classes a round leave runs of a few seconds, past the imports (done
+        before "ready") though."""
+        return [(run, mb) for run, age, mb in self.rss if age >= RSS_WARMUP_S * self.scale]
+
     def _memory(self) -> Verdict:
-        # A short run shrinks the warm-up with its episodes: three restarting classes a round leave
-        # runs of a few seconds, past the imports (done before "ready") though.
-        warm = [(run, mb) for run, age, mb in self.rss if age >= RSS_WARMUP_S * self.scale]
-        if len(warm) < 6:
+        warm = self.warm_rss()
+        if len(warm) < RSS_MIN_WARM:
             return Verdict("daemon memory bounded", False, f"only {len(warm)} warm RSS samples: run longer")
         early = statistics.median(mb for _, mb in warm[:3])
         peak = max(mb for _, mb in warm)
@@ -901,7 +976,14 @@ class Chaos:
         return sum(1 for offset in self.jumps if offset in seen)
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    if argv == ["--libfaketime"]:
+        lib, reason = faketime_library()
+        print(f"libfaketime: {lib or reason}", flush=True)
+        return 0 if lib else 1
+    if argv:
+        print("usage: python -m bench.chaos [--libfaketime]  (CHAOS_SECONDS, CHAOS_SEED, CHAOS_REPORT)")
+        return 2
     seconds = float(os.environ.get("CHAOS_SECONDS") or DEFAULT_SECONDS)
     seed = int(os.environ.get("CHAOS_SEED") or secrets.randbelow(2**31))
     print(f"chaos: seed {seed} (CHAOS_SEED={seed} replays it), {seconds:.0f} s of faults", flush=True)
@@ -964,4 +1046,4 @@ def summarise(chaos: Chaos, report: str | None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

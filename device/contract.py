@@ -109,9 +109,15 @@ _TOPIC_SAFE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _ISO_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def iso_utc(ts: float) -> str:
-    """The contract's time format: UTC, ISO 8601, milliseconds, `Z` (2026-12-01T21:11:38.123Z)."""
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The contract's time format: UTC, ISO 8601, milliseconds, `Z` (2026-12-01T21:11:38.123Z).
+
+    Counted on from the epoch rather than through the C library: where time_t is 32 bits (32-bit
+    Raspberry Pi OS Bookworm), datetime.fromtimestamp refuses every moment after 2038-01-19 03:14:07."""
+    return (_EPOCH + dt.timedelta(seconds=ts)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_iso_utc(text: str) -> dt.datetime:

@@ -4,14 +4,15 @@
 #   scripts/install.sh [--root DIR] [--extras LIST] [--python PYTHON]
 #
 # Safe to run again (upgrades the program, keeps configuration and state). Steps: the system user
-# qr-checkin in the groups gpio, input, video and dialout; a venv in /opt/qr-checkin/venv that sees
-# apt's python3-picamera2 (--system-site-packages); the project installed into it (with the `pi` extra
-# on a Raspberry Pi); /etc/qr-checkin (root:qr-checkin 0750, files 0640) and /var/lib/qr-checkin
+# qr-checkin in the groups gpio, input, video and dialout; the apt packages pip's builds need (and on
+# 32-bit Arm apt's numpy and PyNaCl: scripts/system_packages.sh); a venv in /opt/qr-checkin/venv that
+# sees apt's python3-picamera2 (--system-site-packages); the project installed into it (with the `pi`
+# extra on a Raspberry Pi); /etc/qr-checkin (root:qr-checkin 0750, files 0640) and /var/lib/qr-checkin
 # (qr-checkin 0750); the unit and the udev rules; daemon-reload, enable, and a (re)start once
 # /etc/qr-checkin/device.toml exists.
 #
-# --root DIR installs into DIR as if it were / (tests, image builds): no user, no chown, no systemctl,
-# no udevadm. pip honours PIP_* variables (PIP_NO_INDEX, PIP_NO_DEPS, ...) for offline installs.
+# --root DIR installs into DIR as if it were / (tests, image builds): no user, no apt, no chown, no
+# systemctl, no udevadm. pip honours PIP_* variables (PIP_NO_INDEX, PIP_NO_DEPS, ...) for offline installs.
 set -euo pipefail
 
 SERVICE=qr-checkin
@@ -38,7 +39,7 @@ done
 if [[ -n "$ROOT" ]]; then
     mkdir -p "$ROOT"
     ROOT=$(cd "$ROOT" && pwd)
-    echo "installing into $ROOT: skipping the user, ownership, systemctl and udevadm"
+    echo "installing into $ROOT: skipping the user, apt, ownership, systemctl and udevadm"
 elif [[ $EUID -ne 0 ]]; then
     echo "install.sh: run as root (sudo make install), or with --root DIR" >&2
     exit 1
@@ -76,6 +77,13 @@ find "$ETC" -mindepth 1 -type d -exec chmod 0750 {} +
 if [[ -z "$ROOT" ]]; then
     chown -R root:"$SERVICE" "$ETC"
     chown "$SERVICE:$SERVICE" "$STATE"
+fi
+
+if [[ -z "$ROOT" ]]; then
+    # Build tools for what pip compiles (evdev everywhere); on 32-bit Arm also apt's numpy and PyNaCl,
+    # which the venv below sees: PyPI has no wheels for them there and numpy compiles for an hour.
+    step "system packages (apt)"
+    bash "$SRC/scripts/system_packages.sh" --install
 fi
 
 step "virtual environment $VENV (with system site packages, for apt's python3-picamera2)"

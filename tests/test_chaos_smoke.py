@@ -1,5 +1,6 @@
 """The chaos harness itself works: a short soak with a fixed seed against the real daemon and a real
-mosquitto injects every fault class (or says why it cannot here), judges every invariant, and passes.
+mosquitto injects every fault class (disk-full only where it can mount), judges every invariant, and
+passes.
 
 A subprocess, because the harness enters a mount namespace of its own for the disk-full tmpfs."""
 
@@ -13,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos import FAULTS
+from bench.chaos import (
+    FAULTS,
+    LIBFAKETIME,
+    build_libfaketime,
+    elf_machine,
+    faketime,
+    libfaketime_source,
+)
 from tests.support.daemon import ROOT
 
 CAP_SYS_ADMIN = 21
@@ -56,8 +64,37 @@ def test_a_short_soak_injects_every_fault_class_and_holds_every_invariant(tmp_pa
     assert all(reason for reason in summary["skipped"].values())
     if can_mount():
         assert "disk-full" in summary["faults"], summary["skipped"]
+    # libfaketime is a test dependency and its wheel ships the source the harness builds for any CPU its
+    # library is not for: a clock-jump class skipped here is a fault class gone untested, not a limit.
+    assert "clock-jump" in summary["faults"], summary["skipped"]
     assert set(summary["invariants"]) == INVARIANTS
     assert all(v["held"] for v in summary["invariants"].values()), summary["invariants"]
     # The table a person reads names every class and every invariant too.
     for name in [f.name for f in FAULTS] + sorted(INVARIANTS):
         assert f"| {name} " in done.stdout, name
+
+
+def test_libfaketime_builds_from_the_source_its_wheel_ships_and_moves_only_the_wall_clock(
+    tmp_path: Path,
+) -> None:
+    """What the harness does on a CPU the wheel's library is not for (any Arm), done here too."""
+    source = libfaketime_source()
+    assert source is not None, "libfaketime is a test dependency: make setup"
+    lib = tmp_path / "built" / LIBFAKETIME
+    assert build_libfaketime(source, lib) is None
+    assert elf_machine(lib) == elf_machine(Path(sys.executable).resolve())
+    assert sorted(p.name for p in lib.parent.iterdir()) == [LIBFAKETIME], "no build tree left behind"
+    env, reason = faketime(tmp_path / "clock-offset", lib)
+    assert reason is None and env is not None and env["LD_PRELOAD"] == str(lib)
+
+
+def test_a_library_for_another_cpu_is_told_apart(tmp_path: Path) -> None:
+    ours = elf_machine(Path(sys.executable).resolve())
+    assert ours is not None
+    word, cpu = ours
+    other = bytearray((Path(sys.executable).resolve()).read_bytes()[:64])
+    other[18:20] = (cpu ^ 0xFF).to_bytes(2, "little" if other[5] == 1 else "big")
+    (tmp_path / "other.so").write_bytes(bytes(other))
+    assert elf_machine(tmp_path / "other.so") == (word, cpu ^ 0xFF)
+    (tmp_path / "script").write_text("#!/bin/sh\n")
+    assert elf_machine(tmp_path / "script") is None

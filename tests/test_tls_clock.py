@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos import CLOCK_CACHE_S, faketime
+from bench.chaos import CLOCK_CACHE_S, faketime, faketime_library
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.payloads import other_codes
@@ -26,7 +26,8 @@ from tests.support.tls import make_pki
 
 def test_a_clock_behind_the_certificate_buffers_until_it_is_right(tmp_path: Path) -> None:
     clock_file = tmp_path / "clock-offset"
-    env, why_not = faketime(clock_file)
+    lib, why_not = faketime_library()
+    env, why_not = faketime(clock_file, lib) if lib else (None, why_not)
     if env is None:
         pytest.skip(why_not or "libfaketime unavailable")
     pki = make_pki(tmp_path / "pki")
