@@ -82,6 +82,17 @@ def condition_for(kind: str, rng: random.Random) -> Condition:
         return Condition(module_px=rng.uniform(1.4, 2.4), angle_deg=angle, blur_sigma=0.5)
     if kind == "clutter":
         return Condition(module_px=rng.uniform(3.5, 5), angle_deg=angle, clutter=40, blur_sigma=0.6)
+    if kind == "camera":
+        # Everything at once, each in a mild dose: what a door camera sees of a card held up by a hand.
+        return Condition(
+            module_px=rng.uniform(2, 6),
+            angle_deg=rng.uniform(0, 360),
+            tilt=rng.uniform(0, 0.35),
+            blur_sigma=rng.uniform(0.3, 1.4),
+            noise_sigma=rng.uniform(3, 16),
+            contrast=rng.uniform(30, 200),
+            clutter=rng.randrange(6, 40),
+        )
     raise ValueError(f"unknown condition {kind!r}; known: {', '.join(CONDITIONS)}")
 
 
