@@ -24,6 +24,7 @@ decode with valid Reed-Solomon check codes are returned: no pass ever guesses.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -170,14 +171,18 @@ class Stats:
 
     window_s: float = 60.0
     _frames: deque[tuple[float, float, bool]] = field(default_factory=deque)
+    # Frames are added by the decode thread, the snapshot is read by the event loop.
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, at: float, ms: float, escalated: bool) -> None:
-        self._frames.append((at, ms, escalated))
-        while self._frames and self._frames[0][0] < at - self.window_s:
-            self._frames.popleft()
+        with self._lock:
+            self._frames.append((at, ms, escalated))
+            while self._frames and self._frames[0][0] < at - self.window_s:
+                self._frames.popleft()
 
     def snapshot(self) -> dict[str, float]:
-        frames = list(self._frames)
+        with self._lock:
+            frames = list(self._frames)
         if not frames:
             return {"frames_per_s": 0.0, "decode_p99_ms": 0.0, "escalated_share": 0.0}
         span = frames[-1][0] - frames[0][0]
