@@ -222,6 +222,8 @@ class Cascade:
         self._evidence: list[_Evidence] = []
         self._next = 0
         self._winner: Pass | None = None
+        # The winner was a whole-frame probe (run again on the whole frame), not a pass on crops.
+        self._winner_whole = False
         self._probe_next = 0
         self._probe_bank = 0.0
 
@@ -279,18 +281,19 @@ class Cascade:
             order = [self._winner, *(p for p in order if p is not self._winner)]
         seen: list[Region] = []
         for n, p in enumerate(order):
+            whole = p is self._winner and self._winner_whole
             spent = (self._clock() - start) * 1000
             # An upscaled pass reads about four times the crop (2x, the usual factor).
-            pixels = crop_px * (4 if p.upscaled else 1)
+            pixels = gray.size if whole else crop_px * (4 if p.upscaled else 1)
             if n > 0 and spent + self._predicted_ms(p, pixels) > budget:
                 break
             if p is not self._winner:
                 self._next = (self.passes.index(p) + 1) % len(self.passes)
-            for region in regions:
+            for region in [None] if whole else regions:
                 found, more = self._timed(p, gray, region)
                 seen += more
                 if found:
-                    self._winner = p
+                    self._winner, self._winner_whole = p, whole
                     return found, seen
             if p is self._winner:
                 self._winner = None  # it no longer reads this code: back to the cycle
@@ -311,8 +314,8 @@ class Cascade:
         self._probe_bank = max(-bank_cap, self._probe_bank - (self._clock() - t0) * 1000)
         self._probe_next = (self._probe_next + 1) % len(self.probes)
         if found:
-            # The same look on a crop goes first on the next frames, for the confirming read.
-            self._winner = next((q for q in self.passes if q.name == p.name), None)
+            # The same whole-frame look goes first on the next frames, for the confirming read.
+            self._winner, self._winner_whole = p, True
         return found, seen, p.name if found else None
 
 

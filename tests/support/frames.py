@@ -256,3 +256,22 @@ def plain_texts(gray: np.ndarray) -> list[str]:
         text_mode=zxingcpp.TextMode.Plain,
     )
     return [b.text for b in barcodes]
+
+
+class TickClock:
+    """A decoder clock that advances `tick_ms` at every reading: every pass then costs the same few
+    ticks whatever the machine's load, so budgets decide deterministically (no wall-clock in tests)."""
+
+    def __init__(self, tick_ms: float = 0.5) -> None:
+        self.now = 0.0
+        self.tick = tick_ms / 1000
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+@functools.cache
+def door_frames(count: int = 120, seed: int = 15) -> tuple[LabeledFrame, ...]:
+    """The issue's kind of frame: every degradation at once (condition "camera"); cached per process."""
+    return tuple(camera_frames(count, seed=seed, kinds=("camera",)))
