@@ -157,7 +157,7 @@ class CameraSourceSettings(Section):
     escalation_share: float = Field(1.0, ge=0, le=10)
     # Frames with no evidence of a code spend on average this share of the cheap pass's time on
     # whole-frame probes (denoised, inverted, other binarizer); 0 turns probing off.
-    probe_share: float = Field(0.5, ge=0, le=2)
+    probe_share: float = Field(0.75, ge=0, le=2)
     # Longest exposure, so a card moving past the camera is not smeared (see the README); None: the
     # camera's own auto exposure decides.
     max_exposure_ms: float | None = Field(5.0, gt=0)

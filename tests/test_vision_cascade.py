@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from device.vision.cascade import PASSES, Cascade, Held, hold
+from device.vision.cascade import PASSES, Cascade, Held, hold, locate
+from device.vision.decoder import Region
 from device.vision.presence import Presence
 from tests.support.frames import (
     LabeledFrame,
@@ -129,3 +130,15 @@ def test_bad_frames_and_settings_are_refused() -> None:
         Cascade().decode(np.zeros((48, 64, 3), np.uint8), 0.0)
     with pytest.raises(ValueError, match=">= 0"):
         Cascade(probe_share=-1)
+
+
+def test_the_texture_cue_finds_the_code_in_most_frames_and_nothing_in_a_flat_one(
+    frames: tuple[LabeledFrame, ...],
+) -> None:
+    found = [locate(f.image) for f in frames]
+    on_code = [
+        r is not None and f.box is not None and r.overlaps(Region(*f.box))
+        for r, f in zip(found, frames, strict=True)
+    ]
+    assert sum(on_code) >= 0.85 * len(frames)
+    assert locate(np.full((480, 640), 90, np.uint8)) is None
