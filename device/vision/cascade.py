@@ -407,8 +407,16 @@ class Held:
         return next((d.step for d in self.frames if d.step), None)
 
 
-def hold(gray: np.ndarray, fps: float, cascade: Cascade, presence: Presence, seconds: float = 1.0) -> Held:
-    """Feeds the same image as every frame of `seconds` at `fps`, through decode and debounce."""
+def hold(
+    gray: np.ndarray,
+    fps: float,
+    cascade: Cascade,
+    presence: Presence,
+    seconds: float = 1.0,
+    until_scan: bool = False,
+) -> Held:
+    """Feeds the same image as every frame of `seconds` at `fps`, through decode and debounce;
+    `until_scan`: stop at the first scan (when only whether it reads matters)."""
     scans: list[str] = []
     frames: list[Decoded] = []
     for n in range(max(1, round(seconds * fps))):
@@ -416,4 +424,6 @@ def hold(gray: np.ndarray, fps: float, cascade: Cascade, presence: Presence, sec
         decoded = cascade.decode(gray, at, presence.hints(at))
         frames.append(decoded)
         scans += presence.observe(at, decoded.found, decoded.undecoded)
+        if until_scan and scans:
+            break
     return Held(scans, frames)
