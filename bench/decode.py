@@ -332,7 +332,7 @@ def load(quick: bool) -> dict[str, list[Item]]:
         sets[photo_set] = [Item(c.name, photo_gray(c), c.text, c.expected_is_wrong) for c in cases]
     sets["door"] = [
         Item(f"seed {f.seed}", f.image, f.text, condition=f.condition)
-        for f in door_frames()[: 24 if quick else 120]
+        for f in door_frames(24 if quick else 120)
     ]
     sets["camera-like"] = [
         Item(f"seed {f.seed}", f.image, f.text, condition=f.condition)
