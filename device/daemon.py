@@ -478,6 +478,10 @@ class Daemon:
             "storage_fault": self._storage_fault,
             "audit_lost": self.audit.lost,
         }
+        # The camera's decode figures (frames/s, decode p99, share escalated), when a camera is configured.
+        for src in self.sources:
+            if (vision_stats := getattr(src, "vision_stats", None)) is not None:
+                self._snapshot["camera"] = vision_stats()
 
     def _slowest_answer_ms(self) -> float:
         while self._answers and self._answers[0][0] < time.monotonic() - ANSWER_WINDOW_S:

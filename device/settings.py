@@ -167,8 +167,19 @@ class CameraSourceSettings(Section):
     rearm_s: float = Field(2.0, ge=0)
     # Frames a code must decode in before it is a scan: one frame's misread never becomes a check-in.
     confirm_reads: int = Field(2, ge=1, le=5)
-    # Per-frame time for escalation (crops, other binarizer, upscaling) after the cheap decode pass.
+    # Per-frame time for escalation (crops, other binarizer, upscaling) after the cheap decode pass:
+    # a cap in milliseconds, and the share of the cheap pass's own measured time (a frame with a code
+    # then costs at most ~1 + share cheap passes, whatever the machine).
     decode_budget_ms: float = Field(40.0, gt=0)
+    escalation_share: float = Field(1.0, ge=0, le=10)
+    # Frames with no evidence of a code spend on average this share of the cheap pass's time on
+    # whole-frame probes (denoised, inverted, other binarizer); 0 turns probing off.
+    probe_share: float = Field(0.75, ge=0, le=2)
+    # Longest exposure, so a card moving past the camera is not smeared (see the README); None: the
+    # camera's own auto exposure decides.
+    max_exposure_ms: float | None = Field(5.0, gt=0)
+    # Part of the view to decode: x, y, width, height as fractions of the full frame (None: all of it).
+    roi: tuple[float, float, float, float] | None = None
     # Restart autofocus when a code has been in view this long without decoding (continuous AF sticks).
     refocus_after_s: float = Field(1.0, gt=0)
     direction: Literal["in", "out"] | None = None
@@ -177,6 +188,13 @@ class CameraSourceSettings(Section):
     def _files_need_a_path(self) -> CameraSourceSettings:
         if self.backend == "files" and self.path is None:
             raise ValueError("scanner.camera.backend = 'files' needs scanner.camera.path")
+        if self.roi is not None:
+            x, y, w, h = self.roi
+            if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 - x and 0 < h <= 1 - y):
+                raise ValueError(
+                    f"scanner.camera.roi = {list(self.roi)} is not inside the frame: give [x, y, width,"
+                    " height] as fractions, e.g. [0.25, 0.5, 0.5, 0.5] for the lower middle"
+                )
         return self
 
 

@@ -13,12 +13,17 @@ import pytest
 from PIL import Image
 
 from device.errors import ConfigError, SourceUnavailable
+from device.label import format_label
 from device.scan import Scan
 from device.settings import CameraSourceSettings, load_settings
 from device.sources import camera as camera_module
 from device.sources.camera import CameraSource
 from device.vision.frames import Frame
+from tests.support.daemon import DaemonProcess, write_config
 from tests.support.frames import Condition, render
+from tests.support.mosquitto import Mosquitto
+from tests.support.schema import validate_status
+from tests.support.subscriber import Subscriber
 
 FPS = 50.0
 A = "001090999901||Nguyễn Văn A|01011990|Nam|Số 1 Đường Thử Nghiệm, Phường Mẫu, Hà Nội|01072021"
@@ -191,3 +196,38 @@ def test_a_frame_the_decoder_refuses_is_skipped_not_fatal(
     scans = _first_scans(CameraSource(CameraSourceSettings(backend="picamera2")), 1)
     assert [s.text for s in scans] == [B]
     assert "frame skipped: a frame must be a 2-D uint8 grey image" in caplog.text
+
+
+@pytest.mark.slow
+def test_the_daemons_status_carries_the_cameras_decode_figures(tmp_path: Path, broker: Mosquitto) -> None:
+    # A replay long enough to still run when the status is asked for: 10 s of frames at 20 fps.
+    _replay(tmp_path / "frames", [None] * 20 + [B] * 10 + [None] * 170)
+    config = write_config(
+        tmp_path / "device.toml",
+        port=broker.port,
+        storage=tmp_path / "state",
+        scanner={"sources": ["stdin", "camera"]},
+        extra=f'[scanner.camera]\nbackend = "files"\npath = "{tmp_path / "frames"}"\nmax_fps = 20\n',
+    )
+    subscriber = Subscriber(broker.port)
+    daemon = DaemonProcess(config).start()
+    try:
+        daemon.wait_log("connected to broker")
+        assert daemon.next_decision()["feedback"] == "accepted", "the held card became one check-in"
+        time.sleep(1.5)  # the status snapshot is refreshed every second
+        # Any label asks the device to publish its status at once (a provisioning check).
+        daemon.send(format_label("another-device", "GATE-9", "0" * 12))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+            "provisioning_check" in s for s in subscriber.statuses()
+        ):
+            time.sleep(0.05)
+    finally:
+        daemon.stop()
+        subscriber.close()
+    (status,) = [s for s in subscriber.statuses() if "provisioning_check" in s]
+    validate_status(status)
+    camera = status["camera"]
+    assert set(camera) == {"frames_per_s", "decode_p99_ms", "escalated_share", "frames_dropped"}
+    assert camera["frames_per_s"] > 0 and camera["decode_p99_ms"] > 0
+    assert 0 <= camera["escalated_share"] <= 1

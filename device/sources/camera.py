@@ -1,7 +1,8 @@
 """The camera as a scan source: frames in, one Scan per code shown.
 
-One worker thread takes the newest frame, decodes it (zxing-cpp releases the GIL, so the event loop
-keeps running) and feeds the presence debounce; the event loop only yields what comes out. A lost or
+One worker thread takes the newest frame, decodes it through the cascade (device/vision/cascade.py;
+zxing-cpp releases the GIL, so the event loop keeps running) and feeds the presence debounce; the event
+loop only yields what comes out. A lost or
 missing camera is reopened with a growing pause; a replay (backend "files") ends the iteration when
 its last frame is done.
 """
@@ -17,7 +18,7 @@ from device.errors import SourceError
 from device.scan import Scan
 from device.settings import CameraSourceSettings
 from device.sources import SourceState
-from device.vision.decoder import Decoder
+from device.vision.cascade import Cascade
 from device.vision.frames import FrameSource, NewestFrame, open_frames, reader_name
 from device.vision.presence import Presence, Refocus
 
@@ -29,6 +30,14 @@ RETRY_MIN_S = 0.5
 RETRY_MAX_S = 30.0
 
 
+def cascade_for(settings: CameraSourceSettings) -> Cascade:
+    return Cascade(
+        escalation_share=settings.escalation_share,
+        probe_share=settings.probe_share,
+        budget_ms=settings.decode_budget_ms,
+    )
+
+
 class CameraSource:
     kind = "camera"
 
@@ -36,7 +45,7 @@ class CameraSource:
         self._settings = settings
         self._reader = reader_name(settings)
         self._state: SourceState = "disconnected"
-        self._decoder = Decoder(budget_ms=settings.decode_budget_ms)
+        self._cascade = cascade_for(settings)
         self._presence = Presence(settings.rearm_s, settings.confirm_reads)
         self._refocus = Refocus(settings.refocus_after_s)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="camera-decode")
@@ -47,6 +56,10 @@ class CameraSource:
     @property
     def state(self) -> dict[str, SourceState]:
         return {self._reader: self._state}
+
+    def vision_stats(self) -> dict[str, float]:
+        """For the status: frames/s, decode time p99 and the share of frames escalated, last minute."""
+        return {**self._cascade.stats.snapshot(), "frames_dropped": self.frames_dropped}
 
     @property
     def frames_dropped(self) -> int:
@@ -108,7 +121,7 @@ class CameraSource:
             return []
         self._state = "connected"
         try:
-            decoded = self._decoder.decode(frame.gray, self._presence.hints(frame.at))
+            decoded = self._cascade.decode(frame.gray, frame.at, self._presence.hints(frame.at))
         except (ValueError, RuntimeError) as exc:  # one odd frame must not stop the camera
             log.warning("camera %s: frame skipped: %s", self._reader, exc)
             return []

@@ -116,7 +116,7 @@ def region_of(barcode: zxingcpp.Barcode, scale: float = 1.0, dx: float = 0.0, dy
     return Region(min(xs), min(ys), max(xs), max(ys), module_px)
 
 
-def _located(barcode: zxingcpp.Barcode) -> bool:
+def located(barcode: zxingcpp.Barcode) -> bool:
     p = barcode.position
     return (p.bottom_right.x - p.top_left.x) != 0 or (p.bottom_right.y - p.top_left.y) != 0
 
@@ -186,7 +186,7 @@ def upscale_step(c: Crop) -> list[tuple[zxingcpp.Barcode, Region]]:
 STEPS: dict[str, Step] = {"histogram": histogram_step, "upscale": upscale_step}
 
 
-def _distinct(regions: Sequence[Region]) -> list[Region]:
+def distinct(regions: Sequence[Region]) -> list[Region]:
     kept: list[Region] = []
     for r in regions:
         if not any(r.center_inside(k) or k.center_inside(r) for k in kept):
@@ -219,12 +219,12 @@ class Decoder:
         if not symbols and not hints:  # the common case, an empty frame: nothing more to do
             return Decoded((), (), None, (self._clock() - start) * 1000)
         found = [Found(b.text, region_of(b)) for b in symbols if b.valid]
-        undecoded = [region_of(b) for b in symbols if not b.valid and _located(b)]
-        undecoded = [r for r in _distinct(undecoded) if not any(r.overlaps(f.region) for f in found)]
+        undecoded = [region_of(b) for b in symbols if not b.valid and located(b)]
+        undecoded = [r for r in distinct(undecoded) if not any(r.overlaps(f.region) for f in found)]
         step = "cheap" if found else None
         if not found and self.steps:
             # Evidence in this frame first: it is where the code is now; hints say where it was.
-            candidates = _distinct([*undecoded, *hints])[:MAX_REGIONS]
+            candidates = distinct([*undecoded, *hints])[:MAX_REGIONS]
             found, step, undecoded = self._escalate(gray, candidates, undecoded, start)
         ms = (self._clock() - start) * 1000
         return Decoded(tuple(found), tuple(undecoded), step, ms)

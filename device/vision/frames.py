@@ -66,6 +66,20 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
+Roi = tuple[float, float, float, float]
+# The exposure cap is released once the sensor's gain is back at its floor (bright light).
+GAIN_FLOOR = 1.05
+
+
+def roi_view(gray: np.ndarray, roi: Roi | None) -> np.ndarray:
+    """The region of interest (fractions x, y, width, height) of a frame, as a view: no copy."""
+    if roi is None:
+        return gray
+    h, w = gray.shape
+    x, y, rw, rh = roi
+    return gray[round(y * h) : round((y + rh) * h), round(x * w) : round((x + rw) * w)]
+
+
 def load_gray(path: Path) -> np.ndarray:
     """An image file as a 2-D uint8 grey array (colour is converted here: files are not the camera)."""
     try:
@@ -101,7 +115,9 @@ class FileFrames:
         max_fps: float,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        roi: Roi | None = None,
     ) -> None:
+        self._roi = roi
         if not path.exists():
             raise SourceUnavailable(f"{path}: no such file or folder")
         if path.is_dir():
@@ -138,7 +154,7 @@ class FileFrames:
             due = start + i * self._period
             if (delay := due - self._clock()) > 0:
                 self._sleep(delay)
-            yield Frame(gray, due)
+            yield Frame(roi_view(gray, self._roi), due)
 
     def focus(self) -> None:
         pass
@@ -175,8 +191,9 @@ class OpenCvFrames:
 
     live = True
 
-    def __init__(self, index: int, width: int, height: int, max_fps: float) -> None:
+    def __init__(self, index: int, width: int, height: int, max_fps: float, roi: Roi | None = None) -> None:
         self._cv2 = cv2 = _import_cv2()
+        self._roi = roi
         self.name = f"video{index}"
         self._cap = cv2.VideoCapture(index, cv2.CAP_V4L2)
         if not self._cap.isOpened():
@@ -199,7 +216,8 @@ class OpenCvFrames:
             if now - last < self._period:
                 continue
             last = now
-            yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr, now)
+            gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
+            yield Frame(roi_view(gray, self._roi), now)
 
     def focus(self) -> None:
         pass
@@ -209,11 +227,29 @@ class OpenCvFrames:
 
 
 class Picamera2Frames:
-    """The Pi camera: lores YUV420 stream, Y plane as a view, sensor frame duration fixed at max_fps."""
+    """The Pi camera: lores YUV420 stream, Y plane as a view, sensor frame duration fixed at max_fps.
+
+    - Autofocus (Camera Module 3): continuous, restarted by `focus()` when a code stays unreadable.
+    - Exposure cap: the RPi auto-exposure keeps a fixed shutter when `ExposureTime` is set and goes on
+      adjusting the gain. Whenever it wants a longer exposure than the cap, the shutter is fixed at the
+      cap (the gain makes up the light); when the gain is back at its floor (bright light), the shutter
+      is handed back to auto exposure, which may then choose anything shorter.
+    - Region of interest: the ISP's `ScalerCrop`, so the lores stream is the region at full detail
+      rather than a crop of a downscaled view.
+    """
 
     live = True
 
-    def __init__(self, index: int, width: int, height: int, max_fps: float, autofocus: bool) -> None:
+    def __init__(
+        self,
+        index: int,
+        width: int,
+        height: int,
+        max_fps: float,
+        autofocus: bool,
+        max_exposure_ms: float | None = None,
+        roi: Roi | None = None,
+    ) -> None:
         try:
             from libcamera import controls
             from picamera2 import Picamera2
@@ -226,6 +262,17 @@ class Picamera2Frames:
         except (IndexError, RuntimeError) as exc:
             raise SourceUnavailable(f"{self.name}: no such camera ({exc})") from exc
         frame_us = int(1_000_000 / max_fps)
+        start_controls: dict[str, Any] = {"FrameDurationLimits": (frame_us, frame_us)}
+        if roi is not None:
+            # ScalerCrop is in sensor pixels, within the largest crop the sensor mode allows.
+            x0, y0, full_w, full_h = self._cam.camera_properties["ScalerCropMaximum"]
+            x, y, w, h = roi
+            start_controls["ScalerCrop"] = (
+                x0 + round(x * full_w),
+                y0 + round(y * full_h),
+                round(w * full_w),
+                round(h * full_h),
+            )
         # The lores output is the ISP's second scaler; main is kept at the same small size so no
         # full-resolution buffer is filled for nothing. queue=False: a capture is never an old frame.
         config = self._cam.create_video_configuration(
@@ -233,20 +280,27 @@ class Picamera2Frames:
             lores={"size": (width, height), "format": "YUV420"},
             buffer_count=4,
             queue=False,
-            controls={"FrameDurationLimits": (frame_us, frame_us)},
+            controls=start_controls,
         )
         self._cam.configure(config)
         self._af_modes = controls.AfModeEnum
         self._has_af = autofocus and "AfMode" in self._cam.camera_controls
         if self._has_af:
             self._cam.set_controls({"AfMode": controls.AfModeEnum.Continuous})
+        self._cap_us = None if max_exposure_ms is None else int(max_exposure_ms * 1000)
+        self.exposure_capped = False
         self._resume_af = False
         self._cam.start()
 
     def frames(self) -> Iterator[Frame]:
         while True:
             try:
-                yuv = self._cam.capture_array("lores")
+                request = self._cam.capture_request()
+                try:
+                    yuv = request.make_array("lores")
+                    metadata = request.get_metadata()
+                finally:
+                    request.release()
             except Exception as exc:  # libcamera reports a lost camera as assorted runtime errors
                 raise SourceUnavailable(f"{self.name}: capture failed: {exc}") from exc
             now = time.monotonic()
@@ -254,7 +308,19 @@ class Picamera2Frames:
                 # Second half of the refocus toggle, one request after the first (see focus()).
                 self._cam.set_controls({"AfMode": self._af_modes.Continuous})
                 self._resume_af = False
+            self._cap_exposure(metadata)
             yield Frame(yuv[: self._height, : self._width], now)
+
+    def _cap_exposure(self, metadata: dict[str, Any]) -> None:
+        if self._cap_us is None:
+            return
+        exposure, gain = metadata.get("ExposureTime"), metadata.get("AnalogueGain")
+        if not self.exposure_capped and exposure is not None and exposure > self._cap_us:
+            self._cam.set_controls({"ExposureTime": self._cap_us})
+            self.exposure_capped = True
+        elif self.exposure_capped and gain is not None and gain <= GAIN_FLOOR:
+            self._cam.set_controls({"ExposureTime": 0})  # 0: auto exposure chooses again
+            self.exposure_capped = False
 
     def focus(self) -> None:
         """Continuous AF can stick at a stale lens position (picamera2 issue #1272); switching to
@@ -275,11 +341,17 @@ def open_frames(settings: CameraSourceSettings) -> FrameSource:
     """The configured frame source, opened. SourceUnavailable when the device or library is missing."""
     if settings.backend == "files":
         assert settings.path is not None, "validated by CameraSourceSettings"
-        return FileFrames(settings.path, settings.max_fps)
+        return FileFrames(settings.path, settings.max_fps, roi=settings.roi)
     if settings.backend == "opencv":
-        return OpenCvFrames(settings.index, settings.width, settings.height, settings.max_fps)
+        return OpenCvFrames(settings.index, settings.width, settings.height, settings.max_fps, settings.roi)
     return Picamera2Frames(
-        settings.index, settings.width, settings.height, settings.max_fps, settings.autofocus
+        settings.index,
+        settings.width,
+        settings.height,
+        settings.max_fps,
+        settings.autofocus,
+        settings.max_exposure_ms,
+        settings.roi,
     )
 
 

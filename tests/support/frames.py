@@ -82,6 +82,17 @@ def condition_for(kind: str, rng: random.Random) -> Condition:
         return Condition(module_px=rng.uniform(1.4, 2.4), angle_deg=angle, blur_sigma=0.5)
     if kind == "clutter":
         return Condition(module_px=rng.uniform(3.5, 5), angle_deg=angle, clutter=40, blur_sigma=0.6)
+    if kind == "camera":
+        # Everything at once, each in a mild dose: what a door camera sees of a card held up by a hand.
+        return Condition(
+            module_px=rng.uniform(2, 6),
+            angle_deg=rng.uniform(0, 360),
+            tilt=rng.uniform(0, 0.35),
+            blur_sigma=rng.uniform(0.3, 1.4),
+            noise_sigma=rng.uniform(3, 16),
+            contrast=rng.uniform(30, 200),
+            clutter=rng.randrange(6, 40),
+        )
     raise ValueError(f"unknown condition {kind!r}; known: {', '.join(CONDITIONS)}")
 
 
@@ -245,3 +256,22 @@ def plain_texts(gray: np.ndarray) -> list[str]:
         text_mode=zxingcpp.TextMode.Plain,
     )
     return [b.text for b in barcodes]
+
+
+class TickClock:
+    """A decoder clock that advances `tick_ms` at every reading: every pass then costs the same few
+    ticks whatever the machine's load, so budgets decide deterministically (no wall-clock in tests)."""
+
+    def __init__(self, tick_ms: float = 0.5) -> None:
+        self.now = 0.0
+        self.tick = tick_ms / 1000
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+@functools.cache
+def door_frames(count: int = 120, seed: int = 15) -> tuple[LabeledFrame, ...]:
+    """The issue's kind of frame: every degradation at once (condition "camera"); cached per process."""
+    return tuple(camera_frames(count, seed=seed, kinds=("camera",)))
