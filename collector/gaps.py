@@ -36,6 +36,8 @@ class Gap:
     next_request: float
     requests: int = 0
     last_request_wall: float | None = None
+    # The missing count of the last row written for this gap.
+    written_missing: int = -1
 
 
 @dataclass
@@ -213,6 +215,8 @@ class Tracker:
                 out.gap_rows.append(self._row(stream, gap, state, wall, closed=True))
                 continue
             if now < gap.next_request:
+                if sum(b - a + 1 for a, b in remaining) != gap.written_missing:
+                    out.gap_rows.append(self._row(stream, gap, "open", wall))
                 continue
             for a, b in remaining:
                 for start in range(a, b + 1, MAX_REPLAY_SPAN):
@@ -264,6 +268,7 @@ class Tracker:
 
     @staticmethod
     def _row(stream: Stream, gap: Gap, state: str, wall: float, *, closed: bool = False) -> dict[str, Any]:
+        gap.written_missing = sum(b - a + 1 for a, b in stream.have.missing(gap.first, gap.last))
         return {
             "device_id": stream.device_id,
             "incarnation": stream.incarnation,
@@ -271,7 +276,7 @@ class Tracker:
             "to_seq": gap.last,
             "location_id": stream.location_id,
             "state": state,
-            "missing": sum(b - a + 1 for a, b in stream.have.missing(gap.first, gap.last)),
+            "missing": gap.written_missing,
             "opened_wall": gap.opened_wall,
             "requests": gap.requests,
             "last_request_wall": gap.last_request_wall,
