@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,7 +20,7 @@ def test_rangeset_is_the_set_it_stands_for(added: list[tuple[int, int]], first: 
         model.update(range(start, start + extra + 1))
     listed = list(ranges)
     # Disjoint, sorted, never touching: one range per run.
-    assert all(a <= b and b + 1 < c for (a, b), (c, _) in zip(listed, listed[1:], strict=False))
+    assert all(a <= b and b + 1 < c for (a, b), (c, _) in itertools.pairwise(listed))
     assert {s for a, b in listed for s in range(a, b + 1)} == model
     last = first + length
     missing = {s for a, b in ranges.missing(first, last) for s in range(a, b + 1)}
