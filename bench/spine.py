@@ -17,9 +17,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bench.common import Row, main_for, percentile, row
 from device.checkin import Checkin
 from device.clock import SystemClock
+from device.contract import Topics
 from device.outbox import Outbox
 from device.privacy import Privacy
-from device.publisher import Publisher, Topics
+from device.publisher import Publisher
 from device.scan import Scan
 from device.settings import BrokerSettings, DeviceSettings, LocationSettings, Settings, StorageSettings
 from tests.support.daemon import DaemonProcess, write_config

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from device.clock import Clock, SystemClock
+from device.contract import iso_utc, parse_iso_utc
 from device.durable import fsync_dir
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class AuditLog:
                 raise ValueError(f"audit field {key!r} is longer than {MAX_TEXT} characters")
         wall = self._clock.wall()
         record: dict[str, FieldValue] = {
-            "ts": datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": iso_utc(wall),
             "clock": "synced" if self._clock.synced() else "unsynced",
             "boot_id": self._clock.boot_id(),
             "event": event,
@@ -157,7 +158,7 @@ def _records(path: Path) -> list[dict[str, Any]]:
 
 def _timestamp(record: dict[str, Any]) -> datetime:
     try:
-        return _utc(datetime.fromisoformat(record["ts"]))
+        return parse_iso_utc(record["ts"])
     except ValueError:
         return datetime.min.replace(tzinfo=UTC)
 

@@ -7,13 +7,12 @@ never touches the network (invariant 3).
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import logging
 from typing import Any
 
 from uuid6 import uuid7
 
-from device import __version__
+from device import __version__, contract
 from device.clock import Clock
 from device.decision import Decision
 from device.errors import StorageError
@@ -24,16 +23,6 @@ from device.scan import Scan
 from device.settings import Settings
 
 log = logging.getLogger(__name__)
-
-EVENT_SCHEMA = "checkin.event/1"
-
-
-def iso_utc(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-# What is counted per scan; the store keeps the totals across restarts (plus "dropped").
-COUNTER_NAMES = ("scans", "accepted", "duplicates", "rejected", "storage_failures")
 
 
 class Checkin:
@@ -53,13 +42,14 @@ class Checkin:
         if not rec.accepted or rec.type is None or rec.subject_id is None:
             return self._reject(scan, rec.type, rec.reason or "not accepted")
         stamp = Stamp.now(self._clock)
-        key = self._privacy.pseudonym(rec.type, rec.subject_id)
+        code_type = rec.type
+        key = self._privacy.pseudonym(code_type, rec.subject_id)
         try:
             stored = self._outbox.append_unless_recent(
                 key,
                 stamp,
                 self._settings.checkin.duplicate_window_s,
-                lambda seq: self._event(seq, scan, rec, stamp),
+                lambda seq: self._event(seq, scan, rec, code_type, stamp),
             )
         except StorageError as exc:
             self.unflushed["storage_failures"] += 1
@@ -80,28 +70,27 @@ class Checkin:
         log.warning("rejected scan from %s (%d chars): %s", scan.source, len(scan.text), reason)
         return Decision("rejected", code_type=code_type, reason=reason)
 
-    def _event(self, seq: int, scan: Scan, rec: Recognition, stamp: Stamp) -> dict[str, Any]:
+    def _event(self, seq: int, scan: Scan, rec: Recognition, code_type: str, stamp: Stamp) -> dict[str, Any]:
         s = self._settings
-        event: dict[str, Any] = {
-            "schema": EVENT_SCHEMA,
-            "event_id": str(uuid7()),
-            "device_id": s.device.id,
-            "location_id": s.location.id,
-            "location_kind": s.location.kind,
-            "seq": seq,
-            "scanned_at": iso_utc(stamp.wall),
-            "clock": "synced" if stamp.synced else "unsynced",
-            "boot_id": stamp.boot_id,
-            "monotonic_s": round(stamp.mono, 3),
-            "source": scan.source,
-            "direction": scan.direction,
-            "code": {"type": rec.type, "variant": rec.variant},
-            "subject": self._privacy.subject(rec),
-            "software": __version__,
-        }
-        if s.location.name:
-            event["location_name"] = s.location.name
-        return event
+        return contract.build_event(
+            event_id=str(uuid7()),
+            seq=seq,
+            incarnation=self._outbox.incarnation,
+            device_id=s.device.id,
+            location_id=s.location.id,
+            location_kind=s.location.kind,
+            location_name=s.location.name,
+            wall=stamp.wall,
+            synced=stamp.synced,
+            boot_id=stamp.boot_id,
+            monotonic_s=stamp.mono,
+            source=scan.source,
+            direction=scan.direction,
+            code_type=code_type,
+            code_variant=rec.variant,
+            subject=self._privacy.subject(rec),
+            software=__version__,
+        )
 
     def flush_counters(self) -> None:
         """Adds what was counted since the last flush to the persistent totals (best effort)."""

@@ -19,10 +19,11 @@ import signal
 import time
 from typing import Any
 
-from device import __version__, health
+from device import __version__, contract, health
 from device.audit import AuditLog
-from device.checkin import COUNTER_NAMES, Checkin, iso_utc
+from device.checkin import Checkin
 from device.clock import Clock, SystemClock
+from device.contract import Topics
 from device.decision import Decision
 from device.errors import CheckinError, StorageError
 from device.feedback import Feedback, Signal, Status, build_feedback
@@ -30,7 +31,7 @@ from device.label import LabelCode, parse_label
 from device.notify import Notifier
 from device.outbox import Outbox, Stamp
 from device.privacy import Privacy, load_key
-from device.publisher import Publisher, Topics
+from device.publisher import Publisher
 from device.scan import Scan
 from device.settings import Settings
 from device.sources import Source
@@ -267,7 +268,7 @@ class Daemon:
         now = self.clock.wall()
         synced = self.clock.synced()
         if synced and not self._was_synced:
-            fixed = self.outbox.correct_unsynced(self.clock.boot_id(), now, self.clock.monotonic(), iso_utc)
+            fixed = self.outbox.correct_unsynced(self.clock.boot_id(), now, self.clock.monotonic())
             log.info("clock synchronised; corrected the time of %d undelivered events", fixed)
             self.audit.record("clock_synchronised", corrected=fixed)
             self.publisher.wake()
@@ -350,22 +351,27 @@ class Daemon:
             self._alarm("age", "ALARM: the oldest undelivered event is %.1f days old", oldest_age / 86400)
         stored = self.outbox.counters()
         unflushed = self.checkin.unflushed if hasattr(self, "checkin") else {}
-        totals = {name: stored.get(name, 0) + unflushed.get(name, 0) for name in COUNTER_NAMES}
+        totals = {name: stored.get(name, 0) + unflushed.get(name, 0) for name in contract.COUNTER_NAMES}
         totals["dropped"] = stored.get("dropped", 0)
         s = self.settings
         self._snapshot = {
-            "device_id": s.device.id,
-            "location_id": s.location.id,
-            "location_kind": s.location.kind,
-            "location_name": s.location.name,
-            "version": __version__,
-            "config_hash": self.config_hash,
+            **contract.status_fields(
+                device_id=s.device.id,
+                location_id=s.location.id,
+                location_kind=s.location.kind,
+                location_name=s.location.name,
+                version=__version__,
+                config_hash=self.config_hash,
+                incarnation=self.outbox.incarnation,
+                boot_id=self.clock.boot_id(),
+                last_seq=self.outbox.max_seq(),
+                backlog=backlog.count,
+                oldest_undelivered_age_s=oldest_age,
+                dead_letters=backlog.dead_letters,
+                counters=totals,
+            ),
             **health.readings(s.storage.dir),
             "uptime_s": round(time.monotonic() - self.started_mono, 1),
-            "backlog": backlog.count,
-            "oldest_undelivered_age_s": oldest_age,
-            "dead_letters": backlog.dead_letters,
-            "counters": totals,
             "slowest_answer_ms": self._slowest_answer_ms(),
             "scanners": dict(self._reader_states),
             "clock": "synced" if self.clock.synced() else "unsynced",

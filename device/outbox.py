@@ -17,12 +17,14 @@ import os
 import sqlite3
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from device import contract
 from device.clock import Clock
 from device.durable import write_atomic
 from device.errors import StorageCorrupt, StorageError, StorageFull, StorageReadOnly
@@ -140,6 +142,9 @@ class Outbox:
         with self._write() as db:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('next_seq', '1')")
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            # Made once per store file: a replaced card (same bundle, seq from 1 again) gets a new one,
+            # so consumers key seq by (device_id, incarnation).
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('incarnation', ?)", (str(uuid.uuid4()),))
 
     @classmethod
     def open(cls, storage_dir: Path) -> Outbox:
@@ -173,6 +178,12 @@ class Outbox:
             with box._write() as db:
                 db.execute("UPDATE meta SET value=? WHERE key='next_seq'", (str(box._reserved + 1),))
             return box
+
+    @property
+    def incarnation(self) -> str:
+        """This store file's incarnation id ("" for a store older than incarnations, read-only)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='incarnation'").fetchone()
+        return "" if row is None else str(row[0])
 
     def check_integrity(self) -> None:
         row = self._db.execute("PRAGMA quick_check").fetchone()
@@ -312,9 +323,7 @@ class Outbox:
 
     # -- clock truth --------------------------------------------------------------------------------
 
-    def correct_unsynced(
-        self, boot_id: str, wall_now: float, mono_now: float, iso: Callable[[float], str]
-    ) -> int:
+    def correct_unsynced(self, boot_id: str, wall_now: float, mono_now: float) -> int:
         """Once the clock is synchronised: re-stamps undelivered events of this boot from monotonic time."""
         with self._write() as db:
             rows = db.execute(
@@ -324,13 +333,9 @@ class Outbox:
             ).fetchall()
             for seq, body, mono in rows:
                 wall = wall_now - (mono_now - mono)
-                event = json.loads(body)
-                event["scanned_at"] = iso(wall)
-                event["clock"] = "synced"
-                event["clock_corrected"] = True
                 db.execute(
                     "UPDATE events SET body=?, created_wall=?, clock_synced=1 WHERE seq=?",
-                    (_dumps(event), wall, seq),
+                    (_dumps(contract.restamp(json.loads(body), wall)), wall, seq),
                 )
             return len(rows)
 

@@ -24,6 +24,8 @@ from typing import Any, cast
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
+from device import contract
+from device.contract import Topics
 from device.errors import StorageError
 from device.mqtt_client import make_client
 from device.outbox import Outbox
@@ -37,17 +39,6 @@ IDLE_WAIT_S = 0.5
 DELIVERED_BATCH = 1000
 DELIVERED_DELAY_S = 0.2
 COMPLAINT_REPEAT_S = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class Topics:
-    events: str
-    status: str
-
-    @classmethod
-    def of(cls, prefix: str, location_id: str, device_id: str) -> Topics:
-        base = f"{prefix}/v1/{location_id}/{device_id}"
-        return cls(events=f"{base}/events", status=f"{base}/status")
 
 
 @dataclass(slots=True)
@@ -124,8 +115,7 @@ class Publisher:
         return client
 
     def _offline_payload(self, reason: str) -> str:
-        state = {k: v for k, v in self._status().items() if k in ("device_id", "location_id", "version")}
-        return json.dumps({"schema": "checkin.status/1", "state": "offline", "reason": reason, **state})
+        return json.dumps(contract.offline_status(reason, self._status()))
 
     def _set_backoff(self, client: mqtt.Client) -> None:
         # Exponential backoff with jitter, so a fleet does not reconnect in lockstep after a broker
@@ -323,7 +313,7 @@ class Publisher:
         self._last_status = time.monotonic()
         if self._status_refused:
             return
-        payload = {"schema": "checkin.status/1", "state": "online", **self._status(), **(extra or {})}
+        payload = contract.online_status({**self._status(), **(extra or {})})
         info = self._client.publish(self.topics.status, json.dumps(payload), qos=1, retain=True)
         self._status_mids.add(info.mid)
 

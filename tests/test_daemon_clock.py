@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from device.audit import AuditLog
-from device.checkin import iso_utc
 from device.clock import FakeClock
+from device.contract import iso_utc
 from device.daemon import AUDIT_FILE, Daemon
 from device.feedback.console import ConsoleFeedback
 from device.notify import Notifier

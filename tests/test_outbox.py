@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from device.contract import iso_utc
 from device.errors import StorageFull
 from device.outbox import DB_NAME, Outbox, Stamp
 
@@ -98,10 +99,12 @@ def test_clock_correction_restamps_unsynced_events_of_this_boot(tmp_path: Path) 
     box = Outbox.open(tmp_path)
     box.append_unless_recent("a", stamp(wall=0.0, mono=50, synced=False), 0, event)
     box.append_unless_recent("b", stamp(wall=0.0, mono=50, boot="other", synced=False), 0, event)
-    fixed = box.correct_unsynced("b1", wall_now=1_700_000_100.0, mono_now=150.0, iso=lambda t: f"T{t:.0f}")
+    fixed = box.correct_unsynced("b1", wall_now=1_700_000_100.0, mono_now=150.0)
     assert fixed == 1
     bodies = {e["event_id"]: e for e in box.history()}
-    assert bodies["id-1"]["scanned_at"] == "T1700000000" and bodies["id-1"]["clock_corrected"] is True
+    assert (
+        bodies["id-1"]["scanned_at"] == iso_utc(1_700_000_000) and bodies["id-1"]["clock_corrected"] is True
+    )
     assert bodies["id-2"]["clock"] == "synced"  # the builder's value: untouched, another boot
 
 

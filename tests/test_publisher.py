@@ -7,9 +7,10 @@ from pathlib import Path
 
 from device.checkin import Checkin
 from device.clock import FakeClock
+from device.contract import Topics
 from device.outbox import Outbox
 from device.privacy import Privacy
-from device.publisher import Publisher, Topics
+from device.publisher import Publisher
 from device.scan import Scan
 from device.settings import BrokerSettings, DeviceSettings, LocationSettings, Settings, StorageSettings
 from tests.support.daemon import DaemonProcess, write_config

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from device.audit import AuditLog
-from device.checkin import iso_utc
 from device.cli import main as cli_main
 from device.commands.history import COLUMNS, parse_moment, row
+from device.contract import iso_utc
 from device.daemon import AUDIT_FILE
 from device.outbox import DB_NAME
 from device.settings import load_settings

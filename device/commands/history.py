@@ -20,9 +20,9 @@ import time
 from typing import Any, TextIO
 
 from device.audit import AuditLog
-from device.checkin import iso_utc
 from device.commands import EXIT_CONFIG, add_config_argument, load_or_explain
 from device.commands.status import EXIT_NO_STORE, open_store
+from device.contract import iso_utc
 from device.daemon import AUDIT_FILE
 from device.errors import StorageError
 

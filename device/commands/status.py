@@ -13,9 +13,8 @@ import sqlite3
 import sys
 from typing import Any
 
-from device import __version__, health
+from device import __version__, contract, health
 from device.audit import AuditLog
-from device.checkin import COUNTER_NAMES
 from device.clock import Clock, SystemClock
 from device.commands import EXIT_CONFIG, add_config_argument, load_or_explain
 from device.daemon import AUDIT_FILE
@@ -24,7 +23,6 @@ from device.outbox import DB_NAME, Outbox
 from device.settings import Settings
 
 EXIT_NO_STORE = 1
-COUNTERS = (*COUNTER_NAMES, "dropped")
 # Audit events a technician should see in the status, newest last.
 FAULTS = frozenset({"start_failed", "store_corrupt", "drop"})
 SHOWN_FAULTS = 5
@@ -65,16 +63,21 @@ def collect(settings: Settings, outbox: Outbox, clock: Clock) -> dict[str, Any]:
     config_hash = settings.config_hash()
     config_matches = None if last_start is None else last_start.get("config_hash") == config_hash
     return {
-        "device_id": settings.device.id,
-        "location_id": settings.location.id,
-        "location_kind": settings.location.kind,
-        "location_name": settings.location.name,
-        "version": __version__,
-        "config_hash": config_hash,
-        "backlog": backlog.count,
-        "oldest_undelivered_age_s": oldest_age,
-        "dead_letters": backlog.dead_letters,
-        "counters": {name: stored.get(name, 0) for name in COUNTERS},
+        **contract.status_fields(
+            device_id=settings.device.id,
+            location_id=settings.location.id,
+            location_kind=settings.location.kind,
+            location_name=settings.location.name,
+            version=__version__,
+            config_hash=config_hash,
+            incarnation=outbox.incarnation,
+            boot_id=clock.boot_id(),
+            last_seq=outbox.max_seq(),
+            backlog=backlog.count,
+            oldest_undelivered_age_s=oldest_age,
+            dead_letters=backlog.dead_letters,
+            counters=stored,
+        ),
         "disk_free_mb": free,
         "disk_low": free is not None and free < settings.storage.low_space_mb,
         "cpu_temp_c": readings["cpu_temp_c"],
