@@ -112,12 +112,12 @@ class Store:
                 for d, (loc, w) in batch.seen.items()
             ]
             if seen:
-                stmt = self._insert(t.devices)
+                upsert = self._insert(t.devices)
                 conn.execute(
-                    stmt.on_conflict_do_update(
+                    upsert.on_conflict_do_update(
                         index_elements=[t.devices.c.device_id],
                         set_={
-                            "last_seen_at": _greatest(t.devices.c.last_seen_at, stmt.excluded.last_seen_at)
+                            "last_seen_at": _greatest(t.devices.c.last_seen_at, upsert.excluded.last_seen_at)
                         },
                     ),
                     seen,

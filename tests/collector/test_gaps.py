@@ -11,20 +11,33 @@ def test_a_gap_is_asked_for_after_the_settle_time_then_with_backoff_until_repair
     tracker = Tracker(POLICY)
     tracker.committed("d1", "inc", "loc", [1, 2, 3, 7, 8])
     first = tracker.sweep(now=0, wall=1000)
-    assert [(r["from_seq"], r["to_seq"], r["state"], r["missing"]) for r in first.gap_rows] == [(4, 6, "open", 3)]
+    assert [(r["from_seq"], r["to_seq"], r["state"], r["missing"]) for r in first.gap_rows] == [
+        (4, 6, "open", 3)
+    ]
     assert first.requests == []
     assert [(m.through_seq, m.incarnation) for m in first.marks] == [(3, "inc")]
     tracker.marked(first.marks[0], 0)
 
     assert tracker.sweep(now=4.9, wall=1004.9).requests == []
     asks = [tracker.sweep(now=t, wall=1000 + t).requests for t in (5, 14, 15, 34, 35, 74, 75, 115)]
-    assert [[(r.first, r.last) for r in a] for a in asks] == [[(4, 6)], [], [(4, 6)], [], [(4, 6)], [], [(4, 6)], [(4, 6)]]
+    assert [[(r.first, r.last) for r in a] for a in asks] == [
+        [(4, 6)],
+        [],
+        [(4, 6)],
+        [],
+        [(4, 6)],
+        [],
+        [(4, 6)],
+        [(4, 6)],
+    ]
 
     tracker.committed("d1", "inc", "loc", [5])
     assert [(r.first, r.last) for r in tracker.sweep(now=200, wall=1200).requests] == [(4, 4), (6, 6)]
     tracker.committed("d1", "inc", "loc", [4, 6])
     done = tracker.sweep(now=201, wall=1201)
-    assert [(r["from_seq"], r["to_seq"], r["state"], r["missing"]) for r in done.gap_rows] == [(4, 6, "repaired", 0)]
+    assert [(r["from_seq"], r["to_seq"], r["state"], r["missing"]) for r in done.gap_rows] == [
+        (4, 6, "repaired", 0)
+    ]
     assert [m.through_seq for m in done.marks] == [8]
     assert tracker.open_gaps() == 0
 

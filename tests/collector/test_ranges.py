@@ -14,7 +14,7 @@ spans = st.lists(st.tuples(st.integers(1, 200), st.integers(0, 20)), max_size=40
 
 @given(spans, st.integers(1, 220), st.integers(0, 60))
 def test_rangeset_is_the_set_it_stands_for(added: list[tuple[int, int]], first: int, length: int) -> None:
-    ranges, model = RangeSet(), set()
+    ranges, model = RangeSet(), set[int]()
     for start, extra in added:
         ranges.add(start, start + extra)
         model.update(range(start, start + extra + 1))
