@@ -207,3 +207,76 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30, what: str = "
 
 def stored_ids(store: Store) -> list[str]:
     return [r["event_id"] for r in store.rows(t.events)]
+
+
+class StandInDevice(Publisher):
+    """A device's replay side (protocol.md) for the collector's own tests: holds its events by seq,
+    answers cmd/replay by republishing what it holds and a status naming what is gone."""
+
+    def __init__(self, port: int, events: list[dict[str, Any]], *, holds: set[int] | None = None) -> None:
+        super().__init__(port)
+        first = events[0]
+        self.device_id, self.location_id, self.incarnation = (
+            first["device_id"],
+            first["location_id"],
+            first["incarnation"],
+        )
+        self.by_seq = {e["seq"]: e for e in events}
+        self.holds = set(self.by_seq) if holds is None else holds
+        self.requests: list[dict[str, Any]] = []
+        topics = contract.Topics.of(PREFIX, self.location_id, self.device_id)
+        self.topics = topics
+        self.client.message_callback_add(topics.cmd_replay, self._on_replay)
+        self.client.message_callback_add(topics.cmd_committed, self._on_committed)
+        self.committed: list[dict[str, Any]] = []
+        self.client.subscribe([(topics.cmd_replay, 1), (topics.cmd_committed, 1)])
+
+    def _on_committed(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self.committed.append(json.loads(msg.payload))
+
+    def _on_replay(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        request = json.loads(msg.payload)
+        self.requests.append(request)
+        seqs = range(request["from_seq"], request["to_seq"] + 1)
+        replayed = [s for s in seqs if s in self.holds and s in self.by_seq]
+        for seq in replayed:
+            self.client.publish(events_topic(self.by_seq[seq]), contract.dumps(self.by_seq[seq]), qos=1)
+        gone = [s for s in seqs if s not in replayed]
+        self.status(
+            replay={
+                "request_id": request["request_id"],
+                "incarnation": self.incarnation,
+                "replayed": _ranges(replayed),
+                "gone": _ranges(gone),
+            }
+        )
+
+    def status(self, **extra: Any) -> mqtt.MQTTMessageInfo:
+        body = contract.online_status(
+            contract.status_fields(
+                device_id=self.device_id,
+                location_id=self.location_id,
+                location_kind="bus",
+                location_name="Shuttle",
+                version="test",
+                config_hash="c0ffee",
+                incarnation=self.incarnation,
+                boot_id="boot-1",
+                last_seq=max(self.by_seq),
+                backlog=0,
+                oldest_undelivered_age_s=None,
+                dead_letters=0,
+                counters={},
+            )
+        )
+        return self.client.publish(self.topics.status, contract.dumps({**body, **extra}), qos=1, retain=True)
+
+
+def _ranges(seqs: list[int]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for seq in seqs:
+        if out and out[-1][1] + 1 == seq:
+            out[-1][1] = seq
+        else:
+            out.append([seq, seq])
+    return out
