@@ -38,7 +38,9 @@ def test_a_gap_below_the_highest_seq_is_replayed_and_shown_repaired(
         device.events([e for e in events if e["seq"] not in (5, 6, 7, 12)])
         wait_until(lambda: store.count(t.events) == 20, what="the gaps replayed")
         wait_until(lambda: [s for *_, s in gap_states(store)] == ["repaired", "repaired"], what="gaps closed")
-        wait_until(lambda: device.committed and device.committed[-1]["through_seq"] == 20, what="the mark")
+        wait_until(
+            lambda: bool(device.committed) and device.committed[-1]["through_seq"] == 20, what="the mark"
+        )
     assert sorted(stored_ids(store)) == sorted(e["event_id"] for e in events)
     assert gap_states(store) == [(5, 7, "repaired"), (12, 12, "repaired")]
     assert {(r["from_seq"], r["to_seq"]) for r in device.requests} == {(5, 7), (12, 12)}
@@ -69,7 +71,9 @@ def test_what_the_device_no_longer_holds_is_a_known_loss(
         device.events([e for e in events if e["seq"] not in (5, 6, 7, 8)])
         wait_until(lambda: store.count(t.known_losses) == 1, what="the known loss")
         wait_until(lambda: gap_states(store) == [(5, 8, "lost")], what="the gap closed as lost")
-        wait_until(lambda: device.committed and device.committed[-1]["through_seq"] == 10, what="the mark")
+        wait_until(
+            lambda: bool(device.committed) and device.committed[-1]["through_seq"] == 10, what="the mark"
+        )
     assert store.count(t.events) == 8
     (loss,) = store.rows(t.known_losses)
     assert (loss["from_seq"], loss["to_seq"], loss["incarnation"]) == (5, 6, events[0]["incarnation"])

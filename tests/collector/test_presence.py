@@ -85,7 +85,9 @@ def test_statuses_and_wills_fill_the_devices_table(broker: Mosquitto, database: 
             0,
         )
         doomed.loop_stop()
-        doomed.socket().close()  # no DISCONNECT: the broker sends the will after the keepalive
+        sock = doomed.socket()
+        assert sock is not None
+        sock.close()  # no DISCONNECT: the broker sends the will after the keepalive
         wait_until(
             lambda: store.rows(t.devices, t.devices.c.device_id == "door-1")[0]["state"] == "offline",
             timeout=20,
