@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 DB_RETRY_MIN_S = 0.2
 DB_RETRY_MAX_S = 5.0
 TOPIC_CACHE = 100_000
+# The systemd status line changes at most this often.
+STATUS_EVERY_S = 1.0
 
 
 class Inbound(NamedTuple):
@@ -95,6 +97,8 @@ class Collector:
         self._unwritten: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
         self._last_sweep = float("-inf")
         self._last_watchdog = float("-inf")
+        self._last_status = float("-inf")
+        self._status_text = ""
         self.client = self._make_client()
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -159,6 +163,22 @@ class Collector:
             self._last_sweep = now
             self.sweep()
         self._feed_watchdog(now)
+        if now - self._last_status >= STATUS_EVERY_S and (summary := self.summary()) != self._status_text:
+            self._last_status, self._status_text = now, summary
+            self.notifier.status(summary)
+
+    def summary(self) -> str:
+        """The one line `systemctl status` shows."""
+        value = self.metrics.registry.get_sample_value
+        counts = {
+            n: int(value("qr_collector_messages_total", {"outcome": n}) or 0)
+            for n in ("stored", "duplicate", "invalid")
+        }
+        link = "connected" if self.connected.is_set() else "broker unreachable"
+        return (
+            f"{link}; stored {counts['stored']}, duplicate {counts['duplicate']},"
+            f" invalid {counts['invalid']}; open gaps {self.tracker.open_gaps()}"
+        )
 
     # -- MQTT -----------------------------------------------------------------------------------------
 
