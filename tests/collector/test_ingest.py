@@ -115,3 +115,28 @@ def test_systemd_hears_ready_watchdog_status_and_stopping(
     assert lines[0] == "READY=1" and "WATCHDOG=1" in lines
     assert any(line.startswith("STATUS=connected; stored 3, duplicate 0, invalid 0") for line in lines)
     pub.close()
+
+
+def test_a_row_the_database_refuses_is_kept_as_invalid_and_costs_its_batch_nothing(
+    broker: Mosquitto, database: str, tmp_path: Path
+) -> None:
+    settings = load_settings(write_config(tmp_path / "collector.toml", port=broker.port, url=database))
+    store = Store(settings.database_url)
+    events = [make_event(seq) for seq in range(1, 11)]
+    # Valid JSON and valid by the schema, but PostgreSQL's text and jsonb hold no NUL character.
+    events[4]["location_name"] = "Shuttle\u0000"
+    pub = Publisher(broker.port)
+    with running(settings):
+        pub.events(events)
+        wait_until(lambda: store.counters()["received"] == 10)
+    counters = store.counters()
+    assert counters["received"] == counters["stored"] + counters["duplicate"] + counters["invalid"]
+    stored = set(stored_ids(store))
+    assert {e["event_id"] for i, e in enumerate(events) if i != 4} <= stored
+    if store.dialect == "postgresql":
+        (refused,) = store.rows(t.invalid_messages)
+        assert refused["reason"].startswith("database refused it") and events[4]["event_id"] not in stored
+    else:
+        assert events[4]["event_id"] in stored
+    pub.close()
+    store.close()
