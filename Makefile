@@ -11,9 +11,9 @@ ARM32 := $(filter armhf armel,$(shell dpkg --print-architecture 2>/dev/null))
 SYSTEM_SITE ?= $(if $(ON_PI)$(ARM32),1,0)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)-site$(SYSTEM_SITE)
 
-.PHONY: setup system-packages mosquitto run test test-arm lint bench chaos clean
+.PHONY: setup system-packages mosquitto postgresql run test test-arm lint bench chaos clean
 
-setup: $(STAMP) mosquitto
+setup: $(STAMP) mosquitto postgresql
 
 # apt's part (when root): build tools, systemd-analyze and setuptools/wheel for the tests, numpy and
 # PyNaCl on 32-bit Arm; see scripts/system_packages.sh.
@@ -38,6 +38,19 @@ mosquitto:
 		echo "mosquitto is missing: sudo apt-get install mosquitto mosquitto-clients (make run works offline without it)"; \
 	fi
 
+# The collector's tests start their own PostgreSQL server in a temporary directory (as the `postgres`
+# user when root); it only has to be installed. No cluster of the package's own is created or started.
+postgresql:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing postgresql with apt-get"; \
+		mkdir -p /etc/postgresql-common/createcluster.d && \
+		echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/qr-checkin.conf; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else \
+		echo "postgresql is missing: sudo apt-get install postgresql (the collector's PostgreSQL tests need it)"; \
+	fi
+
 run: setup
 	$(PY) scripts/dev_run.py
 
@@ -45,8 +58,8 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check device provisioning tests scripts bench
-	$(VENV)/bin/ruff format --check device provisioning tests scripts bench
+	$(VENV)/bin/ruff check device provisioning collector tests scripts bench
+	$(VENV)/bin/ruff format --check device provisioning collector tests scripts bench
 	$(VENV)/bin/mypy
 
 bench: setup

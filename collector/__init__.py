@@ -1,0 +1,1 @@
+"""qr-collector: the site's central collector (MQTT -> SQLite/PostgreSQL, exactly once, gaps repaired)."""

@@ -1,0 +1,109 @@
+"""The schema and the batch transaction, on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from collector import tables as t
+from collector.settings import Settings
+from collector.store import Batch, Store
+
+
+def open_store(url: str) -> Store:
+    store = Store(Settings(database={"url": url}).database_url, instance="test")
+    store.migrate()
+    return store
+
+
+def row(seq: int, event_id: str | None = None) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC)
+    return {
+        "event_id": event_id or str(uuid.uuid4()),
+        "device_id": "bus-1",
+        "incarnation": "inc",
+        "seq": seq,
+        "location_id": "98C12345",
+        "location_kind": "bus",
+        "scanned_at": now,
+        "clock": "synced",
+        "code_type": "cccd",
+        "subject_mode": "hmac",
+        "subject_hmac": "ab" * 32,
+        "key_id": "0badc0de",
+        "masked": "0010******01",
+        "direction": "in",
+        "source": "stdin",
+        "received_at": now,
+        "body": {"seq": seq, "subject": {"masked": "0010******01"}},
+    }
+
+
+def test_migrations_build_exactly_the_declared_schema_and_run_twice(database: str) -> None:
+    store = open_store(database)
+    store.migrate()
+    with store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), t.metadata) == []
+    store.close()
+
+
+def test_a_redelivered_event_is_a_duplicate_never_a_second_row(database: str) -> None:
+    store = open_store(database)
+    first = [row(1), row(2)]
+    result = store.write_batch(Batch(events=first, received=2), time.time())
+    assert result.deltas["stored"] == 2
+    again = [row(2, first[1]["event_id"]), row(3), row(3, first[0]["event_id"])]
+    again[1]["event_id"] = again[2]["event_id"] = str(uuid.uuid4())  # twice within one batch too
+    result = store.write_batch(Batch(events=again, received=3), time.time())
+    assert (result.deltas["stored"], result.deltas["duplicate"]) == (1, 2)
+    assert store.count(t.events) == 3
+    assert store.counters() == {
+        "received": 5,
+        "stored": 3,
+        "duplicate": 2,
+        "invalid": 0,
+        "statuses": 0,
+        "statuses_invalid": 0,
+    }
+    store.close()
+
+
+def test_a_will_only_changes_what_it_names(database: str) -> None:
+    store = open_store(database)
+    birth = {
+        "device_id": "bus-1",
+        "location_id": "98C12345",
+        "state": "online",
+        "version": "1.2",
+        "backlog": 3,
+    }
+    store.write_batch(Batch(statuses=[(birth, True)]), time.time())
+    will = {"device_id": "bus-1", "location_id": "98C12345", "state": "offline", "reason": "connection lost"}
+    store.write_batch(Batch(statuses=[(will, True)]), time.time())
+    (device,) = store.rows(t.devices)
+    assert (device["state"], device["version"], device["backlog"], device["reason"]) == (
+        "offline",
+        "1.2",
+        3,
+        "connection lost",
+    )
+    assert device["last_heartbeat_at"] is not None
+    store.close()
+
+
+def test_counters_add_up_over_instances(database: str) -> None:
+    instances = 2
+    stores = [
+        Store(Settings(database={"url": database}).database_url, instance=f"c{i}") for i in range(instances)
+    ]
+    stores[0].migrate()
+    for store in stores:
+        store.write_batch(Batch(events=[row(1)], received=1), time.time())
+    assert stores[0].counters()["stored"] == instances
+    for store in stores:
+        store.close()
