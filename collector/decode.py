@@ -148,6 +148,11 @@ STATUS_TEXT = {
     "version": 64,
     "config_hash": 64,
     "boot_id": 64,
+    "plate": 32,
+    "address": 300,
+    "ward": 100,
+    "district": 100,
+    "province": 100,
 }
 STATUS_COLUMNS = (
     "location_kind",
@@ -160,6 +165,11 @@ STATUS_COLUMNS = (
     "incarnation",
     "last_seq",
     "boot_id",
+    "plate",
+    "address",
+    "ward",
+    "district",
+    "province",
 )
 
 
