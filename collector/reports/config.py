@@ -68,13 +68,11 @@ class Rule(_Section):
     @model_validator(mode="after")
     def _shift_needs_shifts(self) -> Rule:
         if self.method == "shift" and not self.shifts:
-            raise ValueError("a shift rule needs shifts, e.g. shifts = [\"06:00-14:00\", \"14:00-22:00\"]")
+            raise ValueError('a shift rule needs shifts, e.g. shifts = ["06:00-14:00", "14:00-22:00"]')
         return self
 
     def shift_bounds(self) -> list[tuple[dt.time, dt.time]]:
-        return [
-            (dt.time(int(s[0:2]), int(s[3:5])), dt.time(int(s[6:8]), int(s[9:11]))) for s in self.shifts
-        ]
+        return [(dt.time(int(s[0:2]), int(s[3:5])), dt.time(int(s[6:8]), int(s[9:11]))) for s in self.shifts]
 
 
 DEFAULT_RULES: dict[str, Rule] = {
@@ -106,5 +104,3 @@ class RetentionSettings(_Section):
     retention_days: int = Field(21, ge=1)
     # The half-hour counts per location that outlive them.
     counts_days: int = Field(366, ge=1)
-    # Rows deleted per transaction (the events table is not partitioned).
-    batch_rows: int = Field(10000, ge=100)
