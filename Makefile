@@ -5,9 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup mosquitto run test lint bench chaos clean
+.PHONY: setup mosquitto postgresql run test lint bench chaos clean
 
-setup: $(STAMP) mosquitto
+setup: $(STAMP) mosquitto postgresql
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,19 @@ mosquitto:
 		echo "mosquitto is missing: sudo apt-get install mosquitto mosquitto-clients (make run works offline without it)"; \
 	fi
 
+# The collector's tests start their own PostgreSQL server in a temporary directory (as the `postgres`
+# user when root); it only has to be installed. No cluster of the package's own is created or started.
+postgresql:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing postgresql with apt-get"; \
+		mkdir -p /etc/postgresql-common/createcluster.d && \
+		echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/qr-checkin.conf; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else \
+		echo "postgresql is missing: sudo apt-get install postgresql (the collector's PostgreSQL tests need it)"; \
+	fi
+
 run: setup
 	$(PY) scripts/dev_run.py
 
@@ -32,8 +45,8 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check device provisioning tests scripts bench
-	$(VENV)/bin/ruff format --check device provisioning tests scripts bench
+	$(VENV)/bin/ruff check device provisioning collector tests scripts bench
+	$(VENV)/bin/ruff format --check device provisioning collector tests scripts bench
 	$(VENV)/bin/mypy
 
 bench: setup

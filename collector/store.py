@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -77,6 +75,10 @@ class Store:
 
     def migrate(self) -> None:
         """Brings the schema to the head revision (several instances at once: one at a time)."""
+        # Imported here: `status`, `gaps` and the tests' readers do not pay for Alembic (and Mako).
+        from alembic import command
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as conn:

@@ -1,7 +1,9 @@
-"""`make run`: a local mosquitto on a free port, the daemon on stdin, and what the broker receives.
+"""`make run`: a local mosquitto on a free port, the daemon on stdin, what the broker receives, and a
+collector storing it in SQLite under ./var.
 
-Type (or paste) a code and press Enter: the daemon answers on stdout, and the event arrives at the
-broker a moment later, shown with a `[broker]` prefix. Ctrl-C stops everything.
+Type (or paste) a code and press Enter: the daemon answers on stdout, the event arrives at the broker a
+moment later (shown with a `[broker]` prefix), and the collector's database row follows (`[collector]`,
+read back from ./var/collector.db). Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "dev.toml"
+COLLECTOR_DB = ROOT / "var" / "collector.db"
 
 
 def free_port() -> int:
@@ -49,9 +53,50 @@ def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], int] | None:
     return None
 
 
+def start_collector(workdir: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`qr-collector run` against the local broker, into ./var/collector.db (kept between runs)."""
+    conf = workdir / "collector.toml"
+    conf.write_text(
+        f'[broker]\nhost = "127.0.0.1"\nport = {port}\nclient_id = "qr-collector-dev"\n'
+        f'[database]\nurl = "sqlite:///{COLLECTOR_DB}"\n[gaps]\nsettle_s = 2\n[logging]\nlevel = "WARNING"\n'
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "collector.cli", "run", "--config", str(conf)], env=env, cwd=ROOT
+    )
+
+
+def show_stored(stop: threading.Event) -> None:
+    """Prints each event the collector commits, as the database holds it."""
+    import sqlalchemy as sa
+
+    from collector import tables as t
+    from collector.store import Store, utc
+
+    store = Store(f"sqlite:///{COLLECTOR_DB}")
+    e = t.events.c
+    shown: set[str] = set()
+    started = time.time()
+    while not stop.wait(0.3):
+        try:
+            rows = store.rows(t.events, e.received_at >= utc(started))
+        except sa.exc.SQLAlchemyError:
+            continue  # the collector has not created its schema yet
+        for row in rows:
+            if row["event_id"] not in shown:
+                shown.add(row["event_id"])
+                print(
+                    f"[collector] stored {row['device_id']} seq {row['seq']} {row['code_type']}"
+                    f" {row['masked']} at {row['location_id']} ({row['scanned_at']:%H:%M:%S})"
+                    f" into {COLLECTOR_DB.name}",
+                    flush=True,
+                )
+    store.close()
+
+
 def main() -> int:
     children: list[subprocess.Popen[bytes]] = []
     env = dict(os.environ)
+    stop = threading.Event()
     with tempfile.TemporaryDirectory(prefix="qr-checkin-dev-") as tmp:
         broker = start_broker(Path(tmp))
         if broker is None:
@@ -73,8 +118,11 @@ def main() -> int:
                         stdin=subprocess.DEVNULL,
                     )
                 )
+            children.append(start_collector(Path(tmp), port, env))
+            threading.Thread(target=show_stored, args=(stop,), daemon=True).start()
             print(
-                f"local broker on 127.0.0.1:{port}; type a code and press Enter (Ctrl-C to stop)",
+                f"local broker on 127.0.0.1:{port}, collector into {COLLECTOR_DB};"
+                " type a code and press Enter (Ctrl-C to stop)",
                 file=sys.stderr,
             )
         daemon = subprocess.Popen(
@@ -86,7 +134,9 @@ def main() -> int:
             daemon.send_signal(signal.SIGTERM)
             return daemon.wait(10)
         finally:
-            for child in children:
+            stop.set()
+            # Newest first: the collector and the subscriber leave before the broker they talk to.
+            for child in reversed(children):
                 child.terminate()
                 child.wait(5)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from collector import tables as t
@@ -10,8 +9,9 @@ from collector.settings import load_settings
 from collector.store import Store
 from tests.support.collector import (
     StandInDevice,
+    cli_json,
+    cli_text,
     make_event,
-    run_cli,
     running,
     stored_ids,
     wait_until,
@@ -38,7 +38,9 @@ def test_a_gap_below_the_highest_seq_is_replayed_and_shown_repaired(
         device.events([e for e in events if e["seq"] not in (5, 6, 7, 12)])
         wait_until(lambda: store.count(t.events) == 20, what="the gaps replayed")
         wait_until(lambda: [s for *_, s in gap_states(store)] == ["repaired", "repaired"], what="gaps closed")
-        wait_until(lambda: device.committed and device.committed[-1]["through_seq"] == 20, what="the mark")
+        wait_until(
+            lambda: bool(device.committed) and device.committed[-1]["through_seq"] == 20, what="the mark"
+        )
     assert sorted(stored_ids(store)) == sorted(e["event_id"] for e in events)
     assert gap_states(store) == [(5, 7, "repaired"), (12, 12, "repaired")]
     assert {(r["from_seq"], r["to_seq"]) for r in device.requests} == {(5, 7), (12, 12)}
@@ -48,11 +50,11 @@ def test_a_gap_below_the_highest_seq_is_replayed_and_shown_repaired(
         "incarnation": events[0]["incarnation"],
         "through_seq": 20,
     }
-    shown = json.loads(run_cli("gaps", "--json", "--config", str(config)).stdout)
+    shown = cli_json("gaps", "--config", str(config))
     (stream,) = shown["streams"]
     assert stream["through_seq"] == 20 and stream["open"] == [] and stream["known_losses"] == []
     assert [(g["from_seq"], g["to_seq"]) for g in stream["repaired"]] == [(5, 7), (12, 12)]
-    assert "repaired  seq 5-7" in run_cli("gaps", "--config", str(config)).stdout
+    assert "repaired  seq 5-7" in cli_text("gaps", "--config", str(config))
     device.close()
     store.close()
 
@@ -69,13 +71,15 @@ def test_what_the_device_no_longer_holds_is_a_known_loss(
         device.events([e for e in events if e["seq"] not in (5, 6, 7, 8)])
         wait_until(lambda: store.count(t.known_losses) == 1, what="the known loss")
         wait_until(lambda: gap_states(store) == [(5, 8, "lost")], what="the gap closed as lost")
-        wait_until(lambda: device.committed and device.committed[-1]["through_seq"] == 10, what="the mark")
+        wait_until(
+            lambda: bool(device.committed) and device.committed[-1]["through_seq"] == 10, what="the mark"
+        )
     assert store.count(t.events) == 8
     (loss,) = store.rows(t.known_losses)
     assert (loss["from_seq"], loss["to_seq"], loss["incarnation"]) == (5, 6, events[0]["incarnation"])
-    status = json.loads(run_cli("status", "--json", "--config", str(config)).stdout)
+    status = cli_json("status", "--config", str(config))
     assert (status["known_losses"], status["known_lost_seqs"], status["open_gaps"]) == (1, 2, 0)
-    text = run_cli("gaps", "--config", str(config)).stdout
+    text = cli_text("gaps", "--config", str(config))
     assert "KNOWN LOSS seq 5-6" in text
     device.close()
     store.close()

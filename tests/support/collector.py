@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import paho.mqtt.client as mqtt
 import uuid6
 from paho.mqtt.enums import CallbackAPIVersion
 
+from collector import cli
 from collector import tables as t
 from collector.ingest import Collector
 from collector.settings import Settings
@@ -125,6 +127,24 @@ def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
     )
 
 
+def cli_json(*args: str) -> dict[str, Any]:
+    """`qr-collector ARGS... --json` run in this process (the same code path, without a new interpreter)."""
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = cli.main([*args, "--json"])
+    assert code == 0, out.getvalue()
+    result: dict[str, Any] = json.loads(out.getvalue())
+    return result
+
+
+def cli_text(*args: str) -> str:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = cli.main(list(args))
+    assert code == 0, out.getvalue()
+    return out.getvalue()
+
+
 def make_event(
     seq: int,
     *,
@@ -167,10 +187,24 @@ class Publisher:
         )
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
+        self.client.reconnect_delay_set(0.1, 0.5)  # type: ignore[arg-type]
+        self.connects = 0
+        self.subscriptions: list[tuple[str, int]] = []
+        self.client.on_connect = self._on_connect
         self.client.connect("127.0.0.1", port, keepalive=10)
         self.client.loop_start()
-        self.messages: list[tuple[str, bytes]] = []
-        self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, bytes(m.payload)))
+        self.wait_connected(1)
+
+    def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
+        # The broker may have lost the session with the subscriptions: subscribe every time.
+        if self.subscriptions:
+            client.subscribe(self.subscriptions)
+        self.connects += 1
+
+    def wait_connected(self, times: int, timeout: float = 20) -> None:
+        wait_until(
+            lambda: self.connects >= times and self.client.is_connected(), timeout, "publisher connected"
+        )
 
     def publish(self, topic: str, payload: str | bytes, *, retain: bool = False) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic, payload, qos=1, retain=retain)
@@ -179,9 +213,6 @@ class Publisher:
         infos = [self.publish(events_topic(e), contract.dumps(e)) for e in events]
         for info in infos:
             info.wait_for_publish(timeout)
-
-    def subscribe(self, topic: str) -> None:
-        self.client.subscribe(topic, qos=1)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -229,7 +260,8 @@ class StandInDevice(Publisher):
         self.client.message_callback_add(topics.cmd_replay, self._on_replay)
         self.client.message_callback_add(topics.cmd_committed, self._on_committed)
         self.committed: list[dict[str, Any]] = []
-        self.client.subscribe([(topics.cmd_replay, 1), (topics.cmd_committed, 1)])
+        self.subscriptions = [(topics.cmd_replay, 1), (topics.cmd_committed, 1)]
+        self.client.subscribe(self.subscriptions)
 
     def _on_committed(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         self.committed.append(json.loads(msg.payload))

@@ -1,0 +1,172 @@
+"""Faults with real parts: the collector killed -9 at random points, the database and the broker
+restarted under load, the broker's queue overflowing while the collector is down. At the end every
+event the broker accepted is in the database exactly once, or a known loss with the device's word."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from collector import tables as t
+from collector.settings import load_settings
+from collector.store import Store
+from tests.support.collector import (
+    CollectorProcess,
+    Publisher,
+    StandInDevice,
+    make_event,
+    running,
+    stored_ids,
+    wait_until,
+    write_config,
+)
+from tests.support.mosquitto import Mosquitto
+from tests.support.postgres import Postgres
+
+pytestmark = pytest.mark.slow
+# Per database; `make chaos` kills many more times.
+KILLS = 5
+
+
+class Load:
+    """Publishes fresh events at about `rate` per second until stopped; remembers what the broker acked."""
+
+    def __init__(self, port: int, rate: float = 800) -> None:
+        self.pub = Publisher(port)
+        self.rate = rate
+        self.acked: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        seq = 0
+        while not self._stop.is_set():
+            events = [make_event(seq + i + 1) for i in range(20)]
+            seq += 20
+            self.pub.events(events)
+            self.acked += [e["event_id"] for e in events]
+            time.sleep(20 / self.rate)
+
+    def stop(self) -> list[str]:
+        self._stop.set()
+        self._thread.join(30)
+        self.pub.close()
+        return self.acked
+
+
+def exactly_once(store: Store, acked: list[str]) -> None:
+    ids = stored_ids(store)
+    assert len(ids) == len(set(ids))
+    missing = set(acked) - set(ids)
+    assert not missing, f"{len(missing)} accepted events are not in the database"
+    c = store.counters()
+    assert c["received"] == c["stored"] + c["duplicate"] + c["invalid"]
+    assert c["stored"] == len(ids) and c["invalid"] == 0
+
+
+def test_kill_9_at_random_points_loses_nothing_and_duplicates_nothing(
+    broker: Mosquitto, database: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "collector.toml", port=broker.port, url=database)
+    store = Store(load_settings(config).database_url)
+    collector = CollectorProcess(config).start()
+    collector.wait_connected()
+    load = Load(broker.port)
+    rng = random.Random(17)
+    for kill in range(1, KILLS + 1):
+        time.sleep(rng.uniform(0.1, 0.8))  # somewhere in receive, insert, commit or ack
+        collector.kill()
+        collector.start()
+        collector.wait_connected(kill + 1)
+    acked = load.stop()
+    wait_until(lambda: len(set(acked) - set(stored_ids(store))) == 0, timeout=60, what="the backlog drained")
+    assert collector.stop() == 0
+    exactly_once(store, acked)
+    store.close()
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_database_stopped_and_restarted_under_load(
+    broker: Mosquitto, database: str, postgres: Postgres, tmp_path: Path
+) -> None:
+    settings = load_settings(write_config(tmp_path / "collector.toml", port=broker.port, url=database))
+    store = Store(settings.database_url)
+    with running(settings) as collector:
+        load = Load(broker.port)
+        wait_until(lambda: store.count(t.events) > 200, what="ingest under way")
+        store.close()
+        postgres.stop("immediate")  # a crash: no checkpoint, recovery at the next start
+        time.sleep(2)
+        postgres.start()
+        acked = load.stop()
+        wait_until(lambda: len(set(acked) - set(stored_ids(store))) == 0, timeout=60, what="caught up")
+        assert collector.metrics.database_errors._value.get() > 0
+    exactly_once(store, acked)
+    store.close()
+
+
+def test_broker_restarted_and_events_it_lost_come_back_by_replay(database: str, tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "broker", persistence=True).start()
+    config = write_config(tmp_path / "collector.toml", port=broker.port, url=database)
+    store = Store(load_settings(config).database_url)
+    events = [make_event(seq) for seq in range(1, 401)]
+    collector = CollectorProcess(config).start()
+    try:
+        collector.wait_connected()
+        device = StandInDevice(broker.port, events)
+        device.events(events[:200])
+        broker.stop()  # clean: the sessions are saved
+        broker.start()
+        collector.wait_connected(2)
+        device.wait_connected(2)
+        device.events(events[200:300])
+        broker.kill()  # a crash: what arrived since the last autosave is gone from the broker
+        broker.start()
+        collector.wait_connected(3)
+        device.wait_connected(3)
+        device.events(events[300:])
+        device.status().wait_for_publish(10)
+        wait_until(lambda: store.count(t.events) == 400, timeout=60, what="all 400 stored")
+        assert sorted(stored_ids(store)) == sorted(e["event_id"] for e in events)
+        device.close()
+    finally:
+        collector.stop()
+        broker.kill()
+        store.close()
+
+
+def test_queue_overflow_while_the_collector_is_down_is_repaired_by_replay(
+    database: str, tmp_path: Path
+) -> None:
+    # mosquitto drops QoS 1 messages for an offline client past max_queued_messages, silently.
+    broker = Mosquitto(tmp_path / "broker", extra="max_queued_messages 10").start()
+    broker_conf = (tmp_path / "broker" / "mosquitto.conf").read_text()
+    assert "max_queued_messages 10" in broker_conf
+    config = write_config(tmp_path / "collector.toml", port=broker.port, url=database)
+    store = Store(load_settings(config).database_url)
+    events = [make_event(seq) for seq in range(1, 101)]
+    collector = CollectorProcess(config).start()
+    try:
+        collector.wait_connected()
+        assert collector.stop() == 0  # the session stays at the broker, queueing
+        device = StandInDevice(broker.port, events)
+        device.events(events)
+        device.status().wait_for_publish(10)
+        collector.start()
+        collector.wait_connected()
+        wait_until(lambda: store.count(t.events) == 100, timeout=60, what="all 100 stored")
+        assert sorted(stored_ids(store)) == sorted(e["event_id"] for e in events)
+        assert device.requests, "the broker dropped nothing: the test did not overflow its queue"
+        wait_until(
+            lambda: all(r["state"] == "repaired" for r in store.rows(t.gaps)) and store.count(t.gaps) > 0
+        )
+        device.close()
+    finally:
+        collector.stop()
+        broker.kill()
+        store.close()
