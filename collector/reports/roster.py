@@ -29,7 +29,7 @@ from device.payloads import bhyt, cccd
 from device.privacy import Privacy
 
 # The columns of HR's file, with the headings people write (English and Vietnamese), compared
-# case-insensitively and without spaces, underscores or diacritics-free variants spelled out.
+# case-insensitively, an underscore as a space.
 HEADINGS: dict[str, tuple[str, ...]] = {
     "employee_no": ("employee_no", "employee", "employee number", "mã nv", "mã nhân viên", "manv"),
     "name": ("name", "display_name", "display name", "họ tên", "họ và tên", "hoten"),
@@ -127,7 +127,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     for i, text in enumerate(header):
         key = _heading(text)
         for name, headings in HEADINGS.items():
-            if key in headings and name not in columns.values():
+            if key in {_heading(h) for h in headings} and name not in columns.values():
                 columns[i] = name
     if "employee_no" not in columns.values():
         raise RosterError(f"{path}: no employee number column (a heading such as employee_no or Mã NV)")
