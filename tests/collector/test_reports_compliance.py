@@ -160,6 +160,16 @@ def test_the_compliance_command_prints_json_csv_and_a_table(site: Site, tmp_path
     assert raw.startswith(b"\xef\xbb\xbf")
     assert raw.decode("utf-8-sig").splitlines()[0].startswith("employee_no,name,team,line,assigned,state")
     assert cccd_of(1).encode() not in raw
+    from openpyxl import load_workbook
+
+    book_path = tmp_path / "c.xlsx"
+    cli_text(
+        "compliance", "--config", config, "--date", str(site.day), "--format", "xlsx", "-o", str(book_path)
+    )
+    book = load_workbook(book_path, read_only=True)
+    cells = [row for row in book.worksheets[0].iter_rows(values_only=True)]
+    book.close()
+    assert cells[0][:6] == ("employee_no", "name", "team", "line", "assigned", "state") and len(cells) == 301
 
 
 def test_an_xlsx_roster_with_english_headings_and_numbers_typed_as_numbers(
