@@ -136,7 +136,7 @@ def trace(
             loc = known.get(location_id, Location(location_id, kind=kind))
             for visit, scans in _visits(conn, rule, tz, loc, kind, times):
                 visits.append(visit)
-                contacts.extend(_contacts(visit, rule, scans, own, roster))
+                contacts.extend(_contacts(visit, rule, tz, scans, own, roster))
     visits.sort(key=lambda v: (v.start, v.location_id))
     contacts.sort(key=lambda c: (c.visit.start, c.visit.location_id, c.employee_no or "~", c.subject))
     return Trace(
@@ -180,7 +180,9 @@ def _visit(
     return Visit(loc.location_id, loc.label, loc.kind or kind, loc.plate, rule.method, a, b, mine)
 
 
-def _contacts(visit: Visit, rule: Rule, scans: list[_Scan], own: set[str], roster: Roster) -> list[Contact]:
+def _contacts(
+    visit: Visit, rule: Rule, tz: ZoneInfo, scans: list[_Scan], own: set[str], roster: Roster
+) -> list[Contact]:
     by_subject: dict[str, list[_Scan]] = defaultdict(list)
     for s in scans:
         if s.subject not in own:
@@ -196,9 +198,9 @@ def _contacts(visit: Visit, rule: Rule, scans: list[_Scan], own: set[str], roste
         if rule.method == "trip":
             presence = [(theirs[0].at, visit.end)]
         elif len(theirs) == 1:
-            presence = [_presence(rule, None, theirs[0].at, shift=(visit.start, visit.end))]
+            presence = [_presence(rule, tz, theirs[0].at)]
         else:
-            presence = _merge(_presence(rule, None, s.at, shift=(visit.start, visit.end)) for s in theirs)
+            presence = _merge(_presence(rule, tz, s.at) for s in theirs)
         overlap = _overlap(presence, visit.presence) / 60
         if overlap <= 0 or overlap < rule.min_overlap_min:
             continue
@@ -219,12 +221,9 @@ def _contacts(visit: Visit, rule: Rule, scans: list[_Scan], own: set[str], roste
     return out
 
 
-def _presence(rule: Rule, tz: ZoneInfo | None, at: dt.datetime, *, shift: Interval | None = None) -> Interval:
+def _presence(rule: Rule, tz: ZoneInfo, at: dt.datetime) -> Interval:
     if rule.method == "dwell":
         return at, at + dt.timedelta(minutes=rule.dwell_min)
-    if shift is not None:  # another person's scan inside the traced person's shift: that shift
-        return shift
-    assert tz is not None
     return _shift_of(rule, tz, at)
 
 
