@@ -190,11 +190,12 @@ def _devices(park: Park, store: Store) -> None:
                 backlog=0,
                 oldest_undelivered_age_s=None,
                 dead_letters=0,
+                unheard=0,
                 counters={},
             )
         )
         parts = contract.parse_topic(contract.Topics.of("checkin", location, device).status, "checkin")
-        batch.statuses.append((decode.status(parts, contract.dumps(body).encode(), 65536).row, True))
+        batch.statuses.append((decode.status(parts, json.dumps(body).encode(), 65536).row, True))
         batch.streams[device, park.incarnation] = {
             "device_id": device,
             "incarnation": park.incarnation,
