@@ -15,6 +15,24 @@ COMMANDS = {
     "gaps": Command(
         "collector.commands.gaps", "list the open gaps, repaired gaps and known losses per device"
     ),
+    "locations": Command(
+        "collector.commands.locations", "list the check-in locations with address, devices, state"
+    ),
+    "roster": Command(
+        "collector.commands.roster", "import the roster (ID numbers become pseudonyms, never stored)"
+    ),
+    "compliance": Command(
+        "collector.commands.compliance", "who scanned on a day, who did not, who is unknown"
+    ),
+    "trace": Command("collector.commands.trace", "everyone co-present with a person, by location (audited)"),
+    "export": Command("collector.commands.export", "the scan history as CSV or XLSX, masked (audited)"),
+    "reveal": Command(
+        "collector.commands.reveal", "the authority opens sealed subjects for a case (audited)"
+    ),
+    "audit": Command("collector.commands.audit", "verify or list the hash-chained audit log"),
+    "retention": Command(
+        "collector.commands.retention", "remove raw events past retention, keep half-hour counts"
+    ),
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from collector.reports.config import RetentionSettings, SiteSettings, TraceSettings
 from device.errors import ConfigError
 from device.settings import ENV_PREFIX as DEVICE_ENV_PREFIX
 from device.settings import TopicSafeId, _describe
@@ -126,6 +127,9 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = PrivacySettings()
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()
+    site: SiteSettings = SiteSettings()
+    trace: TraceSettings = TraceSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -60,6 +60,8 @@ events = Table(
     Index(None, "device_id", "incarnation", "seq"),
     Index(None, "scanned_at"),
     Index(None, "subject_hmac"),
+    # The reports' co-presence and per-location lookups (collector/reports/).
+    Index(None, "location_id", "scanned_at"),
 )
 
 invalid_messages = Table(
@@ -95,6 +97,11 @@ devices = Table(
     # The last news of any kind (a live status or an event).
     Column("last_seen_at", Timestamp),
     Column("status", Json),
+    # The location as the province lists it (issue 18), from the device's birth status.
+    Column("location_address", String(300)),
+    Column("location_ward", String(100)),
+    Column("location_district", String(100)),
+    Column("location_province", String(100)),
 )
 
 # Per (device, incarnation): the contiguous prefix of seqs committed here or known lost.
@@ -150,3 +157,6 @@ counters = Table(
     Column("name", String(32), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
+
+# The reports' tables live on this metadata too (one schema, one migration history).
+from collector.reports import tables as _reports  # noqa: E402, F401
