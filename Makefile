@@ -5,9 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup mosquitto postgresql run test lint bench chaos clean
+.PHONY: setup mosquitto postgresql chromium run test lint bench chaos clean
 
-setup: $(STAMP) mosquitto postgresql
+setup: $(STAMP) mosquitto postgresql chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,16 @@ postgresql:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	else \
 		echo "postgresql is missing: sudo apt-get install postgresql (the collector's PostgreSQL tests need it)"; \
+	fi
+
+# The web page's tests drive Debian's Chromium through Playwright (which must not download a browser).
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "chromium is missing: sudo apt-get install chromium (the web page's browser tests need it)"; \
 	fi
 
 run: setup
