@@ -29,7 +29,7 @@ from typing import Any
 
 from bench.common import Row, print_rows
 
-MODULES = ("spine", "scanner", "decode", "ready")
+MODULES = ("spine", "scanner", "decode", "ready", "ingest")
 RESULTS = Path(__file__).with_name("results.json")
 PACKAGES = (
     "qr-checkin",
@@ -45,6 +45,11 @@ PACKAGES = (
     "uuid6",
     "opencv-python-headless",
     "libfaketime",
+    "sqlalchemy",
+    "alembic",
+    "psycopg",
+    "jsonschema-rs",
+    "prometheus-client",
 )
 
 

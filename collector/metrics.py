@@ -23,7 +23,7 @@ class Metrics:
             self.messages.labels(name)
         self.commit_latency = Histogram(
             "qr_collector_commit_latency_seconds",
-            "From a message's arrival at the collector to the commit that stored it",
+            "From the arrival of a batch's oldest message at the collector to the batch's commit",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )

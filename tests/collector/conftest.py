@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.postgres import Postgres
+from tests.support.reports_site import fresh_site, site  # noqa: F401 (the reports' fixtures)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,286 @@
+"""The collector's figures: ingest events/s into SQLite and PostgreSQL, and broker-to-committed latency.
+
+Each ingest rate stands next to two baselines of the same run and machine: a plain batched insert of
+the same rows (500 per transaction, no validation, no conflict handling, no MQTT) into the same
+database, and a paho subscriber that only counts the same messages. Both the collector and the
+counting subscriber drain a queue the broker holds for their persistent session, so the figures are
+the consumer's, not the publisher's. Latency: events published at 1 000/s while the collector runs,
+from the publish to the moment a reader of the database sees the row.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import sqlalchemy as sa
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from bench.common import Row, main_for, percentile, row
+from collector import decode
+from collector import tables as t
+from collector.ingest import Collector
+from collector.settings import Settings
+from collector.store import Store
+from collector.subjects import Subjects
+from device import contract
+from tests.support.collector import Publisher, events_topic, make_event
+from tests.support.mosquitto import Mosquitto
+from tests.support.postgres import Postgres
+
+BATCH = 500
+RECEIVE_MAXIMUM = 2000
+
+
+def _payloads(count: int) -> list[tuple[str, bytes]]:
+    devices = [f"bus-{i}" for i in range(20)]
+    out = []
+    for i in range(count):
+        event = make_event(i // len(devices) + 1, device_id=devices[i % len(devices)])
+        out.append((events_topic(event), contract.dumps(event).encode()))
+    return out
+
+
+def _session(port: int, client_id: str) -> None:
+    """Creates a persistent session with the collector's subscription, then leaves it queueing."""
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+    )
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    client.connect("127.0.0.1", port, clean_start=False, properties=props)
+    client.loop_start()
+    done = threading.Event()
+    client.on_subscribe = lambda *_: done.set()
+    client.subscribe(contract.ConsumerFilters.of("checkin").events, qos=1)
+    done.wait(10)
+    client.disconnect()
+    client.loop_stop()
+
+
+def _preload(port: int, payloads: list[tuple[str, bytes]]) -> None:
+    pub = Publisher(port)
+    infos = [pub.publish(topic, payload) for topic, payload in payloads]
+    for info in infos:
+        info.wait_for_publish(60)
+    pub.close()
+
+
+def _settings(port: int, url: str, client_id: str) -> Settings:
+    return Settings(
+        broker={
+            "host": "127.0.0.1",
+            "port": port,
+            "client_id": client_id,
+            "receive_maximum": RECEIVE_MAXIMUM,
+        },
+        database={"url": url},
+        logging={"level": "WARNING"},
+    )
+
+
+def _collector_rate(port: int, url: str, payloads: list[tuple[str, bytes]]) -> float:
+    client_id = f"bench-collector-{uuid.uuid4().hex[:6]}"
+    Store(_settings(port, url, client_id).database_url).migrate()
+    _session(port, client_id)
+    _preload(port, payloads)
+    collector = Collector(_settings(port, url, client_id))
+    thread = threading.Thread(target=collector.run, daemon=True)
+    thread.start()
+    if not collector.connected.wait(30):
+        raise TimeoutError("collector did not connect")
+    started = time.monotonic()
+    registry = collector.metrics.registry
+    while (registry.get_sample_value("qr_collector_messages_total", {"outcome": "stored"}) or 0) < len(
+        payloads
+    ):
+        time.sleep(0.01)
+        if time.monotonic() - started > 300:
+            raise TimeoutError("collector did not drain the queue")
+    elapsed = time.monotonic() - started
+    collector.stop()
+    thread.join(30)
+    return len(payloads) / elapsed
+
+
+def _counting_rate(port: int, payloads: list[tuple[str, bytes]]) -> float:
+    client_id = f"bench-counter-{uuid.uuid4().hex[:6]}"
+    _session(port, client_id)
+    _preload(port, payloads)
+    count = 0
+    finished = threading.Event()
+    started = [0.0]
+
+    def on_connect(*_: Any) -> None:
+        started[0] = time.monotonic()
+
+    def on_message(*_: Any) -> None:
+        nonlocal count
+        count += 1
+        if count == len(payloads):
+            finished.set()
+
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+    )
+    client.on_connect = on_connect
+    client.on_message = on_message
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    props.ReceiveMaximum = RECEIVE_MAXIMUM
+    client.connect("127.0.0.1", port, clean_start=False, properties=props)
+    client.loop_start()
+    if not finished.wait(300):
+        raise TimeoutError(f"counting subscriber got {count} of {len(payloads)}")
+    elapsed = time.monotonic() - started[0]
+    client.disconnect()
+    client.loop_stop()
+    return len(payloads) / elapsed
+
+
+def _plain_insert_rate(url: str, payloads: list[tuple[str, bytes]]) -> float:
+    """The same rows the collector stores, in transactions of 500, with nothing else around them."""
+    store = Store(Settings(database={"url": url}).database_url)
+    store.migrate()
+    subjects = Subjects(None, None)
+    wall = time.time()
+    rows = [
+        decode.event(contract.parse_topic(topic), payload, subjects, 65536, wall).row
+        for topic, payload in payloads
+    ]
+    started = time.monotonic()
+    for i in range(0, len(rows), BATCH):
+        with store.engine.begin() as conn:
+            conn.execute(sa.insert(t.events), rows[i : i + BATCH])
+    elapsed = time.monotonic() - started
+    store.close()
+    return len(rows) / elapsed
+
+
+def _latency(port: int, url: str, seconds: float, rate: float = 1000) -> list[float]:
+    """Publish time to visible-in-the-database time, per event, at `rate` events per second."""
+    client_id = f"bench-latency-{uuid.uuid4().hex[:6]}"
+    settings = _settings(port, url, client_id)
+    Store(settings.database_url).migrate()
+    collector = Collector(settings)
+    thread = threading.Thread(target=collector.run, daemon=True)
+    thread.start()
+    collector.connected.wait(30)
+    time.sleep(0.5)
+    count = int(seconds * rate)
+    events = [make_event(seq, device_id="bus-latency") for seq in range(1, count + 1)]
+    published: list[float] = []
+    visible: list[float] = []
+    reader = Store(settings.database_url)
+    stop = threading.Event()
+
+    def watch() -> None:
+        # Events of one device commit in order: once n rows are visible, seqs 1..n are.
+        with reader.engine.connect() as conn:
+            while not stop.is_set():
+                n = int(conn.execute(sa.select(sa.func.count()).select_from(t.events)).scalar_one())
+                conn.commit()  # a fresh snapshot each time
+                now = time.monotonic()
+                visible.extend([now] * (n - len(visible)))
+                if n >= count:
+                    return
+                time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    pub = Publisher(port)
+    start = time.monotonic()
+    for i, event in enumerate(events):
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        published.append(time.monotonic())
+        pub.publish(events_topic(event), contract.dumps(event))
+    watcher.join(60)
+    stop.set()
+    pub.close()
+    collector.stop()
+    thread.join(30)
+    reader.close()
+    if len(visible) < count:
+        raise TimeoutError(f"only {len(visible)} of {count} events became visible")
+    return [v - p for p, v in zip(published, visible, strict=True)]
+
+
+@contextmanager
+def _databases(tmp: Path) -> Iterator[dict[str, Any]]:
+    server = Postgres(fsync=True).start()
+    try:
+        yield {
+            "sqlite": lambda: f"sqlite:///{tmp / uuid.uuid4().hex}.db",
+            "postgresql": server.create_database,
+        }
+    finally:
+        server.close()
+
+
+def run(quick: bool = False) -> list[Row]:
+    count = 1_500 if quick else 40_000
+    seconds = 1.0 if quick else 10.0
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="qr-bench-ingest-") as tmp:
+        broker = Mosquitto(Path(tmp) / "broker").start()
+        try:
+            payloads = _payloads(count)
+            counting = _counting_rate(broker.port, payloads)
+            with _databases(Path(tmp)) as databases:
+                for name, new_url in databases.items():
+                    plain = _plain_insert_rate(new_url(), payloads)
+                    ingest = _collector_rate(broker.port, new_url(), payloads)
+                    note = f"{count} events drained from the broker; batches of {BATCH}"
+                    rows.append(
+                        row(f"ingest {name}", "events/s vs plain batched insert", ingest, "ev/s", plain, note)
+                    )
+                    rows.append(
+                        row(
+                            f"ingest {name}",
+                            "events/s vs counting subscriber",
+                            ingest,
+                            "ev/s",
+                            counting,
+                            note,
+                        )
+                    )
+                    latencies = _latency(broker.port, new_url(), seconds)
+                    note = f"{len(latencies)} events at 1000/s, publish to visible in the database"
+                    rows.append(
+                        row(
+                            f"ingest {name}",
+                            "broker-to-committed p50",
+                            percentile(latencies, 50) * 1000,
+                            "ms",
+                            None,
+                            note,
+                        )
+                    )
+                    rows.append(
+                        row(
+                            f"ingest {name}",
+                            "broker-to-committed p99",
+                            percentile(latencies, 99) * 1000,
+                            "ms",
+                            None,
+                            note,
+                        )
+                    )
+        finally:
+            broker.kill()
+    return rows
+
+
+if __name__ == "__main__":
+    main_for(run)
