@@ -34,11 +34,15 @@ from tests.support.payloads import vectors
 
 __all__ = ["browser"]
 PASSWORD = "mật khẩu dài 2021"
-# The roster: the scanned worker (the synthetic CCCD of tests/data) and five who have not scanned.
-SCANNED = vectors()["cccd"][0]
+# The roster: two workers with the synthetic CCCDs of tests/data (they scan) and four who do not.
+SCANNED, CORIDER = vectors()["cccd"][:2]
 WORKER = ("E001", SCANNED["fields"]["name"], "Tổ may 1", "98C-123.45", SCANNED["fields"]["id"])
-OTHERS = [(f"E00{i}", f"Trần Thị Thử {i}", "Tổ may 2", "98C-123.45", f"00109099990{i}") for i in range(2, 7)]
+OTHERS = [
+    ("E002", CORIDER["fields"]["name"], "Tổ may 2", "98C-123.45", CORIDER["fields"]["id"]),
+    *[(f"E00{i}", f"Trần Thị Thử {i}", "Tổ may 2", "98C-123.45", f"00109099990{i}") for i in range(3, 7)],
+]
 WAIT_MS = 20_000
+WEB_COMMAND = (sys.executable, "-m", "collector.cli", "web")
 
 
 @dataclass
@@ -71,6 +75,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     store = Store(load_settings(config).database_url)
     try:
         collector.wait_connected()
+        port = free_port()
+        web_log = tmp / "web.log"
+        with web_log.open("wb") as log:
+            # Started first: it loads while the roster, the accounts and the daemon are made.
+            web = subprocess.Popen(
+                [*WEB_COMMAND, "--config", str(config), "--port", str(port), "--refresh", "2"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
         roster = tmp / "roster.csv"
         roster.write_text(
             "Mã NV,Họ và tên,Tổ,Xe/Cổng,Số CCCD\n"  # HR's own headings
@@ -90,16 +104,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 privacy={"key_file": str(key_file)},
             )
         ).start()
-        port = free_port()
-        web_log = tmp / "web.log"
-        with web_log.open("wb") as log:
-            web = subprocess.Popen(
-                [sys.executable, "-m", "collector.cli", "web", "--config", str(config)]
-                + ["--port", str(port), "--refresh", "2"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
         wait_port(port, timeout=20)
         # The daemon's birth status has reached the database: the bus is on the fleet.
         wait_until(lambda: store.count(t.devices) == 1, 20, "the device's status stored")
@@ -160,7 +164,7 @@ def test_a_typed_scan_appears_on_today(page: Page, stack: Stack) -> None:
     # Nobody touches the page: it refreshes itself until the collector has stored the scan.
     expect(page.locator("#scanned")).to_have_text("1", timeout=WAIT_MS)
     expect(page.get_by_role("cell", name=WORKER[1])).to_have_count(0)
-    expect(page.get_by_role("cell", name="Trần Thị Thử 2").first).to_be_visible()
+    expect(page.get_by_role("cell", name=OTHERS[0][1]).first).to_be_visible()
     stack.masked = stack.store.rows(t.events)[0]["masked"]
     screenshot(page, "today", docs=True)
 
@@ -199,15 +203,18 @@ def test_a_trace_needs_a_case_number_and_is_audited(page: Page, stack: Stack) ->
         "/trace", form={"csrf_token": token, "employee": "E001", "from": "2020-01-01", "to": "2099-01-01"}
     )
     assert refused.status == 400
+    assert stack.daemon.scan(CORIDER["payload"])["feedback"] == "accepted"
+    wait_until(lambda: stack.store.count(t.events) == 2, 20, "the co-rider's scan stored")
     before = len(audit.entries(stack.store, 1000))
-    page.get_by_label("Mã NV").fill("E002")
+    page.get_by_label("Mã NV").fill("E001")
     page.get_by_label("Số hồ sơ ca bệnh").fill("F0-2021-0815")
     page.get_by_role("button", name="Truy vết").click()
-    expect(page.locator("#summary")).to_contain_text("Truy vết E002")
+    expect(page.locator("#summary")).to_have_text("Truy vết E001: 1 lần có mặt, 1 người có mặt cùng.")
+    expect(page.get_by_role("cell", name=CORIDER["fields"]["name"])).to_be_visible()
     entries = audit.entries(stack.store, 1000)
     assert len(entries) == before + 1
     assert (entries[-1].action, entries[-1].purpose, entries[-1].actor) == ("trace", "F0-2021-0815", "hr")
-    assert "E002" not in page.url
+    assert entries[-1].row_count == 1 and "E001" not in page.url
     screenshot(page, "trace")
 
 
