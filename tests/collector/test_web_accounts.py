@@ -25,7 +25,18 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[Path, Store]]:
-    config = write_config(tmp_path / "collector.toml", port=1883, url=f"sqlite:///{tmp_path / 'c.db'}")
+    """A migrated SQLite database and its collector.toml."""
+    yield from _site(tmp_path, f"sqlite:///{tmp_path / 'c.db'}")
+
+
+@pytest.fixture
+def both(tmp_path: Path, database: str) -> Iterator[tuple[Path, Store]]:
+    """The same on SQLite and on PostgreSQL (tests/collector/conftest.py)."""
+    yield from _site(tmp_path, database)
+
+
+def _site(tmp_path: Path, url: str) -> Iterator[tuple[Path, Store]]:
+    config = write_config(tmp_path / "collector.toml", port=1883, url=url)
     store = Store(load_settings(config).database_url)
     store.migrate()
     try:
@@ -40,8 +51,8 @@ def app(site: tuple[Path, Store]) -> Flask:
     return create_app(load_settings(config), store)
 
 
-def test_passwords_are_argon2id_hashes_and_only_the_right_one_logs_in(site: tuple[Path, Store]) -> None:
-    _, store = site
+def test_passwords_are_argon2id_hashes_and_only_the_right_one_logs_in(both: tuple[Path, Store]) -> None:
+    _, store = both
     accounts.add_user(store, "thu", "hr", PASSWORD, wall=time.time(), replace=False)
     stored = store.rows(web_users)[0]["password_hash"]
     assert stored.startswith("$argon2id$") and "m=65536" in stored and PASSWORD not in stored
