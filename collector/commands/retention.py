@@ -1,5 +1,5 @@
 """`qr-collector retention`: remove raw events past `[retention] retention_days`, keeping half-hour
-counts per location for `counts_days` (run it daily: systemd/qr-collector-retention.timer)."""
+counts per location for `counts_days` (run it daily, from cron or a systemd timer)."""
 
 from __future__ import annotations
 

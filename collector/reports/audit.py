@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from collector.reports import tables as rt
-from collector.reports.common import as_utc
+from collector.reports.common import aware
 from collector.store import Store
 
 ROLES = ("hr", "board", "authority", "auditor")
@@ -51,7 +51,7 @@ def default_actor() -> str:
 
 def _digest(prev: str, fields: Mapping[str, Any]) -> str:
     body = json.dumps(
-        {**fields, "at": as_utc(fields["at"]).isoformat(timespec="microseconds")},
+        {**fields, "at": aware(fields["at"]).astimezone(dt.UTC).isoformat(timespec="microseconds")},
         sort_keys=True,
         ensure_ascii=False,
         separators=(",", ":"),
@@ -145,6 +145,6 @@ def entries(store: Store, limit: int = 50) -> list[Entry]:
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(rt.audit_log).order_by(a.id.desc()).limit(limit)).mappings().all()
     return [
-        Entry(**{**dict(r), "at": as_utc(r["at"]), "id": int(r["id"]), "row_count": int(r["row_count"])})
+        Entry(**{**dict(r), "at": aware(r["at"]), "id": int(r["id"]), "row_count": int(r["row_count"])})
         for r in reversed(rows)
     ]

@@ -21,9 +21,10 @@ class ReportError(ValueError):
     """A report cannot run as asked (bad period, unknown employee...): the message says why."""
 
 
-def as_utc(value: dt.datetime) -> dt.datetime:
-    """SQLite hands back naive datetimes, which are UTC here."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def aware(value: dt.datetime) -> dt.datetime:
+    """A timestamp from the database as an aware datetime: SQLite hands back naive ones, which are UTC
+    here; PostgreSQL's come in the session's zone (the same instant, so left as they are)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def local_day(day: dt.date, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
@@ -88,9 +89,28 @@ class Location:
 ADDRESS_FIELDS = ("address", "ward", "district", "province")
 
 
-def locations(store: Store) -> dict[str, Location]:
+class Places(dict[str, Location]):
+    """Locations by id, matched to what people write (an id, a plate, a name) through one index."""
+
+    _index: dict[str, Location] | None = None
+
+    def match(self, written: str | None) -> Location | None:
+        key = place_key(written)
+        if not key:
+            return None
+        if self._index is None:
+            self._index = {}
+            # An id wins over a plate, a plate over a name.
+            for attr in ("location_id", "plate", "name"):
+                for loc in self.values():
+                    if place_key(getattr(loc, attr)):
+                        self._index.setdefault(place_key(getattr(loc, attr)), loc)
+        return self._index.get(key)
+
+
+def locations(store: Store) -> Places:
     """Every location a device has described (its latest non-empty words win), by location_id."""
-    out: dict[str, Location] = {}
+    out = Places()
     d = t.devices.c
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(t.devices).order_by(d.location_id, d.device_id)).mappings().all()
@@ -110,12 +130,6 @@ def locations(store: Store) -> dict[str, Location]:
     return out
 
 
-def match_location(assigned: str | None, known: dict[str, Location]) -> Location | None:
+def match_location(assigned: str | None, known: Places) -> Location | None:
     """The location a roster row's bus plate or gate names (by id, plate or name, punctuation ignored)."""
-    key = place_key(assigned)
-    if not key:
-        return None
-    for loc in known.values():
-        if key in (place_key(loc.location_id), place_key(loc.plate), place_key(loc.name)):
-            return loc
-    return None
+    return known.match(assigned)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from collector import tables as t
-from collector.reports.common import as_utc
+from collector.reports.common import aware
 from collector.store import Store
 
 
@@ -71,7 +71,7 @@ def _reason(
     heard = row["last_heartbeat_at"]
     if row["state"] != "online":
         return f"{row['state']} (last status {_when(heard)})"
-    if heard is None or as_utc(heard) < end:
+    if heard is None or aware(heard) < end:
         return f"no status since the period's end (last {_when(heard)})"
     last_seq = row["last_seq"]
     if last_seq is None:
@@ -118,8 +118,8 @@ def _loss_touches(conn: Connection, loss: sa.RowMapping, start: dt.datetime, end
     after = conn.execute(
         sa.select(e.scanned_at).where(*where, e.seq > loss["to_seq"]).order_by(e.seq).limit(1)
     ).scalar()
-    return (before is None or as_utc(before) < end) and (after is None or as_utc(after) >= start)
+    return (before is None or aware(before) < end) and (after is None or aware(after) >= start)
 
 
 def _when(value: dt.datetime | None) -> str:
-    return "never" if value is None else as_utc(value).isoformat(timespec="seconds")
+    return "never" if value is None else aware(value).astimezone(dt.UTC).isoformat(timespec="seconds")

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from collector import tables as t
-from collector.reports.common import Location, as_utc, local_day, locations, match_location
+from collector.reports.common import Places, aware, local_day, locations, match_location
 from collector.reports.completeness import Verdict, verdicts
 from collector.reports.roster import Person, Roster
 from collector.store import Store
@@ -52,7 +52,12 @@ class Totals:
 
     def add(self, state: str) -> None:
         self.total += 1
-        setattr(self, state.replace(" ", "_"), getattr(self, state.replace(" ", "_")) + 1)
+        if state == SCANNED:
+            self.scanned += 1
+        elif state == NOT_SCANNED:
+            self.not_scanned += 1
+        else:
+            self.unknown += 1
 
 
 @dataclass
@@ -140,7 +145,7 @@ def _entry(person: Person) -> PersonDay:
     return PersonDay(person.employee_no, person.name, person.team, person.line, person.assigned, SCANNED)
 
 
-def _fill(entry: PersonDay, mine: list[_Seen], known: dict[str, Location]) -> None:
+def _fill(entry: PersonDay, mine: list[_Seen], known: Places) -> None:
     first = min(mine, key=lambda s: s.first)
     last = max(mine, key=lambda s: s.last)
     entry.first_at, entry.first_location = first.first, _label(first.first_location, known)
@@ -149,7 +154,7 @@ def _fill(entry: PersonDay, mine: list[_Seen], known: dict[str, Location]) -> No
     entry.unsynced = any(s.unsynced for s in mine)
 
 
-def _label(location_id: str | None, known: dict[str, Location]) -> str:
+def _label(location_id: str | None, known: Places) -> str:
     if location_id is None:
         return "-"
     loc = known.get(location_id)
@@ -158,7 +163,7 @@ def _label(location_id: str | None, known: dict[str, Location]) -> str:
 
 def _devices_for(
     person: Person,
-    known: dict[str, Location],
+    known: Places,
     site: list[str],
     cache: dict[str, list[str]],
     unmatched: set[str],
@@ -196,11 +201,11 @@ def _seen(store: Store, start: dt.datetime, end: dt.datetime) -> dict[str, _Seen
     )
     out: dict[str, _Seen] = {}
     with store.engine.connect() as conn:
-        for subject, first, last, scans, unsynced in conn.execute(sa.select(grouped)):
-            out[subject] = _Seen(as_utc(first), as_utc(last), int(scans), int(unsynced or 0))
-        for subject, at, location in conn.execute(ends):
+        for subject, first, last, scans, unsynced in conn.execute(sa.select(grouped)).all():
+            out[subject] = _Seen(aware(first), aware(last), int(scans), int(unsynced or 0))
+        for subject, at, location in conn.execute(ends).all():
             s = out[subject]
-            at = as_utc(at)
+            at = aware(at)
             if at == s.first and s.first_location is None:
                 s.first_location = location
             if at == s.last:

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from collector import tables as t
-from collector.reports.common import as_utc, locations
+from collector.reports.common import locations
 from collector.reports.roster import Roster
 from collector.store import Store
 
@@ -82,12 +82,15 @@ def export_rows(
     if location_ids:
         query = query.where(e.location_id.in_(list(location_ids)))
     names = {k: (v.label, v.plate) for k, v in known.items()}
+    utc = dt.UTC
     with store.engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=FETCH_ROWS).execute(query)
         for at, location_id, kind, direction, subject, masked, code_type, device_id, seq, clock in result:
             name, plate = names.get(location_id, (location_id, None))
+            # SQLite hands back naive UTC; isoformat is several times cheaper than strftime per row.
+            local = (at if at.tzinfo else at.replace(tzinfo=utc)).astimezone(tz)
             yield (
-                as_utc(at).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
+                local.replace(tzinfo=None).isoformat(" ", "seconds"),
                 name,
                 kind,
                 plate if kind == "bus" else None,

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from collector import tables as t
 from collector.report import presence
-from collector.reports.common import as_utc, locations
+from collector.reports.common import aware, locations
 from collector.store import Store
 
 COLUMNS = (
@@ -76,8 +76,8 @@ def location_rows(store: Store, *, now: float, heartbeat_s: float) -> list[Locat
             first = conn.execute(sa.select(sa.func.min(e.scanned_at)).where(here)).scalar()
             last = conn.execute(sa.select(sa.func.max(e.scanned_at)).where(here)).scalar()
             spans[location_id] = (
-                None if first is None else as_utc(first),
-                None if last is None else as_utc(last),
+                None if first is None else aware(first),
+                None if last is None else aware(last),
             )
     out = []
     for loc in known.values():

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from collector import tables as t
 from collector.reports import tables as rt
-from collector.reports.common import as_utc, local_day
+from collector.reports.common import aware, local_day
 from collector.reports.config import RetentionSettings
 from collector.store import Store
 
@@ -71,7 +71,7 @@ def run(store: Store, settings: RetentionSettings, tz: ZoneInfo, *, now: float) 
             first = conn.execute(sa.select(sa.func.min(e.scanned_at)).where(old)).scalar()
             if first is None:
                 break
-            start = dt.datetime.fromtimestamp(int(as_utc(first).timestamp()) // SLOT_S * SLOT_S, dt.UTC)
+            start = dt.datetime.fromtimestamp(int(aware(first).timestamp()) // SLOT_S * SLOT_S, dt.UTC)
             in_slot = sa.and_(old, e.scanned_at >= start, e.scanned_at < start + dt.timedelta(seconds=SLOT_S))
             written += _count(conn, store, in_slot)
             removed += conn.execute(sa.delete(t.events).where(in_slot)).rowcount

@@ -21,7 +21,7 @@ from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, SealedBox
 
 from collector import tables as t
-from collector.reports.common import ReportError, as_utc
+from collector.reports.common import ReportError, aware
 from collector.store import Store
 
 
@@ -71,7 +71,7 @@ def reveal(
     with store.engine.connect() as conn:
         for subject, masked, at, body in conn.execute(query.order_by(e.scanned_at)):
             r = out[subject]
-            at = as_utc(at)
+            at = aware(at)
             r.events += 1
             r.masked = masked or r.masked
             r.first_at = r.first_at or at

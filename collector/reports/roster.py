@@ -29,7 +29,7 @@ from device.payloads import bhyt, cccd
 from device.privacy import Privacy
 
 # The columns of HR's file, with the headings people write (English and Vietnamese), compared
-# case-insensitively and without spaces, underscores or diacritics-free variants spelled out.
+# case-insensitively, an underscore as a space.
 HEADINGS: dict[str, tuple[str, ...]] = {
     "employee_no": ("employee_no", "employee", "employee number", "mã nv", "mã nhân viên", "manv"),
     "name": ("name", "display_name", "display name", "họ tên", "họ và tên", "hoten"),
@@ -54,12 +54,20 @@ def _heading(text: str) -> str:
     return " ".join(str(text or "").strip().casefold().replace("_", " ").split())
 
 
-def normalise(code_type: str, raw: str) -> str:
+def normalise(code_type: str, raw: str | int) -> str:
     """The subject id a device would derive from the card, from the number HR typed; ValueError if none.
 
     bhyt: the 10-digit BHXH number (a 15-character card number gives its last 10 digits, as on the card);
-    cccd: the 12-digit number; personal: the QID. Spaces, dots and dashes are ignored.
+    cccd: the 12-digit number; personal: the QID. Spaces, dots and dashes are ignored. A spreadsheet cell
+    holding a number has lost the leading zeros: a CCCD or BHXH number gets them back; a QID (18 digits)
+    is past what a spreadsheet number keeps exactly and is refused.
     """
+    if isinstance(raw, int):
+        if code_type == "personal":
+            raise ValueError(
+                "QID typed as a number (a spreadsheet keeps 15 digits): format the column as text"
+            )
+        raw = str(raw).zfill(bhyt.BHXH_DIGITS if code_type == "bhyt" else 12)
     text = _SEPARATORS.sub("", raw)
     if code_type == "bhyt":
         # The card parser's own patterns: what a scan of this person's card yields as subject.
@@ -110,8 +118,9 @@ class ImportResult:
     key_id: str = ""
 
 
-def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, {column: text}) for each data row of a .csv (UTF-8, BOM or not) or .xlsx file."""
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str | int]]]:
+    """(line number, {column: value}) for each data row of a .csv (UTF-8, BOM or not) or .xlsx file;
+    a value is text, or an int where a spreadsheet cell held a whole number."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
         raw = _csv_rows(path)
@@ -125,34 +134,39 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
         raise RosterError(f"{path}: the file is empty") from None
     columns: dict[int, str] = {}
     for i, text in enumerate(header):
-        key = _heading(text)
+        key = _heading(str(text))
         for name, headings in HEADINGS.items():
-            if key in headings and name not in columns.values():
+            if key in {_heading(h) for h in headings} and name not in columns.values():
                 columns[i] = name
     if "employee_no" not in columns.values():
         raise RosterError(f"{path}: no employee number column (a heading such as employee_no or Mã NV)")
     if not set(ID_COLUMNS) & set(columns.values()):
         raise RosterError(f"{path}: no ID column (cccd, bhxh or qid): nobody could be matched to a scan")
     for number, cells in enumerate(raw, start=2):
-        row = {name: str(cells[i]).strip() for i, name in columns.items() if i < len(cells) and cells[i]}
+        row = {
+            name: cells[i] if isinstance(cells[i], int) else str(cells[i]).strip()
+            for i, name in columns.items()
+            if i < len(cells) and cells[i] not in (None, "")
+        }
         if any(row.values()):
             yield number, row
 
 
-def _csv_rows(path: Path) -> Iterator[list[str]]:
+def _csv_rows(path: Path) -> Iterator[list[str | int]]:
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             sample = fh.read(4096)
             fh.seek(0)
             dialect = csv.Sniffer().sniff(sample, delimiters=",;\t") if sample else csv.excel
-            yield from csv.reader(fh, dialect)
+            for cells in csv.reader(fh, dialect):
+                yield list(cells)
     except UnicodeDecodeError:
         raise RosterError(f"{path}: not UTF-8 (save the sheet as 'CSV UTF-8')") from None
     except OSError as exc:
         raise RosterError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def _xlsx_rows(path: Path) -> Iterator[list[str]]:
+def _xlsx_rows(path: Path) -> Iterator[list[str | int]]:
     from openpyxl import load_workbook
 
     try:
@@ -160,15 +174,22 @@ def _xlsx_rows(path: Path) -> Iterator[list[str]]:
     except Exception as exc:  # openpyxl raises zipfile, KeyError and its own errors for a bad file
         raise RosterError(f"{path}: not a readable .xlsx file ({type(exc).__name__})") from None
     try:
-        sheet = book.worksheets[0]
-        for values in sheet.iter_rows(values_only=True):
-            # An ID number typed as a number comes back as int: keep its digits, not 1.2e11.
-            yield [
-                "" if v is None else str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
-                for v in values
-            ]
+        for values in book.worksheets[0].iter_rows(values_only=True):
+            yield [_cell(v) for v in values]
     finally:
         book.close()
+
+
+def _cell(value: object) -> str | int:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return str(value)
 
 
 def import_roster(store: Store, path: Path, site_key: bytes, *, wall: float) -> ImportResult:
@@ -181,7 +202,9 @@ def import_roster(store: Store, path: Path, site_key: bytes, *, wall: float) -> 
     seen_numbers: set[str] = set()
     owner: dict[str, str] = {}
     now = dt.datetime.fromtimestamp(wall, dt.UTC)
-    for line, row in read_rows(path):
+    for line, cells in read_rows(path):
+        ids = {k: cells[k] for k in ID_COLUMNS if k in cells}
+        row = {k: str(v) for k, v in cells.items() if k not in ID_COLUMNS}
         number = row.get("employee_no", "")
         try:
             if not number:
@@ -192,8 +215,8 @@ def import_roster(store: Store, path: Path, site_key: bytes, *, wall: float) -> 
                 raise ValueError("employee number already on an earlier row")
             mine: list[dict[str, str]] = []
             for column, code_type in ID_COLUMNS.items():
-                if row.get(column):
-                    subject = privacy.pseudonym(code_type, normalise(code_type, row[column]))
+                if column in ids:
+                    subject = privacy.pseudonym(code_type, normalise(code_type, ids[column]))
                     if subject in owner or any(s["subject_hmac"] == subject for s in mine):
                         raise ValueError(f"{column} number already belongs to employee {owner.get(subject)}")
                     mine.append({"subject_hmac": subject, "employee_no": number, "code_type": code_type})

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from collector import tables as t
-from collector.reports.common import Location, ReportError, as_utc, locations
+from collector.reports.common import Location, ReportError, aware, locations
 from collector.reports.config import Rule, TraceSettings
 from collector.reports.roster import Person, Roster
 from collector.store import Store
@@ -130,7 +130,7 @@ def trace(
         ).all()
         by_location: dict[tuple[str, str], list[dt.datetime]] = defaultdict(list)
         for location_id, kind, at in mine:
-            by_location[location_id, kind].append(as_utc(at))
+            by_location[location_id, kind].append(aware(at))
         for (location_id, kind), times in by_location.items():
             rule = settings.rule(kind)
             loc = known.get(location_id, Location(location_id, kind=kind))
@@ -191,9 +191,12 @@ def _contacts(visit: Visit, rule: Rule, scans: list[_Scan], own: set[str], roste
         by_person[roster.by_subject.get(subject, subject)].extend(theirs)
     out = []
     for key, theirs in by_person.items():
-        theirs.sort(key=lambda s: s.at)
+        if len(theirs) > 1:
+            theirs.sort(key=lambda s: s.at)
         if rule.method == "trip":
             presence = [(theirs[0].at, visit.end)]
+        elif len(theirs) == 1:
+            presence = [_presence(rule, None, theirs[0].at, shift=(visit.start, visit.end))]
         else:
             presence = _merge(_presence(rule, None, s.at, shift=(visit.start, visit.end)) for s in theirs)
         overlap = _overlap(presence, visit.presence) / 60
@@ -263,7 +266,7 @@ def _scans(conn: Connection, location_id: str, a: dt.datetime, b: dt.datetime) -
         .where(e.location_id == location_id, e.scanned_at >= a, e.scanned_at < b)
         .order_by(e.scanned_at)
     )
-    return [_Scan(subject, as_utc(at), masked) for subject, at, masked in rows]
+    return [_Scan(subject, aware(at), masked) for subject, at, masked in rows]
 
 
 def _merge(intervals: Iterable[Interval]) -> list[Interval]:

@@ -13,7 +13,7 @@ from collector import tables as t
 from collector.reports import roster as r
 from collector.reports.compliance import NOT_SCANNED, SCANNED, UNKNOWN, compliance
 from collector.reports.tables import roster, roster_subjects
-from device.privacy import load_key
+from device.privacy import Privacy, load_key
 from tests.support.collector import cli_text
 from tests.support.reports_site import (
     BACK_PEOPLE,
@@ -160,3 +160,46 @@ def test_the_compliance_command_prints_json_csv_and_a_table(site: Site, tmp_path
     assert raw.startswith(b"\xef\xbb\xbf")
     assert raw.decode("utf-8-sig").splitlines()[0].startswith("employee_no,name,team,line,assigned,state")
     assert cccd_of(1).encode() not in raw
+    from openpyxl import load_workbook
+
+    book_path = tmp_path / "c.xlsx"
+    cli_text(
+        "compliance", "--config", config, "--date", str(site.day), "--format", "xlsx", "-o", str(book_path)
+    )
+    book = load_workbook(book_path, read_only=True)
+    cells = [row for row in book.worksheets[0].iter_rows(values_only=True)]
+    book.close()
+    assert cells[0][:6] == ("employee_no", "name", "team", "line", "assigned", "state") and len(cells) == 301
+
+
+def test_an_xlsx_roster_with_english_headings_and_numbers_typed_as_numbers(
+    database: str, tmp_path: Path
+) -> None:
+    from openpyxl import Workbook
+
+    from collector.store import Store
+    from tests.support.collector import write_config
+    from tests.support.reports_site import SITE_KEY
+
+    key = tmp_path / "site.key"
+    key.write_bytes(SITE_KEY)
+    key.chmod(0o600)
+    config = write_config(tmp_path / "c.toml", port=1883, url=database, privacy={"site_key_file": str(key)})
+    Store(Site(database, tmp_path / "s").settings().database_url).migrate()
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["Employee number", "Display name", "Team", "Line", "Assigned", "CCCD", "BHXH", "QID"])
+    # Excel keeps a long digit string typed into a cell as a number.
+    sheet.append(["A1", "Đỗ Thị F", "QC", "L2", "98C-123.45", 1099012345, None, None])
+    sheet.append(["A2", "Hồ Văn G", "QC", "L2", None, None, None, 123456789012345678])  # a QID as a number
+    path = tmp_path / "staff.xlsx"
+    book.save(path)
+    out = cli_text("roster", "import", "--config", str(config), str(path))
+    assert "row 3 (A2) skipped: QID typed as a number" in out
+    assert "1 people with 1 subjects imported" in out
+    store = Store(Site(database, tmp_path / "s").settings().database_url)
+    # The CCCD typed as a number lost its leading zeros; the import puts them back.
+    assert [row["subject_hmac"] for row in store.rows(roster_subjects)] == [
+        Privacy("hmac", SITE_KEY).pseudonym("cccd", "001099012345")
+    ]
