@@ -4,10 +4,12 @@
 
 `qr-checkin run` runs as a subprocess with two sources, stdin and a serial scanner played by a pty, and
 publishes through a TCP proxy to a mosquitto with persistence on; an audit client holds a persistent
-session there, the way a central consumer does. Scans arrive one at a time (people, damaged cards,
-visitor codes) while fault episodes follow each other, one at a time, in shuffled rounds so every class
-strikes once per round. The seed is printed; CHAOS_SEED replays the same faults and scans (their timing
-still varies with the machine). CHAOS_REPORT=<path> also writes the summary as JSON.
+session there, the way a central consumer does, and so does `qr-collector run` into SQLite (or the
+database CHAOS_DATABASE_URL names): the chain ends in its database. Scans arrive one at a time
+(people, damaged cards, visitor codes) while fault episodes follow each other, one at a time, in
+shuffled rounds so every class strikes once per round. The seed is printed; CHAOS_SEED replays the
+same faults and scans (their timing still varies with the machine). CHAOS_REPORT=<path> also writes
+the summary as JSON.
 
 After CHAOS_SECONDS (and at least one full round) the faults stop, the backlog drains, the daemon is
 stopped and the invariants are judged; a summary table follows and the exit status is 1 if any
@@ -53,6 +55,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from bench.common import percentile
+from collector import tables as t
+from collector.settings import load_settings
+from collector.store import Store
+from device import contract
+from tests.support.collector import CollectorProcess
+from tests.support.collector import write_config as collector_config
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.payloads import vectors
@@ -108,7 +116,10 @@ FAULTS = (
     FaultClass("disk-full", "the storage tmpfs filled by a ballast file, then freed", (1, 6)),
     FaultClass("clock-jump", "the daemon's wall clock jumps (libfaketime), then jumps back", (2, 10)),
     FaultClass("scanner-unplug", "the serial scanner's pty closed, a new pty behind the same link", (0.5, 4)),
+    # On a schedule of its own, beside the device's episodes (the collector is another machine's process).
+    FaultClass("collector-kill", "qr-collector kill -9 during the episodes, restarted at once", (0, 0)),
 )
+COLLECTOR_KILL_EVERY_S = (2.0, 12.0)
 GAP_S = (1.0, 4.0)
 
 
@@ -154,7 +165,11 @@ class Audit:
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
-        self.client.on_connect = lambda client, *_: client.subscribe("checkin/#", qos=1)
+        # What the devices publish; their cmd/ topics carry the collector's words to them.
+        filters = contract.ConsumerFilters.of()
+        self.client.on_connect = lambda client, *_: client.subscribe(
+            [(filters.events, 1), (filters.status, 1)]
+        )
         self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]
@@ -388,6 +403,15 @@ class Chaos:
             "QRCHECKIN_STORAGE__DELIVERED_GRACE_H": "168",
             **(self.faketime_env or {}),
         }
+        url = os.environ.get("CHAOS_DATABASE_URL") or f"sqlite:///{self.tmp / 'collector.db'}"
+        collector_toml = collector_config(self.tmp / "collector.toml", port=self.broker.port, url=url)
+        self.collector_db = Store(load_settings(collector_toml).database_url)
+        stack.callback(self.collector_db.close)
+        self.collector = CollectorProcess(collector_toml).start()
+        self.collector_runs = 1
+        self.collector_up_at = 1
+        stack.callback(self.collector.kill)
+        self.collector.wait_connected()
         stack.callback(self.stop)
         self.start_daemon()
 
@@ -432,21 +456,28 @@ class Chaos:
         (where / "daemon.log").write_text("".join(self.logs))
         with contextlib.suppress(OSError):
             (where / "mosquitto.log").write_bytes(self.broker.log.read_bytes())
+        with contextlib.suppress(OSError):
+            (where / "collector.log").write_bytes(self.collector.log.read_bytes())
 
     # -- the soak --------------------------------------------------------------------------------------
 
     def soak(self) -> None:
-        enabled = [f for f in FAULTS if f.name not in self.skipped]
+        enabled = [f for f in FAULTS if f.name not in self.skipped and f.name != "collector-kill"]
+        collector_rng = random.Random(self.seed + 2)
+        collector_kill_at = time.monotonic() + collector_rng.uniform(*COLLECTOR_KILL_EVERY_S) * self.scale
         deck: list[FaultClass] = []
         end = time.monotonic() + self.seconds
         hard_end = end + ROUND_GRACE_S
         next_at = time.monotonic() + self._draw(GAP_S)
         while True:
             now = time.monotonic()
-            every_class = all(self.injected[f.name] for f in enabled)
+            every_class = all(self.injected[f.name] for f in enabled) and self.injected["collector-kill"]
             if self.active is None and ((now >= end and every_class) or now >= hard_end):
                 break
-            if now >= next_at:
+            # A broker that dies while the collector is away takes the collector's queue with it; until the
+            # devices answer cmd/replay that would be a loss by design, so the two never overlap here.
+            collector_up = self.collector.connections() >= self.collector_up_at
+            if now >= next_at and (self.active is not None or collector_up):
                 if self.active is None:
                     if not deck:
                         deck = self.rng.sample(enabled, len(enabled))
@@ -456,6 +487,10 @@ class Chaos:
                     self.recover(self.active)
                     self.active = None
                     next_at = time.monotonic() + self._draw(GAP_S)
+            broker_down = self.active is not None and self.active.name.startswith("broker")
+            if now >= collector_kill_at and collector_up and not broker_down:
+                self._kill_collector()
+                collector_kill_at = now + collector_rng.uniform(*COLLECTOR_KILL_EVERY_S) * self.scale
             self.housekeeping()
             if self.incarnation is not None:
                 self.scan_once()
@@ -511,6 +546,15 @@ class Chaos:
             self.scanner.plug()
             self.serial_wait = (self.daemon.mark(), time.monotonic() + REPLUG_TIMEOUT_S)
         self.say(f"{fault.name}: recovered")
+
+    def _kill_collector(self) -> None:
+        self.injected["collector-kill"] += 1
+        # Up again once its log shows one more connection than now.
+        self.collector_up_at = self.collector.connections() + 1
+        self.collector.kill()
+        self.collector.start()
+        self.collector_runs += 1
+        self.say(f"collector-kill: killed -9 and restarted (run {self.collector_runs})")
 
     def _kill_daemon(self) -> str:
         daemon = self.daemon
@@ -620,7 +664,7 @@ class Chaos:
         started = time.monotonic()
         while time.monotonic() - started < DRAIN_TIMEOUT_S:
             self.housekeeping()
-            if set(self.accepted) <= set(self.audit.received()):
+            if set(self.accepted) <= set(self.audit.received()) and set(self.accepted) <= self.collected():
                 self.drained_s = time.monotonic() - started
                 break
             time.sleep(0.1)
@@ -636,6 +680,13 @@ class Chaos:
         self.leaks |= personal_data_in(files_under(self.storage))
         self.leaks |= personal_data_in({"daemon output": "".join(self.logs).encode()})
         self.store = self.read_store()
+
+    def collected(self) -> set[str]:
+        """The event ids in the collector's database."""
+        try:
+            return {r["event_id"] for r in self.collector_db.rows(t.events)}
+        except Exception:  # the schema appears with the collector's first start
+            return set()
 
     def read_store(self) -> dict[str, Any]:
         db = sqlite3.connect(f"file:{self.storage / 'outbox.sqlite'}?mode=ro", uri=True)
@@ -662,12 +713,15 @@ class Chaos:
             self.daemon.stop()
             self._retire(self.daemon)
             self.incarnation = None
+        if self.collector.proc is not None and self.collector.proc.poll() is None:
+            self.collector.stop()
 
     # -- judgement -------------------------------------------------------------------------------------
 
     def verdicts(self) -> list[Verdict]:
         return [
             self._delivered(),
+            self._collected(),
             self._sequence(),
             Verdict(
                 "events match the schema",
@@ -716,6 +770,34 @@ class Chaos:
                 where[fate].append(f"seq {seq} at {sent.at_s:.1f} s ({sent.during})")
             figures += "".join(f"; {fate}: {len(v)}, e.g. {v[:4]}" for fate, v in where.items())
         return Verdict("accepted events delivered", not missing, f"{figures}; {self.audit.copies} repeats")
+
+    def _collected(self) -> Verdict:
+        rows = self.collector_db.rows(t.events)
+        ids = [r["event_id"] for r in rows]
+        missing = set(self.accepted) - set(ids)
+        streams = Counter((r["device_id"], r["incarnation"], r["seq"]) for r in rows)
+        twice = [key for key, n in streams.items() if n > 1]
+        lost = self.collector_db.rows(t.known_losses)
+        c = self.collector_db.counters()
+        balanced = c["received"] == c["stored"] + c["duplicate"] + c["invalid"]
+        figures = (
+            f"{len(self.accepted)} accepted, {len(missing)} missing, {len(twice)} seqs twice;"
+            f" received {c['received']} = stored {c['stored']} + duplicate {c['duplicate']} + invalid"
+            f" {c['invalid']}{'' if balanced else ' (DOES NOT ADD UP)'}; {len(lost)} known losses;"
+            f" {self.collector_runs} collector runs"
+        )
+        if missing:
+            received = self.audit.received()
+            figures += "; missing: " + ", ".join(
+                f"seq {received[e]['seq'] if e in received else '?'} at {self.accepted[e].at_s:.1f} s"
+                f" ({self.accepted[e].during})"
+                for e in sorted(missing)[:5]
+            )
+            open_gaps = self.collector_db.rows(t.gaps, t.gaps.c.state == "open")
+            figures += f"; open gaps {[(g['from_seq'], g['to_seq'], g['requests']) for g in open_gaps][:5]}"
+        # A known loss is the device's word that an event is gone: here none may be, the device keeps all.
+        held = not missing and not twice and balanced and not lost and not c["invalid"]
+        return Verdict("accepted scans in the database exactly once", held, figures)
 
     def _sequence(self) -> Verdict:
         by_seq: dict[int, set[str]] = defaultdict(set)

@@ -19,6 +19,7 @@ from tests.support.daemon import ROOT
 CAP_SYS_ADMIN = 21
 INVARIANTS = {
     "accepted events delivered",
+    "accepted scans in the database exactly once",
     "seq without gap or reuse",
     "events match the schema",
     "no personal data on disk or in logs",
