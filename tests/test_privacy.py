@@ -21,12 +21,13 @@ from nacl.public import PrivateKey, SealedBox
 from device.errors import ConfigError
 from device.payloads import Recognition, recognise
 from device.privacy import Mode, Privacy, load_key
-from tests.support.payloads import vectors
+from tests.support.payloads import personal_vectors, vectors
 from tests.support.schema import validate_event
 from tests.test_payloads_vectors import personal_strings
 
 KEY = b"0123456789abcdef0123456789abcdef"
 SAMPLES = vectors()["bhyt"] + vectors()["cccd"]
+PERSONAL = personal_vectors()["personal"] + personal_vectors()["same_person"]
 
 
 def roster_hmac(key: bytes, code_type: str, number: str) -> str:
@@ -112,6 +113,62 @@ def test_sealed_subject_opens_with_the_authoritys_private_key(sample: dict[str, 
         SealedBox(PrivateKey.generate()).decrypt(base64.b64decode(subject["sealed"]))
 
 
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s["payload"][:12])
+def test_collector_subject_is_sealed_to_the_collector_and_holds_no_pseudonym(sample: dict[str, Any]) -> None:
+    """Issue 12 item 5: the device holds no secret that reverses a subject; the collector computes hmac."""
+    collector, public = authority()
+    rec = recognise(sample["payload"])
+    privacy = Privacy("collector", None, collector_public_key=public, window_key=os.urandom(32))
+    subject = privacy.subject(rec)
+    assert set(subject) == {"mode", "masked", "to_collector", "collector_key_id"}
+    assert subject["collector_key_id"] == hashlib.sha256(bytes(collector.public_key)).hexdigest()[:8]
+    opened = json.loads(SealedBox(collector).decrypt(base64.b64decode(subject["to_collector"])))
+    assert opened == {"type": rec.type, "id": rec.subject_id}
+    # What the collector stores, by the site key only it holds (protocol.md).
+    assert roster_hmac(KEY, opened["type"], opened["id"]) == Privacy("hmac", KEY).subject(rec)["hmac"]
+    number = rec.subject_id or ""
+    assert subject["masked"].count("*") >= 9 and subject["masked"].endswith(number[9:])
+    assert number[: len(number) - 3] not in subject["masked"]
+    assert_nothing_personal(subject, sample["fields"], allowed=set())
+    validate_event(as_event(subject, rec))
+    with pytest.raises(ValueError, match="no site key"):
+        privacy.pseudonym(rec.type or "", number)
+    # The window key is the device's own: not the pseudonym, and gone with the next boot's key.
+    assert privacy.window_key(rec.type or "", number) != roster_hmac(KEY, rec.type or "", number)
+    other_boot = Privacy("collector", None, collector_public_key=public, window_key=os.urandom(32))
+    assert other_boot.window_key(rec.type or "", number) != privacy.window_key(rec.type or "", number)
+
+
+def test_collector_mode_seals_for_the_authority_too_when_configured() -> None:
+    authority_private, authority_public = authority()
+    _, collector_public = authority()
+    rec = recognise(vectors()["cccd"][0]["payload"])
+    privacy = Privacy(
+        "collector", None, authority_public, collector_public_key=collector_public, window_key=os.urandom(32)
+    )
+    subject = privacy.subject(rec)
+    assert set(subject) == {"mode", "masked", "to_collector", "collector_key_id", "sealed"}
+    record = json.loads(SealedBox(authority_private).decrypt(base64.b64decode(subject["sealed"])))
+    assert record["id"] == rec.subject_id
+    validate_event(as_event(subject, rec))
+
+
+def test_schema_requires_by_mode() -> None:
+    rec = recognise(vectors()["cccd"][0]["payload"])
+    _, public = authority()
+    collector = Privacy("collector", None, collector_public_key=public, window_key=os.urandom(32)).subject(
+        rec
+    )
+    hmac_subject = Privacy("hmac", KEY).subject(rec)
+    for broken in (
+        {**collector, "hmac": hmac_subject["hmac"], "key_id": hmac_subject["key_id"]},
+        {k: v for k, v in collector.items() if k != "to_collector"},
+        {**hmac_subject, "to_collector": collector["to_collector"]},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            validate_event(as_event(broken, rec))
+
+
 def test_other_codes_are_never_in_clear() -> None:
     private, public = authority()
     text = "NGUYEN VAN A|0912345678|01/01/1990"
@@ -128,6 +185,38 @@ def test_other_codes_are_never_in_clear() -> None:
         "type": "other",
         "id": text,
     }
+
+
+@pytest.mark.parametrize("sample", PERSONAL, ids=lambda s: s["payload"][:12])
+def test_personal_qr_subject_in_each_mode(sample: dict[str, Any]) -> None:
+    """The QID is the id; the name, birth date, document number and EXT go nowhere in clear, and the
+    sealed record carries the QID, the document number as shown and the birth year (issue 14)."""
+    private, public = authority()
+    rec = recognise(sample["payload"])
+    qid = sample["fields"]["qid"]
+    hmac_subject = Privacy("hmac", KEY).subject(rec)
+    assert hmac_subject["hmac"] == roster_hmac(KEY, "personal", qid)
+    assert hmac_subject["masked"] == "******" + qid[-2:]
+    assert_nothing_personal(hmac_subject, sample["fields"], allowed=set())
+    id_subject = Privacy("id", KEY).subject(rec)
+    assert id_subject["id"] == qid
+    assert_nothing_personal(id_subject, sample["fields"], allowed={qid})
+    sealed = Privacy("sealed", KEY, public).subject(rec)
+    assert_nothing_personal(sealed, sample["fields"], allowed=set())
+    assert json.loads(SealedBox(private).decrypt(base64.b64decode(sealed["sealed"]))) == {
+        "type": "personal",
+        "id": qid,
+        "document": sample["fields"]["document"],
+        "birth_year": int(sample["fields"]["dob"][:4]),
+    }
+    for subject in (hmac_subject, id_subject, sealed):
+        validate_event(as_event(subject, rec))
+
+
+def test_masking_in_the_app_keeps_the_pseudonym() -> None:
+    masked, full = personal_vectors()["personal"][0], personal_vectors()["same_person"][0]
+    privacy = Privacy("hmac", KEY)
+    assert privacy.subject(recognise(masked["payload"])) == privacy.subject(recognise(full["payload"]))
 
 
 def test_old_and_new_bhyt_card_share_the_pseudonym() -> None:
@@ -164,11 +253,16 @@ def test_repr_hides_the_key() -> None:
         ("sealed", "not base64!", "not a base64 X25519 key"),
         ("sealed", base64.b64encode(b"short").decode(), "not a base64 X25519 key"),
         ("plain", None, "must be one of hmac, id, sealed"),
+        ("collector", None, "needs privacy.collector_public_key"),
+        ("collector", "not base64!", "collector_public_key is not a base64 X25519 key"),
     ],
 )
 def test_bad_privacy_configuration(mode: str, public: str | None, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        Privacy(mode, KEY, public)  # type: ignore[arg-type]
+        if mode == "collector":
+            Privacy("collector", None, collector_public_key=public, window_key=os.urandom(32))
+        else:
+            Privacy(mode, KEY, public)  # type: ignore[arg-type]
 
 
 def test_subject_schema_rejects_a_subject_without_pseudonym() -> None:
