@@ -100,7 +100,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 tmp / "device.toml",
                 port=broker.port,
                 storage=tmp / "state",
-                location={"id": "98C12345", "kind": "bus", "name": "Xe đưa đón 98C-123.45"},
+                location={
+                    "id": "98C12345",
+                    "kind": "bus",
+                    "name": "Xe đưa đón 98C-123.45",
+                    "address": "Thôn A",
+                    "ward": "Xã Hương Gián",
+                    "district": "Huyện Yên Dũng",
+                    "province": "Bắc Giang",
+                },
                 privacy={"key_file": str(key_file)},
             )
         ).start()
