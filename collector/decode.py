@@ -152,11 +152,10 @@ STATUS_TEXT = {
     "version": 64,
     "config_hash": 64,
     "boot_id": 64,
-    "plate": 32,
-    "address": 300,
-    "ward": 100,
-    "district": 100,
-    "province": 100,
+    "location_address": 300,
+    "location_ward": 100,
+    "location_district": 100,
+    "location_province": 100,
 }
 STATUS_COLUMNS = (
     "location_kind",
@@ -169,11 +168,10 @@ STATUS_COLUMNS = (
     "incarnation",
     "last_seq",
     "boot_id",
-    "plate",
-    "address",
-    "ward",
-    "district",
-    "province",
+    "location_address",
+    "location_ward",
+    "location_district",
+    "location_province",
 )
 
 

@@ -98,11 +98,10 @@ devices = Table(
     Column("last_seen_at", Timestamp),
     Column("status", Json),
     # The location as the province lists it (issue 18), from the device's birth status.
-    Column("plate", String(32)),
-    Column("address", String(300)),
-    Column("ward", String(100)),
-    Column("district", String(100)),
-    Column("province", String(100)),
+    Column("location_address", String(300)),
+    Column("location_ward", String(100)),
+    Column("location_district", String(100)),
+    Column("location_province", String(100)),
 )
 
 # Per (device, incarnation): the contiguous prefix of seqs committed here or known lost.

@@ -116,16 +116,14 @@ def locations(store: Store) -> Places:
         rows = conn.execute(sa.select(t.devices).order_by(d.location_id, d.device_id)).mappings().all()
     for row in rows:
         loc = out.setdefault(row["location_id"], Location(row["location_id"]))
-        for key, column in (("name", "location_name"), ("kind", "location_kind"), ("plate", "plate")):
-            if row[column] and not getattr(loc, key):
-                setattr(loc, key, row[column])
-        for key in ADDRESS_FIELDS:
-            if row[key] and not getattr(loc, key):
-                setattr(loc, key, row[key])
+        for key in ("name", "kind", *ADDRESS_FIELDS):
+            value = row[f"location_{key}"]
+            if value and not getattr(loc, key):
+                setattr(loc, key, value)
         loc.devices.append(dict(row))
     for loc in out.values():
-        # A bus is named by its plate; a location id is the plate without punctuation by convention.
-        if loc.kind == "bus" and not loc.plate:
+        # A bus is named by its plate: its location id is the plate without punctuation by convention.
+        if loc.kind == "bus":
             loc.plate = loc.location_id
     return out
 

@@ -7,7 +7,7 @@ Columns (a contract: added to, never renamed):
 | scanned_at_local | the scan's time in the site's time zone, `YYYY-MM-DD HH:MM:SS`         |
 | location_name    | the location's name as its device describes it                       |
 | location_kind    | bus, door, workshop, gate, other                                      |
-| plate            | the bus's plate (empty for other kinds)                               |
+| plate            | a bus's plate, i.e. its location id (empty for other kinds)           |
 | direction        | in, out or empty                                                      |
 | employee_no      | the roster's employee number; empty for a visitor                     |
 | masked_id        | the masked ID as the device showed it (never the number)              |

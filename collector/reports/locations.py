@@ -47,7 +47,7 @@ class LocationRow:
 
     def cells(self, tz: dt.tzinfo) -> tuple[object, ...]:
         local = [
-            None if v is None else v.astimezone(tz).replace(tzinfo=None)
+            None if v is None else v.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
             for v in (self.first_checkin, self.last_checkin)
         ]
         return (

@@ -31,13 +31,19 @@ def cell(value: Any) -> Any:
 
 
 def write_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]], out: IO[str]) -> int:
+    """Rows of text, numbers and None (an empty cell): the csv module writes them as they are."""
     out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
     count = 0
-    for row in rows:
-        writer.writerow([cell(v) for v in row])
-        count += 1
+
+    def counted() -> Iterator[Sequence[Any]]:
+        nonlocal count
+        for row in rows:
+            count += 1
+            yield row
+
+    writer.writerows(counted())
     return count
 
 
@@ -53,7 +59,7 @@ def write_xlsx(
         if sheet is None or count % XLSX_ROWS == 0:
             sheet = book.create_sheet(title if count == 0 else f"{title} {count // XLSX_ROWS + 1}")
             sheet.append(list(columns))
-        sheet.append([cell(v) for v in row])
+        sheet.append(row)
         count += 1
     if sheet is None:
         book.create_sheet(title).append(list(columns))

@@ -25,7 +25,7 @@ from nacl.secret import SecretBox
 
 from collector.reports import tables as rt
 from collector.store import Store
-from device.payloads import bhyt, cccd
+from device.payloads import bhyt, cccd, personal
 from device.privacy import Privacy
 
 # The columns of HR's file, with the headings people write (English and Vietnamese), compared
@@ -42,7 +42,6 @@ HEADINGS: dict[str, tuple[str, ...]] = {
 }
 ID_COLUMNS = {"cccd": "cccd", "bhxh": "bhyt", "qid": "personal"}
 _SEPARATORS = re.compile(r"[\s.\-]")
-_QID = re.compile(r"\d{6,32}", re.ASCII)
 _NAME_KEY_LABEL = b"qr-collector roster names v1"
 
 
@@ -78,9 +77,10 @@ def normalise(code_type: str, raw: str | int) -> str:
         if not cccd._ID.fullmatch(text):
             raise ValueError("CCCD number: expected 12 digits")
         return text
-    if code_type == "personal":
-        if not _QID.fullmatch(text):
-            raise ValueError("QID: expected the personal QR's identifier (6 to 32 digits)")
+    if code_type == personal.TYPE:
+        if not personal._QID.fullmatch(text):
+            low, high = personal.QID_DIGITS
+            raise ValueError(f"QID: expected the personal QR's identifier ({low} to {high} digits)")
         return text
     raise ValueError(f"unknown code type {code_type!r}")
 
@@ -196,7 +196,7 @@ def import_roster(store: Store, path: Path, site_key: bytes, *, wall: float) -> 
     """Replaces the roster with the file's good rows, in one transaction; bad rows are named, skipped."""
     privacy = Privacy("hmac", site_key)
     names = NameBox(site_key)
-    result = ImportResult(key_id=privacy.key_id)
+    result = ImportResult(key_id=privacy.key_id or "")
     people: list[dict[str, object]] = []
     subjects: list[dict[str, str]] = []
     seen_numbers: set[str] = set()

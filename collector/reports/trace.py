@@ -13,6 +13,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -81,10 +82,10 @@ class Trace:
     people: list[PersonTotal]
 
 
-@dataclass(frozen=True)
-class _Scan:
+class _Scan(NamedTuple):
     subject: str
     at: dt.datetime
+    ts: float
     masked: str | None
 
 
@@ -136,7 +137,7 @@ def trace(
             loc = known.get(location_id, Location(location_id, kind=kind))
             for visit, scans in _visits(conn, rule, tz, loc, kind, times):
                 visits.append(visit)
-                contacts.extend(_contacts(visit, rule, scans, own, roster))
+                contacts.extend(_contacts(visit, rule, tz, scans, own, roster))
     visits.sort(key=lambda v: (v.start, v.location_id))
     contacts.sort(key=lambda c: (c.visit.start, c.visit.location_id, c.employee_no or "~", c.subject))
     return Trace(
@@ -180,27 +181,42 @@ def _visit(
     return Visit(loc.location_id, loc.label, loc.kind or kind, loc.plate, rule.method, a, b, mine)
 
 
-def _contacts(visit: Visit, rule: Rule, scans: list[_Scan], own: set[str], roster: Roster) -> list[Contact]:
-    by_subject: dict[str, list[_Scan]] = defaultdict(list)
-    for s in scans:
-        if s.subject not in own:
-            by_subject[s.subject].append(s)
+def _contacts(
+    visit: Visit, rule: Rule, tz: ZoneInfo, scans: list[_Scan], own: set[str], roster: Roster
+) -> list[Contact]:
     # One person may appear under two subjects (a BHYT card and a personal QR): one contact.
-    by_person: dict[str, list[_Scan]] = defaultdict(list)
-    for subject, theirs in by_subject.items():
-        by_person[roster.by_subject.get(subject, subject)].extend(theirs)
+    person_of = roster.by_subject
+    by_person: dict[str, list[_Scan]] = {}
+    for s in scans:
+        if s.subject in own:
+            continue
+        key = person_of.get(s.subject, s.subject)
+        theirs = by_person.get(key)
+        if theirs is None:
+            by_person[key] = [s]
+        else:
+            theirs.append(s)
+    # The traced person's presence in this visit, in epoch seconds (a hot loop: no datetimes).
+    va, vb = (x.timestamp() for x in visit.presence[0])
+    dwell = rule.dwell_min * 60
+    minimum = rule.min_overlap_min * 60
     out = []
     for key, theirs in by_person.items():
-        if len(theirs) > 1:
-            theirs.sort(key=lambda s: s.at)
+        if len(theirs) > 1 and key in roster.people:
+            theirs.sort(key=lambda s: s.ts)  # two subjects' scans, each in time order
         if rule.method == "trip":
-            presence = [(theirs[0].at, visit.end)]
-        elif len(theirs) == 1:
-            presence = [_presence(rule, None, theirs[0].at, shift=(visit.start, visit.end))]
+            seconds = vb - max(theirs[0].ts, va)
+        elif rule.method == "dwell":
+            seconds, reached = 0.0, va
+            for s in theirs:  # the union of their windows, clipped to the visit
+                a, b = max(s.ts, reached), min(s.ts + dwell, vb)
+                if b > a:
+                    seconds += b - a
+                    reached = b
         else:
-            presence = _merge(_presence(rule, None, s.at, shift=(visit.start, visit.end)) for s in theirs)
-        overlap = _overlap(presence, visit.presence) / 60
-        if overlap <= 0 or overlap < rule.min_overlap_min:
+            presence = _merge(_presence(rule, tz, s.at) for s in theirs)
+            seconds = _overlap(presence, visit.presence)
+        if seconds <= 0 or seconds < minimum:
             continue
         person = roster.people.get(key)
         out.append(
@@ -213,18 +229,15 @@ def _contacts(visit: Visit, rule: Rule, scans: list[_Scan], own: set[str], roste
                 line=person.line if person else None,
                 masked=theirs[-1].masked,
                 first_scan=theirs[0].at,
-                overlap_min=round(overlap, 1),
+                overlap_min=round(seconds / 60, 1),
             )
         )
     return out
 
 
-def _presence(rule: Rule, tz: ZoneInfo | None, at: dt.datetime, *, shift: Interval | None = None) -> Interval:
+def _presence(rule: Rule, tz: ZoneInfo, at: dt.datetime) -> Interval:
     if rule.method == "dwell":
         return at, at + dt.timedelta(minutes=rule.dwell_min)
-    if shift is not None:  # another person's scan inside the traced person's shift: that shift
-        return shift
-    assert tz is not None
     return _shift_of(rule, tz, at)
 
 
@@ -265,8 +278,12 @@ def _scans(conn: Connection, location_id: str, a: dt.datetime, b: dt.datetime) -
         sa.select(e.subject_hmac, e.scanned_at, e.masked)
         .where(e.location_id == location_id, e.scanned_at >= a, e.scanned_at < b)
         .order_by(e.scanned_at)
-    )
-    return [_Scan(subject, aware(at), masked) for subject, at, masked in rows]
+    ).all()
+    out = []
+    for subject, at, masked in rows:
+        at = aware(at)
+        out.append(_Scan(subject, at, at.timestamp(), masked))
+    return out
 
 
 def _merge(intervals: Iterable[Interval]) -> list[Interval]:

@@ -163,3 +163,20 @@ def test_the_trace_command_is_audited_and_needs_a_purpose(site: Site) -> None:
     assert entry.row_count == len(doc["contacts"])
     assert json.loads(entry.query)["employee"] == employee(TRACED)
     assert audit.verify(site.store()).ok
+
+
+def test_a_shift_rule_puts_everyone_of_the_shift_together(site: Site) -> None:
+    from tests.support.reports_site import GATE_PEOPLE, UNASSIGNED_SCANNED
+
+    roster = loaded(site)
+    start, end = local_day(site.day, TZ)
+    shifts = Rule(method="shift", shifts=("06:00-14:00", "14:00-22:00", "22:00-06:00"))
+    rules = TraceSettings(rules={"gate": shifts, "default": Rule(method="dwell")})
+    first = employee(GATE_PEOPLE[0])
+    result = trace(site.store(), roster, rules, TZ, start=start, end=end, employee_no=first)
+    gate = [c for c in result.contacts if c.visit.location_id == "gate-main"]
+    expected = {employee(n) for n in [*GATE_PEOPLE, *UNASSIGNED_SCANNED, TWO_CODES]} - {first}
+    assert {c.employee_no for c in gate if c.employee_no} == expected
+    assert {c.overlap_min for c in gate} == {480.0}
+    visit = next(v for v in result.visits if v.location_id == "gate-main")
+    assert (visit.start.astimezone(TZ).hour, visit.end.astimezone(TZ).hour) == (6, 14)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import csv
 import datetime as dt
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,11 +45,10 @@ PERSONAL_CODE = "personal" if "personal" in _CODE_TYPES else "other"
 BUS1, BUS2 = "98C12345", "98C67890"
 GATE, DOOR, BACK = "gate-main", "door-canteen", "gate-back"
 BUS1_ADDRESS = {
-    "plate": "98C-123.45",
-    "address": "Thôn A",
-    "ward": "Xã Hương Gián",
-    "district": "Huyện Yên Dũng",
-    "province": "Bắc Giang",
+    "location_address": "Thôn A",
+    "location_ward": "Xã Hương Gián",
+    "location_district": "Huyện Yên Dũng",
+    "location_province": "Bắc Giang",
 }
 NAMES = {
     BUS1: ("bus", "Xe đưa đón công nhân BKS: 98C-123.45"),
@@ -225,6 +225,7 @@ class Site:
             backlog=0,
             oldest_undelivered_age_s=None,
             dead_letters=0,
+            unheard=0,
             counters={},
         )
         if not online:
@@ -300,7 +301,7 @@ class Site:
                     infos = [
                         pub.publish(
                             contract.Topics.of(PREFIX, s["location_id"], s["device_id"]).status,
-                            contract.dumps(s),
+                            json.dumps(s),
                             retain=True,
                         )
                         for s in statuses

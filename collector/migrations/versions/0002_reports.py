@@ -16,7 +16,13 @@ branch_labels = None
 depends_on = None
 
 Timestamp = sa.DateTime(timezone=True)
-LOCATION_COLUMNS = (("plate", 32), ("address", 300), ("ward", 100), ("district", 100), ("province", 100))
+# As the status carries them (device [location], issue 18); "" when the device has none.
+LOCATION_COLUMNS = (
+    ("location_address", 300),
+    ("location_ward", 100),
+    ("location_district", 100),
+    ("location_province", 100),
+)
 
 # Append-only: the chain detects a changed row, the triggers refuse the change in the first place.
 SQLITE_TRIGGERS = [
