@@ -11,9 +11,9 @@ ARM32 := $(filter armhf armel,$(shell dpkg --print-architecture 2>/dev/null))
 SYSTEM_SITE ?= $(if $(ON_PI)$(ARM32),1,0)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)-site$(SYSTEM_SITE)
 
-.PHONY: setup system-packages mosquitto postgresql run test test-arm lint bench chaos clean
+.PHONY: setup system-packages mosquitto postgresql chromium run test test-arm lint bench chaos clean
 
-setup: $(STAMP) mosquitto postgresql
+setup: $(STAMP) mosquitto postgresql chromium
 
 # apt's part (when root): build tools, systemd-analyze and setuptools/wheel for the tests, numpy and
 # PyNaCl on 32-bit Arm; see scripts/system_packages.sh.
@@ -49,6 +49,16 @@ postgresql:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	else \
 		echo "postgresql is missing: sudo apt-get install postgresql (the collector's PostgreSQL tests need it)"; \
+	fi
+
+# The web page's tests drive Debian's Chromium through Playwright (which must not download a browser).
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "chromium is missing: sudo apt-get install chromium (the web page's browser tests need it)"; \
 	fi
 
 run: setup

@@ -33,6 +33,8 @@ COMMANDS = {
     "retention": Command(
         "collector.commands.retention", "remove raw events past retention, keep half-hour counts"
     ),
+    "users": Command("collector.commands.users", "add, list or remove the web page's accounts"),
+    "web": Command("collector.commands.web", "serve the safety office's web page"),
 }
 
 

@@ -160,3 +160,4 @@ counters = Table(
 
 # The reports' tables live on this metadata too (one schema, one migration history).
 from collector.reports import tables as _reports  # noqa: E402, F401
+from collector.web import tables as _web  # noqa: E402, F401

@@ -65,6 +65,42 @@ def start_collector(workdir: Path, port: int, env: dict[str, str]) -> subprocess
     )
 
 
+def start_web(workdir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """`qr-collector web` on the collector's database, with an `hr` account `dev` for this run."""
+    import secrets
+
+    import sqlalchemy as sa
+
+    from collector.store import make_engine
+
+    conf = str(workdir / "collector.toml")
+    engine = make_engine(f"sqlite:///{COLLECTOR_DB}")
+    deadline = time.monotonic() + 30
+    # The collector migrates at start: accounts wait for its schema rather than race it.
+    while not sa.inspect(engine).has_table("web_users") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    engine.dispose()
+    password = secrets.token_urlsafe(9)
+    command = [sys.executable, "-m", "collector.cli"]
+    subprocess.run(
+        [*command, "users", "add", "dev", "--role", "hr", "--replace", "--config", conf],
+        input=password.encode(),
+        stdout=subprocess.DEVNULL,
+        env=env,
+        cwd=ROOT,
+        check=True,
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [*command, "web", "--config", conf, "--port", str(port), "--refresh", "5"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=ROOT,
+    )
+    return proc, f"web page on http://127.0.0.1:{port}/ (user dev, password {password})"
+
+
 def show_stored(stop: threading.Event) -> None:
     """Prints each event the collector commits, as the database holds it."""
     import sqlalchemy as sa
@@ -119,9 +155,11 @@ def main() -> int:
                     )
                 )
             children.append(start_collector(Path(tmp), port, env))
+            web, address = start_web(Path(tmp), env)
+            children.append(web)
             threading.Thread(target=show_stored, args=(stop,), daemon=True).start()
             print(
-                f"local broker on 127.0.0.1:{port}, collector into {COLLECTOR_DB};"
+                f"local broker on 127.0.0.1:{port}, collector into {COLLECTOR_DB}; {address};"
                 " type a code and press Enter (Ctrl-C to stop)",
                 file=sys.stderr,
             )
