@@ -19,11 +19,10 @@ import sys
 import time
 from typing import Any, TextIO
 
-from device.audit import AuditLog
+from device.audit import AUDIT_FILE, AuditLog
 from device.commands import EXIT_CONFIG, add_config_argument, load_or_explain
 from device.commands.status import EXIT_NO_STORE, open_store
 from device.contract import iso_utc
-from device.daemon import AUDIT_FILE
 from device.errors import StorageError
 
 # As argparse exits for an argument it refuses.
