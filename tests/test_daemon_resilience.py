@@ -115,7 +115,7 @@ class FailingSource:
 def test_a_source_failing_with_any_error_is_restarted(tmp_path: Path) -> None:
     h = Harness(tmp_path, free_port(), FakeClock(TRUE_NOW))
     source = FailingSource()
-    h.daemon.sources.append(source)
+    h.parts.sources.append(source)
 
     async def scenario() -> None:
         await h.start()

@@ -13,13 +13,14 @@ import sqlite3
 import sys
 from typing import Any
 
-from device import __version__, contract, health
+from device import health
 from device.audit import AUDIT_FILE, AuditLog
 from device.clock import Clock, SystemClock
 from device.commands import EXIT_CONFIG, add_config_argument, load_or_explain
 from device.errors import StorageError
 from device.outbox import DB_NAME, Outbox
 from device.settings import Settings
+from device.status import store_status
 
 EXIT_NO_STORE = 1
 # Audit events a technician should see in the status, newest last.
@@ -51,33 +52,14 @@ def open_store(settings: Settings) -> Outbox | None:
 
 def collect(settings: Settings, outbox: Outbox, clock: Clock) -> dict[str, Any]:
     """The status as a dict: the retained status message's keys, plus what the audit log adds."""
-    backlog = outbox.backlog()
-    stored = outbox.counters()
-    now = clock.wall()
     audit = AuditLog(settings.storage.dir / AUDIT_FILE, clock=clock).read()
     last_start = _last(audit, "start")
     readings = health.readings(settings.storage.dir)
     free = readings["disk_free_mb"]
-    oldest_age = None if backlog.oldest_wall is None else round(now - backlog.oldest_wall, 1)
     config_hash = settings.config_hash()
     config_matches = None if last_start is None else last_start.get("config_hash") == config_hash
     return {
-        **contract.status_fields(
-            device_id=settings.device.id,
-            location_id=settings.location.id,
-            location_kind=settings.location.kind,
-            location_name=settings.location.name,
-            version=__version__,
-            config_hash=config_hash,
-            incarnation=outbox.incarnation,
-            boot_id=clock.boot_id(),
-            last_seq=outbox.max_seq(),
-            backlog=backlog.count,
-            oldest_undelivered_age_s=oldest_age,
-            dead_letters=backlog.dead_letters,
-            unheard=backlog.unheard,
-            counters=stored,
-        ),
+        **store_status(settings, outbox, clock, config_hash=config_hash, counters=outbox.counters()),
         "disk_free_mb": free,
         "disk_low": free is not None and free < settings.storage.low_space_mb,
         "cpu_temp_c": readings["cpu_temp_c"],
