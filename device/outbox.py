@@ -201,8 +201,74 @@ def _read_only(directory: Path) -> bool:
         return exc.errno == errno.EROFS
 
 
-class Outbox:
-    def __init__(self, path: Path, *, read_only: bool = False, refusing: bool = False) -> None:
+class StoreReader:
+    """The store opened for reading only (`status`, `history`, `dead-letters`): beside a running
+    daemon without its write lock, on a read-only filesystem too; it never creates, migrates or moves
+    a store, and it has no method that writes. `Outbox` is the writer and reads the same way."""
+
+    _db: sqlite3.Connection
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = _connect_read_only(path)
+
+    @property
+    def incarnation(self) -> str:
+        """This store file's incarnation id ("" for a store older than incarnations, read-only)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='incarnation'").fetchone()
+        return "" if row is None else str(row[0])
+
+    def max_seq(self) -> int:
+        (value,) = self._db.execute(
+            "SELECT CAST(value AS INTEGER) - 1 FROM meta WHERE key='next_seq'"
+        ).fetchone()
+        return int(value)
+
+    def backlog(self) -> Backlog:
+        # Read every second for the status: both from the pending index, never a scan of the bodies.
+        # Events are created in seq order, so the lowest pending seq is the oldest.
+        (count,) = self._db.execute("SELECT COUNT(*) FROM events WHERE delivered_at IS NULL").fetchone()
+        row = self._db.execute(
+            "SELECT created_wall FROM events WHERE delivered_at IS NULL ORDER BY seq LIMIT 1"
+        ).fetchone()
+        oldest = None if row is None else row[0]
+        (dead,) = self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
+        return Backlog(int(count), oldest, int(dead), self._unheard())
+
+    def _unheard(self) -> int:
+        try:
+            (unheard,) = self._db.execute("SELECT COUNT(*) FROM unheard").fetchone()
+        except sqlite3.OperationalError:
+            return 0  # a store older than the table, read without migrating it
+        return int(unheard)
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT seq, event_id, reason, at FROM dead_letters ORDER BY seq").fetchall()
+        return [{"seq": s, "event_id": e, "reason": r, "at": a} for s, e, r, a in rows]
+
+    def counters(self) -> dict[str, int]:
+        return {name: int(value) for name, value in self._db.execute("SELECT name, value FROM counters")}
+
+    def history(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+        """Events still kept on the device (as published: masked per the privacy mode)."""
+        rows = self._db.execute(
+            "SELECT body, delivered_at FROM events WHERE created_wall >= ? AND created_wall < ? ORDER BY seq",
+            (since if since is not None else float("-inf"), until if until is not None else float("inf")),
+        ).fetchall()
+        out = []
+        for body, delivered in rows:
+            event = json.loads(body)
+            event["delivered"] = delivered is not None
+            out.append(event)
+        return out
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class Outbox(StoreReader):
+    def __init__(self, path: Path, *, refusing: bool = False) -> None:
+        # Not the reader's __init__: the writer opens its own connection, read-write.
         self.path = path
         # Where open() put a corrupt store it found, for the audit log and the status.
         self.moved_aside: Path | None = None
@@ -215,9 +281,6 @@ class Outbox:
         self._short_of_space = False
         if refusing:
             self._db = _connect_for_reading(path)
-            return
-        if read_only:
-            self._db = _connect_read_only(path)
             return
         self._reserve_path = path.with_name(RESERVE_NAME)
         self._reserved = _read_reserve(self._reserve_path)
@@ -337,19 +400,10 @@ class Outbox:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         return len(salvage.events)
 
-    @property
-    def incarnation(self) -> str:
-        """This store file's incarnation id ("" for a store older than incarnations, read-only)."""
-        row = self._db.execute("SELECT value FROM meta WHERE key='incarnation'").fetchone()
-        return "" if row is None else str(row[0])
-
     def check_integrity(self) -> None:
         row = self._db.execute("PRAGMA quick_check").fetchone()
         if row is None or row[0] != "ok":
             raise sqlite3.DatabaseError(f"quick_check: {row[0] if row else 'no answer'}")
-
-    def close(self) -> None:
-        self._db.close()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -546,34 +600,6 @@ class Outbox:
                     back.append(int(seq))
             return back
 
-    def max_seq(self) -> int:
-        (value,) = self._db.execute(
-            "SELECT CAST(value AS INTEGER) - 1 FROM meta WHERE key='next_seq'"
-        ).fetchone()
-        return int(value)
-
-    def backlog(self) -> Backlog:
-        # Read every second for the status: both from the pending index, never a scan of the bodies.
-        # Events are created in seq order, so the lowest pending seq is the oldest.
-        (count,) = self._db.execute("SELECT COUNT(*) FROM events WHERE delivered_at IS NULL").fetchone()
-        row = self._db.execute(
-            "SELECT created_wall FROM events WHERE delivered_at IS NULL ORDER BY seq LIMIT 1"
-        ).fetchone()
-        oldest = None if row is None else row[0]
-        (dead,) = self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
-        return Backlog(int(count), oldest, int(dead), self._unheard())
-
-    def _unheard(self) -> int:
-        try:
-            (unheard,) = self._db.execute("SELECT COUNT(*) FROM unheard").fetchone()
-        except sqlite3.OperationalError:
-            return 0  # a store older than the table, read without migrating it
-        return int(unheard)
-
-    def dead_letters(self) -> list[dict[str, Any]]:
-        rows = self._db.execute("SELECT seq, event_id, reason, at FROM dead_letters ORDER BY seq").fetchall()
-        return [{"seq": s, "event_id": e, "reason": r, "at": a} for s, e, r, a in rows]
-
     # -- clock truth --------------------------------------------------------------------------------
 
     def correct_unsynced(self, boot_id: str, wall_now: float, mono_now: float) -> int:
@@ -652,22 +678,6 @@ class Outbox:
             " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
             (name, delta),
         )
-
-    def counters(self) -> dict[str, int]:
-        return {name: int(value) for name, value in self._db.execute("SELECT name, value FROM counters")}
-
-    def history(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
-        """Events still kept on the device (as published: masked per the privacy mode)."""
-        rows = self._db.execute(
-            "SELECT body, delivered_at FROM events WHERE created_wall >= ? AND created_wall < ? ORDER BY seq",
-            (since if since is not None else float("-inf"), until if until is not None else float("inf")),
-        ).fetchall()
-        out = []
-        for body, delivered in rows:
-            event = json.loads(body)
-            event["delivered"] = delivered is not None
-            out.append(event)
-        return out
 
 
 def _connect_read_only(path: Path) -> sqlite3.Connection:

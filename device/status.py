@@ -18,7 +18,7 @@ from device.alarms import Alarms
 from device.audit import AuditLog
 from device.clock import Clock
 from device.feedback import Status
-from device.outbox import Outbox
+from device.outbox import Outbox, StoreReader
 from device.settings import Settings
 
 # Warn about undelivered events once they are this far into their allowed age.
@@ -28,7 +28,7 @@ ANSWER_WINDOW_S = 60.0
 
 
 def store_status(
-    settings: Settings, outbox: Outbox, clock: Clock, *, config_hash: str, counters: Mapping[str, int]
+    settings: Settings, outbox: StoreReader, clock: Clock, *, config_hash: str, counters: Mapping[str, int]
 ) -> dict[str, Any]:
     """The status keys the store, the settings and the clock answer (contract.status_fields)."""
     backlog = outbox.backlog()

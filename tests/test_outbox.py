@@ -14,7 +14,7 @@ import pytest
 
 from device.contract import iso_utc
 from device.errors import StorageFull
-from device.outbox import DB_NAME, Outbox, Stamp
+from device.outbox import DB_NAME, Outbox, Stamp, StoreReader
 
 
 def stamp(wall: float = 1_700_000_000.0, mono: float = 100.0, boot: str = "b1", synced: bool = True) -> Stamp:
@@ -292,7 +292,7 @@ def test_a_fresh_store_file_is_a_new_incarnation_kept_across_reopen(tmp_path: Pa
     assert len(first) == 36
     box.close()
     assert Outbox.open(tmp_path).incarnation == first
-    assert Outbox(tmp_path / DB_NAME, read_only=True).incarnation == first
+    assert StoreReader(tmp_path / DB_NAME).incarnation == first
     other = tmp_path / "other"
     assert Outbox.open(other).incarnation not in ("", first)
 

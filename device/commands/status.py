@@ -16,13 +16,12 @@ from typing import Any
 from device import health
 from device.audit import AUDIT_FILE, AuditLog
 from device.clock import Clock, SystemClock
-from device.commands import EXIT_CONFIG, add_config_argument, load_or_explain
+from device.commands import EXIT_CONFIG, EXIT_NO_STORE, add_config_argument, load_or_explain, open_reader
 from device.errors import StorageError
-from device.outbox import DB_NAME, Outbox
+from device.outbox import StoreReader
 from device.settings import Settings
 from device.status import store_status
 
-EXIT_NO_STORE = 1
 # Audit events a technician should see in the status, newest last.
 FAULTS = frozenset({"start_failed", "store_corrupt", "drop"})
 SHOWN_FAULTS = 5
@@ -33,24 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
-def open_store(settings: Settings) -> Outbox | None:
-    """The store, opened for reading only; None after printing why it cannot be read."""
-    path = settings.storage.dir / DB_NAME
-    if not path.is_file():
-        print(
-            f"no store at {path}: the daemon has not run with this configuration's storage.dir"
-            " (nothing was created)",
-            file=sys.stderr,
-        )
-        return None
-    try:
-        return Outbox(path, read_only=True)
-    except StorageError as exc:
-        print(f"cannot read the store: {exc}", file=sys.stderr)
-        return None
-
-
-def collect(settings: Settings, outbox: Outbox, clock: Clock) -> dict[str, Any]:
+def collect(settings: Settings, outbox: StoreReader, clock: Clock) -> dict[str, Any]:
     """The status as a dict: the retained status message's keys, plus what the audit log adds."""
     audit = AuditLog(settings.storage.dir / AUDIT_FILE, clock=clock).read()
     last_start = _last(audit, "start")
@@ -172,7 +154,7 @@ def main(args: argparse.Namespace) -> int:
     settings = load_or_explain(args.config)
     if settings is None:
         return EXIT_CONFIG
-    outbox = open_store(settings)
+    outbox = open_reader(settings)
     if outbox is None:
         return EXIT_NO_STORE
     try:
