@@ -15,12 +15,12 @@ from collections.abc import Callable, Sequence
 from device.alarms import Alarms
 from device.audit import AuditLog
 from device.checkin import Checkin
-from device.clock import Clock
+from device.clock import Clock, Stamp
 from device.durable import hand_state_to_owner
 from device.errors import StorageError
 from device.feedback import Feedback, Signal, Status
 from device.notify import Notifier
-from device.outbox import Outbox, Stamp, free_bytes
+from device.outbox import Outbox, free_bytes
 from device.publisher import Publisher
 from device.settings import Settings
 from device.sources import Source

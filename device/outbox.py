@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from device import contract
-from device.clock import Clock
+from device import contract, duplicate_window
+from device.clock import Stamp
 from device.durable import fsync_dir, owned_like_directory, write_atomic
 from device.errors import StorageCorrupt, StorageError, StorageFull, StorageReadOnly
 
@@ -80,20 +80,6 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 -- past the delivered grace until a checkin.committed/1 from the collector covers them.
 CREATE TABLE IF NOT EXISTS unheard (seq INTEGER PRIMARY KEY);
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Stamp:
-    """When a scan happened, by both clocks, and whether the wall clock was true then."""
-
-    wall: float
-    mono: float
-    boot_id: str
-    synced: bool
-
-    @classmethod
-    def now(cls, clock: Clock) -> Stamp:
-        return cls(wall=clock.wall(), mono=clock.monotonic(), boot_id=clock.boot_id(), synced=clock.synced())
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,13 +486,9 @@ class Outbox(StoreReader):
     @staticmethod
     def _is_recent(db: sqlite3.Connection, key: str, stamp: Stamp, window_s: float) -> bool:
         row = db.execute("SELECT wall, mono, boot_id FROM recent WHERE key=?", (key,)).fetchone()
-        if row is None:
-            return False
-        wall, mono, boot_id = row
-        # Within one boot the monotonic clock is the truth (the wall clock may jump at NTP sync);
-        # across a reboot only the wall clock is left.
-        elapsed = stamp.mono - mono if boot_id == stamp.boot_id else stamp.wall - wall
-        return 0 <= elapsed < window_s
+        return row is not None and duplicate_window.holds(
+            stamp, window_s, wall=row[0], mono=row[1], boot_id=row[2]
+        )
 
     # -- the publisher's side ---------------------------------------------------------------------
 
@@ -655,9 +637,10 @@ class Outbox(StoreReader):
                     (now - max_age_s,),
                 ).rowcount
                 db.execute("DELETE FROM unheard WHERE seq NOT IN (SELECT seq FROM events)")
+            mono_cut, wall_cut = duplicate_window.expired_before(stamp, window_s)
             db.execute(
                 "DELETE FROM recent WHERE (boot_id = ? AND mono < ?) OR (boot_id != ? AND wall < ?)",
-                (stamp.boot_id, stamp.mono - window_s, stamp.boot_id, now - window_s),
+                (stamp.boot_id, mono_cut, stamp.boot_id, wall_cut),
             )
             if dropped:
                 self._bump(db, "dropped", dropped)

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from device.clock import Stamp
 from device.contract import iso_utc
 from device.errors import StorageFull
-from device.outbox import DB_NAME, Outbox, Stamp, StoreReader
+from device.outbox import DB_NAME, Outbox, StoreReader
 
 
 def stamp(wall: float = 1_700_000_000.0, mono: float = 100.0, boot: str = "b1", synced: bool = True) -> Stamp:
@@ -151,7 +152,8 @@ def test_committed_events_survive_kill_9(tmp_path: Path) -> None:
         f"""
         import sys
         from pathlib import Path
-        from device.outbox import Outbox, Stamp
+        from device.clock import Stamp
+        from device.outbox import Outbox
         box = Outbox.open(Path({str(tmp_path)!r}))
         for i in range(100000):
             seq, _ = box.append_unless_recent(
