@@ -127,6 +127,31 @@ def free_bytes(directory: Path) -> int | None:
     return st.f_bavail * st.f_frsize
 
 
+class SeqReserve:
+    """The block of sequence numbers reserved in a small file beside the store (see RESERVE_NAME)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / RESERVE_NAME
+        try:
+            self.upto = int(self.path.read_text().strip() or 0)
+        except (OSError, ValueError):
+            self.upto = 0
+
+    def cover(self, seq: int) -> None:
+        """Makes sure `seq` is reserved (durably, before any event takes it), a block at a time."""
+        if seq <= self.upto:
+            return
+        upto = seq + SEQ_RESERVE_BLOCK
+        try:
+            write_atomic(self.path, f"{upto}\n".encode(), 0o640)
+            owned_like_directory(self.path)
+        except OSError as exc:
+            raise (
+                StorageFull("storage full") if exc.errno == errno.ENOSPC else StorageError(str(exc))
+            ) from None
+        self.upto = upto
+
+
 class SpaceReserve:
     """A preallocated file beside the store, given back when the disk runs full: room for SQLite's
     journal to open and checkpoint the store, and for the daemon to start on a full card.
@@ -268,8 +293,7 @@ class Outbox(StoreReader):
         if refusing:
             self._db = _connect_for_reading(path)
             return
-        self._reserve_path = path.with_name(RESERVE_NAME)
-        self._reserved = _read_reserve(self._reserve_path)
+        self.seqs = SeqReserve(path.parent)
         self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -381,7 +405,7 @@ class Outbox(StoreReader):
             db.executemany("INSERT OR IGNORE INTO recent VALUES (?, ?, ?, ?)", salvage.recent)
             db.executemany("INSERT OR IGNORE INTO counters VALUES (?, ?)", salvage.counters)
             # Above every seq the old store may have handed out: never reused, and the gap tells.
-            highest = max([self._reserved, salvage.next_seq - 1, *(row[0] for row in salvage.events)])
+            highest = max([self.seqs.upto, salvage.next_seq - 1, *(row[0] for row in salvage.events)])
             db.execute("UPDATE meta SET value=? WHERE key='next_seq'", (str(highest + 1),))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         return len(salvage.events)
@@ -449,8 +473,7 @@ class Outbox(StoreReader):
             (next_seq,) = db.execute(
                 "SELECT CAST(value AS INTEGER) FROM meta WHERE key='next_seq'"
             ).fetchone()
-            if next_seq > self._reserved:
-                self._reserve(next_seq + SEQ_RESERVE_BLOCK)
+            self.seqs.cover(next_seq)
             event = build(next_seq)
             db.execute(
                 "INSERT INTO events (seq, event_id, body, created_wall, created_mono, boot_id, clock_synced)"
@@ -472,16 +495,6 @@ class Outbox(StoreReader):
                     (key, stamp.wall, stamp.mono, stamp.boot_id),
                 )
             return next_seq, event
-
-    def _reserve(self, upto: int) -> None:
-        try:
-            write_atomic(self._reserve_path, f"{upto}\n".encode(), 0o640)
-            owned_like_directory(self._reserve_path)
-        except OSError as exc:
-            raise (
-                StorageFull("storage full") if exc.errno == errno.ENOSPC else StorageError(str(exc))
-            ) from None
-        self._reserved = upto
 
     @staticmethod
     def _is_recent(db: sqlite3.Connection, key: str, stamp: Stamp, window_s: float) -> bool:
@@ -814,10 +827,3 @@ def _seekable(db: sqlite3.Connection, sql: str, after: int) -> bool:
 
 def _dumps(event: dict[str, Any]) -> str:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-
-
-def _read_reserve(path: Path) -> int:
-    try:
-        return int(path.read_text().strip() or 0)
-    except (OSError, ValueError):
-        return 0

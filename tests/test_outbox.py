@@ -213,7 +213,7 @@ def test_one_damaged_page_costs_only_its_rows(tmp_path: Path) -> None:
     box.mark_delivered(range(1, 101), at=0)  # 100 delivered, 300 not
     box.dead_letter(400, "refused (0x99)")
     box.add_counters({"accepted": 400})
-    reserved, incarnation = box._reserved, box.incarnation
+    reserved, incarnation = box.seqs.upto, box.incarnation
     box.close()
     damage_page(tmp_path / DB_NAME, "events")
 
