@@ -13,10 +13,10 @@ from typing import Any
 from uuid6 import uuid7
 
 from device import __version__, contract
-from device.clock import Clock
+from device.clock import Clock, Stamp
 from device.decision import Decision
 from device.errors import StorageError
-from device.outbox import Outbox, Stamp
+from device.outbox import Outbox
 from device.payloads import Recognition, recognise
 from device.privacy import Privacy
 from device.scan import Scan

@@ -13,6 +13,7 @@ import functools
 import os
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -142,3 +143,17 @@ class FakeClock:
 
     def set_wall(self, wall: float) -> None:
         self._wall = wall
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """When a scan happened, by both clocks, and whether the wall clock was true then."""
+
+    wall: float
+    mono: float
+    boot_id: str
+    synced: bool
+
+    @classmethod
+    def now(cls, clock: Clock) -> Stamp:
+        return cls(wall=clock.wall(), mono=clock.monotonic(), boot_id=clock.boot_id(), synced=clock.synced())

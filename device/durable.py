@@ -45,3 +45,25 @@ def owned_like_directory(path: Path) -> None:
             os.chown(path, owner.st_uid, owner.st_gid, follow_symlinks=False)
     except OSError:
         return
+
+
+def hand_state_to_owner(directory: Path) -> None:
+    """Run as root on a state directory another user owns (a technician's one-off `sudo qr-checkin
+    run` on a device whose service runs as qr-checkin): gives every file in it to that owner, so the
+    service can open the WAL, the audit log and the reserves this run made."""
+    if os.geteuid() != 0:
+        return
+    try:
+        owner = directory.stat()
+        if owner.st_uid == 0:
+            return
+        entries = list(directory.iterdir())
+    except OSError:
+        return
+    for path in entries:
+        try:
+            st = path.lstat()
+            if (st.st_uid, st.st_gid) != (owner.st_uid, owner.st_gid):
+                os.chown(path, owner.st_uid, owner.st_gid, follow_symlinks=False)
+        except OSError:  # gone meanwhile, or a filesystem without owners
+            continue

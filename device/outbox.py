@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from device import contract
-from device.clock import Clock
+from device import contract, duplicate_window
+from device.clock import Stamp
 from device.durable import fsync_dir, owned_like_directory, write_atomic
 from device.errors import StorageCorrupt, StorageError, StorageFull, StorageReadOnly
 
@@ -83,20 +83,6 @@ CREATE TABLE IF NOT EXISTS unheard (seq INTEGER PRIMARY KEY);
 
 
 @dataclass(frozen=True, slots=True)
-class Stamp:
-    """When a scan happened, by both clocks, and whether the wall clock was true then."""
-
-    wall: float
-    mono: float
-    boot_id: str
-    synced: bool
-
-    @classmethod
-    def now(cls, clock: Clock) -> Stamp:
-        return cls(wall=clock.wall(), mono=clock.monotonic(), boot_id=clock.boot_id(), synced=clock.synced())
-
-
-@dataclass(frozen=True, slots=True)
 class Pending:
     seq: int
     event_id: str
@@ -139,6 +125,31 @@ def free_bytes(directory: Path) -> int | None:
     except OSError:
         return None
     return st.f_bavail * st.f_frsize
+
+
+class SeqReserve:
+    """The block of sequence numbers reserved in a small file beside the store (see RESERVE_NAME)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / RESERVE_NAME
+        try:
+            self.upto = int(self.path.read_text().strip() or 0)
+        except (OSError, ValueError):
+            self.upto = 0
+
+    def cover(self, seq: int) -> None:
+        """Makes sure `seq` is reserved (durably, before any event takes it), a block at a time."""
+        if seq <= self.upto:
+            return
+        upto = seq + SEQ_RESERVE_BLOCK
+        try:
+            write_atomic(self.path, f"{upto}\n".encode(), 0o640)
+            owned_like_directory(self.path)
+        except OSError as exc:
+            raise (
+                StorageFull("storage full") if exc.errno == errno.ENOSPC else StorageError(str(exc))
+            ) from None
+        self.upto = upto
 
 
 class SpaceReserve:
@@ -201,8 +212,74 @@ def _read_only(directory: Path) -> bool:
         return exc.errno == errno.EROFS
 
 
-class Outbox:
-    def __init__(self, path: Path, *, read_only: bool = False, refusing: bool = False) -> None:
+class StoreReader:
+    """The store opened for reading only (`status`, `history`, `dead-letters`): beside a running
+    daemon without its write lock, on a read-only filesystem too; it never creates, migrates or moves
+    a store, and it has no method that writes. `Outbox` is the writer and reads the same way."""
+
+    _db: sqlite3.Connection
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = _connect_read_only(path)
+
+    @property
+    def incarnation(self) -> str:
+        """This store file's incarnation id ("" for a store older than incarnations, read-only)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='incarnation'").fetchone()
+        return "" if row is None else str(row[0])
+
+    def max_seq(self) -> int:
+        (value,) = self._db.execute(
+            "SELECT CAST(value AS INTEGER) - 1 FROM meta WHERE key='next_seq'"
+        ).fetchone()
+        return int(value)
+
+    def backlog(self) -> Backlog:
+        # Read every second for the status: both from the pending index, never a scan of the bodies.
+        # Events are created in seq order, so the lowest pending seq is the oldest.
+        (count,) = self._db.execute("SELECT COUNT(*) FROM events WHERE delivered_at IS NULL").fetchone()
+        row = self._db.execute(
+            "SELECT created_wall FROM events WHERE delivered_at IS NULL ORDER BY seq LIMIT 1"
+        ).fetchone()
+        oldest = None if row is None else row[0]
+        (dead,) = self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
+        return Backlog(int(count), oldest, int(dead), self._unheard())
+
+    def _unheard(self) -> int:
+        try:
+            (unheard,) = self._db.execute("SELECT COUNT(*) FROM unheard").fetchone()
+        except sqlite3.OperationalError:
+            return 0  # a store older than the table, read without migrating it
+        return int(unheard)
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT seq, event_id, reason, at FROM dead_letters ORDER BY seq").fetchall()
+        return [{"seq": s, "event_id": e, "reason": r, "at": a} for s, e, r, a in rows]
+
+    def counters(self) -> dict[str, int]:
+        return {name: int(value) for name, value in self._db.execute("SELECT name, value FROM counters")}
+
+    def history(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+        """Events still kept on the device (as published: masked per the privacy mode)."""
+        rows = self._db.execute(
+            "SELECT body, delivered_at FROM events WHERE created_wall >= ? AND created_wall < ? ORDER BY seq",
+            (since if since is not None else float("-inf"), until if until is not None else float("inf")),
+        ).fetchall()
+        out = []
+        for body, delivered in rows:
+            event = json.loads(body)
+            event["delivered"] = delivered is not None
+            out.append(event)
+        return out
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class Outbox(StoreReader):
+    def __init__(self, path: Path, *, refusing: bool = False) -> None:
+        # Not the reader's __init__: the writer opens its own connection, read-write.
         self.path = path
         # Where open() put a corrupt store it found, for the audit log and the status.
         self.moved_aside: Path | None = None
@@ -216,11 +293,7 @@ class Outbox:
         if refusing:
             self._db = _connect_for_reading(path)
             return
-        if read_only:
-            self._db = _connect_read_only(path)
-            return
-        self._reserve_path = path.with_name(RESERVE_NAME)
-        self._reserved = _read_reserve(self._reserve_path)
+        self.seqs = SeqReserve(path.parent)
         self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -332,24 +405,15 @@ class Outbox:
             db.executemany("INSERT OR IGNORE INTO recent VALUES (?, ?, ?, ?)", salvage.recent)
             db.executemany("INSERT OR IGNORE INTO counters VALUES (?, ?)", salvage.counters)
             # Above every seq the old store may have handed out: never reused, and the gap tells.
-            highest = max([self._reserved, salvage.next_seq - 1, *(row[0] for row in salvage.events)])
+            highest = max([self.seqs.upto, salvage.next_seq - 1, *(row[0] for row in salvage.events)])
             db.execute("UPDATE meta SET value=? WHERE key='next_seq'", (str(highest + 1),))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         return len(salvage.events)
-
-    @property
-    def incarnation(self) -> str:
-        """This store file's incarnation id ("" for a store older than incarnations, read-only)."""
-        row = self._db.execute("SELECT value FROM meta WHERE key='incarnation'").fetchone()
-        return "" if row is None else str(row[0])
 
     def check_integrity(self) -> None:
         row = self._db.execute("PRAGMA quick_check").fetchone()
         if row is None or row[0] != "ok":
             raise sqlite3.DatabaseError(f"quick_check: {row[0] if row else 'no answer'}")
-
-    def close(self) -> None:
-        self._db.close()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -409,8 +473,7 @@ class Outbox:
             (next_seq,) = db.execute(
                 "SELECT CAST(value AS INTEGER) FROM meta WHERE key='next_seq'"
             ).fetchone()
-            if next_seq > self._reserved:
-                self._reserve(next_seq + SEQ_RESERVE_BLOCK)
+            self.seqs.cover(next_seq)
             event = build(next_seq)
             db.execute(
                 "INSERT INTO events (seq, event_id, body, created_wall, created_mono, boot_id, clock_synced)"
@@ -433,26 +496,12 @@ class Outbox:
                 )
             return next_seq, event
 
-    def _reserve(self, upto: int) -> None:
-        try:
-            write_atomic(self._reserve_path, f"{upto}\n".encode(), 0o640)
-            owned_like_directory(self._reserve_path)
-        except OSError as exc:
-            raise (
-                StorageFull("storage full") if exc.errno == errno.ENOSPC else StorageError(str(exc))
-            ) from None
-        self._reserved = upto
-
     @staticmethod
     def _is_recent(db: sqlite3.Connection, key: str, stamp: Stamp, window_s: float) -> bool:
         row = db.execute("SELECT wall, mono, boot_id FROM recent WHERE key=?", (key,)).fetchone()
-        if row is None:
-            return False
-        wall, mono, boot_id = row
-        # Within one boot the monotonic clock is the truth (the wall clock may jump at NTP sync);
-        # across a reboot only the wall clock is left.
-        elapsed = stamp.mono - mono if boot_id == stamp.boot_id else stamp.wall - wall
-        return 0 <= elapsed < window_s
+        return row is not None and duplicate_window.holds(
+            stamp, window_s, wall=row[0], mono=row[1], boot_id=row[2]
+        )
 
     # -- the publisher's side ---------------------------------------------------------------------
 
@@ -546,34 +595,6 @@ class Outbox:
                     back.append(int(seq))
             return back
 
-    def max_seq(self) -> int:
-        (value,) = self._db.execute(
-            "SELECT CAST(value AS INTEGER) - 1 FROM meta WHERE key='next_seq'"
-        ).fetchone()
-        return int(value)
-
-    def backlog(self) -> Backlog:
-        # Read every second for the status: both from the pending index, never a scan of the bodies.
-        # Events are created in seq order, so the lowest pending seq is the oldest.
-        (count,) = self._db.execute("SELECT COUNT(*) FROM events WHERE delivered_at IS NULL").fetchone()
-        row = self._db.execute(
-            "SELECT created_wall FROM events WHERE delivered_at IS NULL ORDER BY seq LIMIT 1"
-        ).fetchone()
-        oldest = None if row is None else row[0]
-        (dead,) = self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
-        return Backlog(int(count), oldest, int(dead), self._unheard())
-
-    def _unheard(self) -> int:
-        try:
-            (unheard,) = self._db.execute("SELECT COUNT(*) FROM unheard").fetchone()
-        except sqlite3.OperationalError:
-            return 0  # a store older than the table, read without migrating it
-        return int(unheard)
-
-    def dead_letters(self) -> list[dict[str, Any]]:
-        rows = self._db.execute("SELECT seq, event_id, reason, at FROM dead_letters ORDER BY seq").fetchall()
-        return [{"seq": s, "event_id": e, "reason": r, "at": a} for s, e, r, a in rows]
-
     # -- clock truth --------------------------------------------------------------------------------
 
     def correct_unsynced(self, boot_id: str, wall_now: float, mono_now: float) -> int:
@@ -629,9 +650,10 @@ class Outbox:
                     (now - max_age_s,),
                 ).rowcount
                 db.execute("DELETE FROM unheard WHERE seq NOT IN (SELECT seq FROM events)")
+            mono_cut, wall_cut = duplicate_window.expired_before(stamp, window_s)
             db.execute(
                 "DELETE FROM recent WHERE (boot_id = ? AND mono < ?) OR (boot_id != ? AND wall < ?)",
-                (stamp.boot_id, stamp.mono - window_s, stamp.boot_id, now - window_s),
+                (stamp.boot_id, mono_cut, stamp.boot_id, wall_cut),
             )
             if dropped:
                 self._bump(db, "dropped", dropped)
@@ -652,22 +674,6 @@ class Outbox:
             " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
             (name, delta),
         )
-
-    def counters(self) -> dict[str, int]:
-        return {name: int(value) for name, value in self._db.execute("SELECT name, value FROM counters")}
-
-    def history(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
-        """Events still kept on the device (as published: masked per the privacy mode)."""
-        rows = self._db.execute(
-            "SELECT body, delivered_at FROM events WHERE created_wall >= ? AND created_wall < ? ORDER BY seq",
-            (since if since is not None else float("-inf"), until if until is not None else float("inf")),
-        ).fetchall()
-        out = []
-        for body, delivered in rows:
-            event = json.loads(body)
-            event["delivered"] = delivered is not None
-            out.append(event)
-        return out
 
 
 def _connect_read_only(path: Path) -> sqlite3.Connection:
@@ -821,10 +827,3 @@ def _seekable(db: sqlite3.Connection, sql: str, after: int) -> bool:
 
 def _dumps(event: dict[str, Any]) -> str:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-
-
-def _read_reserve(path: Path) -> int:
-    try:
-        return int(path.read_text().strip() or 0)
-    except (OSError, ValueError):
-        return 0

@@ -29,7 +29,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from device.errors import ConfigError
-from device.sources.discovery import selector_problem
+from device.selectors import selector_problem
 
 DEFAULT_CONFIG = Path("/etc/qr-checkin/device.toml")
 ENV_PREFIX = "QRCHECKIN_"

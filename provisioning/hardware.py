@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from device.errors import ProvisionError
+from device.selectors import selector_problem
 from device.settings import FeedbackSettings, GpioFeedbackSettings, ScannerSettings, gpio_pin
-from device.sources.discovery import selector_problem
 
 SCANNERS = ("serial", "hid", "camera", "stdin")
 DEFAULT_SERIAL_PORT = "/dev/qr-scanner-serial"

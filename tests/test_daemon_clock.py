@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from device.audit import AuditLog
+from device.audit import AUDIT_FILE, AuditLog
 from device.clock import FakeClock
 from device.contract import iso_utc
-from device.daemon import AUDIT_FILE, Daemon
+from device.daemon import Daemon, build
 from device.feedback.console import ConsoleFeedback
 from device.notify import Notifier
 from device.scan import Scan, SourceKind
@@ -78,18 +78,20 @@ class Harness:
         self.clock = clock
         self.source = PushSource()
         self.out = io.StringIO()
-        self.daemon = Daemon(
+        self.parts = build(
             self.settings,
             clock=clock,
             feedback=ConsoleFeedback(self.out),
             sources=[self.source],
             notifier=notifier or Notifier(None),
         )
+        self.daemon = Daemon(self.parts)
         self.task: asyncio.Task[int] | None = None
 
     async def start(self) -> None:
         self.task = asyncio.create_task(self.daemon.run())
-        await until(lambda: hasattr(self.daemon, "publisher"), "the daemon never started")
+        # run() is synchronous up to its wait for the stop: once it recorded the start, it is running.
+        await until(lambda: any(r.get("event") == "start" for r in self.parts.audit.read()), "never started")
 
     async def stop(self) -> int:
         assert self.task is not None
@@ -104,7 +106,7 @@ class Harness:
 
     def stored(self) -> dict[str, dict[str, Any]]:
         """The events still in the store, by event_id, as the publisher would send them."""
-        return {e["event_id"]: e for e in self.daemon.outbox.history()}
+        return {e["event_id"]: e for e in self.parts.outbox.history()}
 
 
 async def until(condition: Callable[[], object], failure: str, timeout: float = WAIT_S) -> None:
@@ -137,7 +139,7 @@ def test_unsynced_events_say_so_and_are_corrected_before_publishing_once_the_clo
 
     async def scenario() -> None:
         await h.start()
-        await until(lambda: h.daemon.publisher.connected, "the daemon never reached the broker")
+        await until(lambda: h.parts.publisher.connected, "the daemon never reached the broker")
         first = await h.answer("VISITOR-DELIVERED")
         assert first["feedback"] == "accepted"
         # Delivered while unsynced: published as unsynced and never rewritten afterwards.
@@ -146,7 +148,7 @@ def test_unsynced_events_say_so_and_are_corrected_before_publishing_once_the_clo
         # The broker goes away; the proxy keeps the daemon out until a subscriber is back on the new one.
         proxy.blackhole()
         broker.kill()
-        await until(lambda: not h.daemon.publisher.connected, "the daemon never noticed the cut")
+        await until(lambda: not h.parts.publisher.connected, "the daemon never noticed the cut")
         clock.advance(5)
         held = [await h.answer("VISITOR-HELD-1")]
         clock.advance(7)
@@ -251,13 +253,13 @@ def test_a_synchronised_clock_stepping_past_max_age_drops_no_backlog(tmp_path: P
             assert (await h.answer(f"WORKER-STEP-{i}"))["feedback"] == "accepted"
         clock.advance(120)
         clock.set_wall(clock.wall() + max_age_s + 86400)
-        h.daemon._purge()
+        h.daemon.housekeeper.purge()
         assert len(h.stored()) == 50
         # Past max_age on the monotonic clock they go, alarmed and counted.
         clock.advance(max_age_s)
-        h.daemon._purge()
+        h.daemon.housekeeper.purge()
         assert h.stored() == {}
-        assert h.daemon.outbox.counters()["dropped"] == 50
+        assert h.parts.outbox.counters()["dropped"] == 50
         assert await h.stop() == 0
 
     run(scenario)

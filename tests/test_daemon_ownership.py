@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from device.audit import AuditLog
+from device.clock import Stamp
 from device.daemon import AUDIT_FILE
-from device.outbox import DB_NAME, Outbox, Stamp
+from device.outbox import DB_NAME, Outbox
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mosquitto import free_port
 from tests.support.payloads import other_codes

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from device.clock import FakeClock
 from device.notify import Notifier
-from device.outbox import DB_NAME, Outbox
+from device.outbox import DB_NAME, StoreReader
 from device.scan import Scan, SourceKind
 from device.sources import SourceState
 from tests.support.daemon import ROOT, DaemonProcess, write_config
@@ -61,7 +61,7 @@ def test_a_closed_console_pipe_costs_no_later_scan(tmp_path: Path) -> None:
             proc.wait(5)
     log = (tmp_path / "stderr.log").read_text()
     assert log.count("could not be answered") == len(codes), log
-    stored = Outbox(tmp_path / "state" / DB_NAME, read_only=True).history()
+    stored = StoreReader(tmp_path / "state" / DB_NAME).history()
     assert len(stored) == len(codes)
 
 
@@ -115,7 +115,7 @@ class FailingSource:
 def test_a_source_failing_with_any_error_is_restarted(tmp_path: Path) -> None:
     h = Harness(tmp_path, free_port(), FakeClock(TRUE_NOW))
     source = FailingSource()
-    h.daemon.sources.append(source)
+    h.parts.sources.append(source)
 
     async def scenario() -> None:
         await h.start()

@@ -16,7 +16,8 @@ import pytest
 
 from device.commands import scanners
 from device.scan import Scan
-from device.sources.discovery import Hotplug, Inventory, match, selector_problem
+from device.selectors import selector_problem
+from device.sources.discovery import Hotplug, Inventory, match
 from tests.support.evdev_pipe import PipeBus
 from tests.support.pty_scanner import fake_usb_tty
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from device.clock import Stamp
 from device.contract import iso_utc
 from device.errors import StorageFull
-from device.outbox import DB_NAME, Outbox, Stamp
+from device.outbox import DB_NAME, Outbox, StoreReader
 
 
 def stamp(wall: float = 1_700_000_000.0, mono: float = 100.0, boot: str = "b1", synced: bool = True) -> Stamp:
@@ -151,7 +152,8 @@ def test_committed_events_survive_kill_9(tmp_path: Path) -> None:
         f"""
         import sys
         from pathlib import Path
-        from device.outbox import Outbox, Stamp
+        from device.clock import Stamp
+        from device.outbox import Outbox
         box = Outbox.open(Path({str(tmp_path)!r}))
         for i in range(100000):
             seq, _ = box.append_unless_recent(
@@ -211,7 +213,7 @@ def test_one_damaged_page_costs_only_its_rows(tmp_path: Path) -> None:
     box.mark_delivered(range(1, 101), at=0)  # 100 delivered, 300 not
     box.dead_letter(400, "refused (0x99)")
     box.add_counters({"accepted": 400})
-    reserved, incarnation = box._reserved, box.incarnation
+    reserved, incarnation = box.seqs.upto, box.incarnation
     box.close()
     damage_page(tmp_path / DB_NAME, "events")
 
@@ -292,7 +294,7 @@ def test_a_fresh_store_file_is_a_new_incarnation_kept_across_reopen(tmp_path: Pa
     assert len(first) == 36
     box.close()
     assert Outbox.open(tmp_path).incarnation == first
-    assert Outbox(tmp_path / DB_NAME, read_only=True).incarnation == first
+    assert StoreReader(tmp_path / DB_NAME).incarnation == first
     other = tmp_path / "other"
     assert Outbox.open(other).incarnation not in ("", first)
 

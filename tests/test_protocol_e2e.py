@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from device import contract
-from device.outbox import DB_NAME, RESERVE_NAME, Outbox
+from device.outbox import DB_NAME, RESERVE_NAME, StoreReader
 from tests.support.daemon import DaemonProcess, run_cli, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.payloads import other_codes
@@ -39,7 +39,7 @@ def start_daemon(tmp_path: Path, port: int, grace_h: float | None = None) -> Dae
 
 
 def stored_seqs(tmp_path: Path) -> list[int]:
-    box = Outbox(tmp_path / "state" / DB_NAME, read_only=True)
+    box = StoreReader(tmp_path / "state" / DB_NAME)
     try:
         return [e["seq"] for e in box.history()]
     finally:

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from device.clock import Stamp
 from device.contract import ReplayRequest
-from device.outbox import Outbox, Stamp
+from device.outbox import Outbox
 from device.window import Replay, Window
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from device.errors import ConfigError
+from device.errors import ConfigError, StorageError
+from device.outbox import DB_NAME, StoreReader
 from device.settings import DEFAULT_CONFIG, Settings, load_settings
 
 # Exit code of every command for a configuration it cannot use (systemd does not restart on it).
 EXIT_CONFIG = 2
+# Exit code of the commands that read the store, for a store that is missing or unreadable.
+EXIT_NO_STORE = 1
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -27,4 +30,21 @@ def load_or_explain(path: str) -> Settings | None:
         return load_settings(path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
+        return None
+
+
+def open_reader(settings: Settings) -> StoreReader | None:
+    """The store, opened for reading only; None after printing why it cannot be read."""
+    path = settings.storage.dir / DB_NAME
+    if not path.is_file():
+        print(
+            f"no store at {path}: the daemon has not run with this configuration's storage.dir"
+            " (nothing was created)",
+            file=sys.stderr,
+        )
+        return None
+    try:
+        return StoreReader(path)
+    except StorageError as exc:
+        print(f"cannot read the store: {exc}", file=sys.stderr)
         return None

@@ -16,8 +16,7 @@ import sys
 from typing import Any
 
 from device.audit import AUDIT_FILE, AuditLog
-from device.commands import EXIT_CONFIG, add_config_argument, load_or_explain
-from device.commands.status import EXIT_NO_STORE, open_store
+from device.commands import EXIT_CONFIG, EXIT_NO_STORE, add_config_argument, load_or_explain, open_reader
 from device.contract import iso_utc
 from device.errors import StorageError
 from device.outbox import DB_NAME, Outbox
@@ -57,7 +56,7 @@ def main(args: argparse.Namespace) -> int:
     settings = load_or_explain(args.config)
     if settings is None:
         return EXIT_CONFIG
-    outbox = open_store(settings)
+    outbox = open_reader(settings)
     if outbox is None:
         return EXIT_NO_STORE
     try:

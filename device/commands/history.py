@@ -19,11 +19,9 @@ import sys
 import time
 from typing import Any, TextIO
 
-from device.audit import AuditLog
-from device.commands import EXIT_CONFIG, add_config_argument, load_or_explain
-from device.commands.status import EXIT_NO_STORE, open_store
+from device.audit import AUDIT_FILE, AuditLog
+from device.commands import EXIT_CONFIG, EXIT_NO_STORE, add_config_argument, load_or_explain, open_reader
 from device.contract import iso_utc
-from device.daemon import AUDIT_FILE
 from device.errors import StorageError
 
 # As argparse exits for an argument it refuses.
@@ -123,7 +121,7 @@ def main(args: argparse.Namespace) -> int:
     if args.since is not None and args.until is not None and args.until <= args.since:
         print("history: --until must be later than --since", file=sys.stderr)
         return EXIT_USAGE
-    outbox = open_store(settings)
+    outbox = open_reader(settings)
     if outbox is None:
         return EXIT_NO_STORE
     try:

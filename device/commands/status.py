@@ -13,15 +13,15 @@ import sqlite3
 import sys
 from typing import Any
 
-from device import __version__, contract, health
+from device import health
 from device.audit import AUDIT_FILE, AuditLog
 from device.clock import Clock, SystemClock
-from device.commands import EXIT_CONFIG, add_config_argument, load_or_explain
+from device.commands import EXIT_CONFIG, EXIT_NO_STORE, add_config_argument, load_or_explain, open_reader
 from device.errors import StorageError
-from device.outbox import DB_NAME, Outbox
+from device.outbox import StoreReader
 from device.settings import Settings
+from device.status import store_status
 
-EXIT_NO_STORE = 1
 # Audit events a technician should see in the status, newest last.
 FAULTS = frozenset({"start_failed", "store_corrupt", "drop"})
 SHOWN_FAULTS = 5
@@ -32,52 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
-def open_store(settings: Settings) -> Outbox | None:
-    """The store, opened for reading only; None after printing why it cannot be read."""
-    path = settings.storage.dir / DB_NAME
-    if not path.is_file():
-        print(
-            f"no store at {path}: the daemon has not run with this configuration's storage.dir"
-            " (nothing was created)",
-            file=sys.stderr,
-        )
-        return None
-    try:
-        return Outbox(path, read_only=True)
-    except StorageError as exc:
-        print(f"cannot read the store: {exc}", file=sys.stderr)
-        return None
-
-
-def collect(settings: Settings, outbox: Outbox, clock: Clock) -> dict[str, Any]:
+def collect(settings: Settings, outbox: StoreReader, clock: Clock) -> dict[str, Any]:
     """The status as a dict: the retained status message's keys, plus what the audit log adds."""
-    backlog = outbox.backlog()
-    stored = outbox.counters()
-    now = clock.wall()
     audit = AuditLog(settings.storage.dir / AUDIT_FILE, clock=clock).read()
     last_start = _last(audit, "start")
     readings = health.readings(settings.storage.dir)
     free = readings["disk_free_mb"]
-    oldest_age = None if backlog.oldest_wall is None else round(now - backlog.oldest_wall, 1)
     config_hash = settings.config_hash()
     config_matches = None if last_start is None else last_start.get("config_hash") == config_hash
     return {
-        **contract.status_fields(
-            device_id=settings.device.id,
-            location_id=settings.location.id,
-            location_kind=settings.location.kind,
-            location_name=settings.location.name,
-            version=__version__,
-            config_hash=config_hash,
-            incarnation=outbox.incarnation,
-            boot_id=clock.boot_id(),
-            last_seq=outbox.max_seq(),
-            backlog=backlog.count,
-            oldest_undelivered_age_s=oldest_age,
-            dead_letters=backlog.dead_letters,
-            unheard=backlog.unheard,
-            counters=stored,
-        ),
+        **store_status(settings, outbox, clock, config_hash=config_hash, counters=outbox.counters()),
         "disk_free_mb": free,
         "disk_low": free is not None and free < settings.storage.low_space_mb,
         "cpu_temp_c": readings["cpu_temp_c"],
@@ -190,7 +154,7 @@ def main(args: argparse.Namespace) -> int:
     settings = load_or_explain(args.config)
     if settings is None:
         return EXIT_CONFIG
-    outbox = open_store(settings)
+    outbox = open_reader(settings)
     if outbox is None:
         return EXIT_NO_STORE
     try:

@@ -31,11 +31,11 @@ from typing import Literal, Protocol
 
 from device.errors import SourceBusy, SourceError, SourceUnavailable
 from device.scan import Scan
+from device.selectors import VENDOR_PRODUCT
 from device.sources import SourceState
 
 log = logging.getLogger(__name__)
 
-VENDOR_PRODUCT = re.compile(r"^([0-9a-fA-F]{4}):([0-9a-fA-F]{4})$")
 GLOB_MAGIC = re.compile(r"[*?\[]")
 # How far above a tty's sysfs device the USB device (with idVendor) may sit: interface, then device.
 USB_PARENT_DEPTH = 4
@@ -146,15 +146,6 @@ def _usb_parent(device: Path) -> Path | None:
         if (here / "idVendor").is_file():
             return here
         here = here.parent
-    return None
-
-
-def selector_problem(selector: str) -> str | None:
-    """Why a config line cannot name a device, or None."""
-    if not selector.strip():
-        return "an empty device name"
-    if ":" in selector and not selector.startswith("/") and not VENDOR_PRODUCT.fullmatch(selector):
-        return f"{selector!r} looks like vendor:product but is not two 4-digit hex numbers (e.g. 0c2e:0b61)"
     return None
 
 
