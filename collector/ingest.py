@@ -145,8 +145,7 @@ class Collector:
                 self.step()
         finally:
             self.notifier.stopping()
-            self.client.disconnect()
-            self.client.loop_stop()
+            self._disconnect()
             self.store.close()
 
     def step(self) -> None:
@@ -230,6 +229,14 @@ class Collector:
                 msg.topic, msg.payload, msg.mid, msg.qos, bool(msg.retain), self._connection, time.monotonic()
             )
         )
+
+    def _disconnect(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _publish(self, topic: str, payload: str, *, retain: bool) -> None:
+        """A command to a device, QoS 1 (the transport's hook: collector/amqp.py publishes over AMQP)."""
+        self.client.publish(topic, payload, qos=1, retain=retain)
 
     def _ack(self, messages: Sequence[Inbound]) -> None:
         with self._ack_lock:
@@ -461,7 +468,7 @@ class Collector:
                 "incarnation": mark.incarnation,
                 "through_seq": mark.through_seq,
             }
-            self.client.publish(topics.cmd_committed, contract.dumps(body), qos=1, retain=True)
+            self._publish(topics.cmd_committed, contract.dumps(body), retain=True)
             self.tracker.marked(mark, now)
         self.metrics.open_gaps.set(self.tracker.open_gaps())
 
@@ -478,7 +485,7 @@ class Collector:
         if incarnation:
             body["incarnation"] = incarnation
         topics = contract.Topics.of(self.prefix, location_id, device_id)
-        self.client.publish(topics.cmd_replay, json.dumps(body), qos=1)
+        self._publish(topics.cmd_replay, json.dumps(body), retain=False)
         self.metrics.replay_requests.inc()
         log.info(
             "replay requested: device %s incarnation %s seq %d-%d (%s)",
