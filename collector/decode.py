@@ -16,6 +16,8 @@ from collector.subjects import SubjectError, Subjects
 from device import contract
 
 EXCERPT_CHARS = 120
+# The databases' BIGINT: a larger number would fail the whole batch.
+MAX_INT = 2**63 - 1
 # paho hands payloads over as bytes, typed as either.
 Payload = bytes | bytearray
 _DIGIT_RUN = re.compile(r"\d{3,}")
@@ -106,6 +108,8 @@ def event(
     except ValueError as exc:
         raise Invalid(str(exc)) from None
     body["subject"] = subject
+    if body["seq"] > MAX_INT:
+        raise Invalid(f"seq above {MAX_INT}")
     incarnation = _incarnation(body)
     for key, limit in (("key_id", 16), ("masked", 64)):
         if len(str(subject.get(key) or "")) > limit:
@@ -169,6 +173,8 @@ def status(parts: contract.TopicParts, payload: Payload, max_bytes: int) -> Stat
     # Only what the message says: a will names few fields, and must not blank the others.
     row: dict[str, Any] = {"device_id": parts.device_id, "location_id": parts.location_id, "status": body}
     row.update({k: body[k] for k in STATUS_COLUMNS if body.get(k) is not None})
+    if any(isinstance(row.get(k), int) and row[k] > MAX_INT for k in ("backlog", "last_seq")):
+        raise Invalid(f"backlog or last_seq above {MAX_INT}")
     for key, limit in STATUS_TEXT.items():
         if key in row:
             row[key] = str(row[key])[:limit]

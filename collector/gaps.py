@@ -121,7 +121,8 @@ class Tracker:
         """Seqs now in the database (stored or already there as duplicates)."""
         stream = self.stream(device_id, incarnation, location_id)
         stream.location_id = location_id
-        self.current[device_id] = incarnation
+        # A replayed event may be of an older incarnation: only a status says which one is current.
+        self.current.setdefault(device_id, incarnation)
         for seq in seqs:
             stream.have.add(seq)
 

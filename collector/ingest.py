@@ -32,6 +32,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collector import decode
+from collector import tables as t
 from collector.gaps import Policy, Tracker
 from collector.metrics import Metrics
 from collector.settings import Settings
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 DB_RETRY_MIN_S = 0.2
 DB_RETRY_MAX_S = 5.0
 TOPIC_CACHE = 100_000
+# The systemd status line changes at most this often.
+STATUS_EVERY_S = 1.0
 
 
 class Inbound(NamedTuple):
@@ -95,6 +98,8 @@ class Collector:
         self._unwritten: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
         self._last_sweep = float("-inf")
         self._last_watchdog = float("-inf")
+        self._last_status = float("-inf")
+        self._status_text = ""
         self.client = self._make_client()
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -116,6 +121,9 @@ class Collector:
             )
             stream.saved = int(row["through_seq"])
             streams += 1
+        for device in self.store.rows(t.devices):
+            if device["incarnation"] is not None:
+                self.tracker.current[device["device_id"]] = device["incarnation"]
         for gap in self.store.open_gap_rows():
             self.tracker.restore_gap(gap["device_id"], gap["incarnation"], gap["location_id"], gap, now)
         log.info(
@@ -158,6 +166,22 @@ class Collector:
             self._last_sweep = now
             self.sweep()
         self._feed_watchdog(now)
+        if now - self._last_status >= STATUS_EVERY_S and (summary := self.summary()) != self._status_text:
+            self._last_status, self._status_text = now, summary
+            self.notifier.status(summary)
+
+    def summary(self) -> str:
+        """The one line `systemctl status` shows."""
+        value = self.metrics.registry.get_sample_value
+        counts = {
+            n: int(value("qr_collector_messages_total", {"outcome": n}) or 0)
+            for n in ("stored", "duplicate", "invalid")
+        }
+        link = "connected" if self.connected.is_set() else "broker unreachable"
+        return (
+            f"{link}; stored {counts['stored']}, duplicate {counts['duplicate']},"
+            f" invalid {counts['invalid']}; open gaps {self.tracker.open_gaps()}"
+        )
 
     # -- MQTT -----------------------------------------------------------------------------------------
 
@@ -329,15 +353,14 @@ class Collector:
             result = self._write(decoded.batch, wall)
         except _Refused:
             # Some row the database will not take: alone, each message finds its fate.
-            for m in messages:
-                self._commit_alone(m, wall)
-            self._ack(messages)
+            self._ack([m for m in messages if self._commit_alone(m, wall)])
             return
         if result is None:  # stopping while the database is down: nothing acknowledged
             return
         self._committed(decoded, result, messages)
 
-    def _commit_alone(self, m: Inbound, wall: float) -> None:
+    def _commit_alone(self, m: Inbound, wall: float) -> bool:
+        """Stores one message (or, refused, its invalid_messages row); False if stopped before a commit."""
         decoded = self._decode([m], wall)
         try:
             result = self._write(decoded.batch, wall)
@@ -349,8 +372,10 @@ class Collector:
             )
             result = self._write(refused, wall)
             decoded = _Decoded(refused)
-        if result is not None:
-            self._committed(decoded, result, [])
+        if result is None:
+            return False
+        self._committed(decoded, result, [])
+        return True
 
     def _write(self, batch: Batch, wall: float) -> BatchResult | None:
         delay = DB_RETRY_MIN_S

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 from collector import tables as t
 from collector.settings import load_settings
 from collector.store import Store
+from device.notify import Notifier
 from tests.support.collector import (
     Publisher,
     events_topic,
@@ -18,6 +20,9 @@ from tests.support.collector import (
     write_config,
 )
 from tests.support.mosquitto import Mosquitto
+from tests.test_notify import receive, systemd_socket
+
+__all__ = ["systemd_socket"]  # the fixture, shared with the device's notify tests
 
 
 def test_every_event_is_stored_once_duplicates_counted_invalid_kept(
@@ -87,5 +92,51 @@ def test_a_sent_id_in_clear_is_not_kept(broker: Mosquitto, database: str, tmp_pa
         wait_until(lambda: store.count(t.events) == 1)
     (row,) = store.rows(t.events)
     assert "001099012345" not in json.dumps(row["body"]) and row["subject_hmac"] == "c" * 64
+    pub.close()
+    store.close()
+
+
+def test_systemd_hears_ready_watchdog_status_and_stopping(
+    broker: Mosquitto, tmp_path: Path, systemd_socket: tuple[socket.socket, str]
+) -> None:
+    sock, path = systemd_socket
+    notifier = Notifier.from_env({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})
+    settings = load_settings(
+        write_config(tmp_path / "collector.toml", port=broker.port, url=f"sqlite:///{tmp_path / 'c.db'}")
+    )
+    pub = Publisher(broker.port)
+    lines: list[str] = []
+    with running(settings, notifier):
+        pub.events([make_event(seq) for seq in (1, 2, 3)])
+        while not any("stored 3" in line for line in lines):
+            lines += receive(sock)
+    while "STOPPING=1" not in lines:
+        lines += receive(sock)
+    assert lines[0] == "READY=1" and "WATCHDOG=1" in lines
+    assert any(line.startswith("STATUS=connected; stored 3, duplicate 0, invalid 0") for line in lines)
+    pub.close()
+
+
+def test_a_row_the_database_refuses_is_kept_as_invalid_and_costs_its_batch_nothing(
+    broker: Mosquitto, database: str, tmp_path: Path
+) -> None:
+    settings = load_settings(write_config(tmp_path / "collector.toml", port=broker.port, url=database))
+    store = Store(settings.database_url)
+    events = [make_event(seq) for seq in range(1, 11)]
+    # Valid JSON and valid by the schema, but PostgreSQL's text and jsonb hold no NUL character.
+    events[4]["location_name"] = "Shuttle\u0000"
+    pub = Publisher(broker.port)
+    with running(settings):
+        pub.events(events)
+        wait_until(lambda: store.counters()["received"] == 10)
+    counters = store.counters()
+    assert counters["received"] == counters["stored"] + counters["duplicate"] + counters["invalid"]
+    stored = set(stored_ids(store))
+    assert {e["event_id"] for i, e in enumerate(events) if i != 4} <= stored
+    if store.dialect == "postgresql":
+        (refused,) = store.rows(t.invalid_messages)
+        assert refused["reason"].startswith("database refused it") and events[4]["event_id"] not in stored
+    else:
+        assert events[4]["event_id"] in stored
     pub.close()
     store.close()

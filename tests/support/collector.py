@@ -26,6 +26,7 @@ from collector.ingest import Collector
 from collector.settings import Settings
 from collector.store import Store
 from device import contract
+from device.notify import Notifier
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "checkin"
@@ -58,9 +59,11 @@ def write_config(path: Path, *, port: int, url: str, **sections: dict[str, Any])
 
 
 @contextmanager
-def running(settings: Settings, kind: type[Collector] = Collector) -> Iterator[Collector]:
+def running(
+    settings: Settings, notifier: Notifier | None = None, kind: type[Collector] = Collector
+) -> Iterator[Collector]:
     """The collector's writer loop in a thread, connected and subscribed before the body runs."""
-    collector = kind(settings)
+    collector = kind(settings, notifier=notifier)
     thread = threading.Thread(target=collector.run, name="collector", daemon=True)
     thread.start()
     try:
