@@ -79,7 +79,7 @@ def test_competing_consumers_share_one_queue(
     with ExitStack() as stack:
         for name in names:
             settings = load_settings(_config(tmp_path, rabbit, url, queue, name))
-            stack.enter_context(running(settings, AmqpCollector))
+            stack.enter_context(running(settings, kind=AmqpCollector))
         fleet = Fleet(list(rabbit.mqtt_ports), devices=3, per_device=300, protocol=MQTT311)
         stack.callback(fleet.close)
         fleet.stream(rate_per_device=300)
@@ -98,7 +98,7 @@ def test_competing_consumers_share_one_queue(
 def test_a_dotted_id_is_named_not_lost(rabbit: RabbitCluster, postgres: Postgres, tmp_path: Path) -> None:
     url, queue = postgres.create_database(), f"q-{uuid.uuid4().hex[:6]}"
     settings = load_settings(_config(tmp_path, rabbit, url, queue, "collector-dots"))
-    with running(settings, AmqpCollector) as collector:
+    with running(settings, kind=AmqpCollector) as collector:
         publisher = Publisher(rabbit.mqtt_ports[1], protocol=MQTT311)
         try:
             event = make_event(1, location_id="98C.123")
