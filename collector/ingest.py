@@ -31,7 +31,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from collector import decode
+from collector import decode, partitions
 from collector import tables as t
 from collector.gaps import Policy, Tracker
 from collector.metrics import Metrics
@@ -47,6 +47,8 @@ DB_RETRY_MAX_S = 5.0
 TOPIC_CACHE = 100_000
 # The systemd status line changes at most this often.
 STATUS_EVERY_S = 1.0
+# PostgreSQL: the coming days' partitions are made a week ahead, so hourly is plenty.
+PARTITIONS_EVERY_S = 3600.0
 
 
 class Inbound(NamedTuple):
@@ -99,6 +101,7 @@ class Collector:
         self._last_sweep = float("-inf")
         self._last_watchdog = float("-inf")
         self._last_status = float("-inf")
+        self._last_partitions = time.monotonic()
         self._status_text = ""
         self.client = self._make_client()
 
@@ -108,6 +111,7 @@ class Collector:
         """Migrates the schema and rebuilds the streams' state from the database."""
         if self.settings.database.migrate:
             self.store.migrate()
+        partitions.ensure_ahead(self.store.engine)
         now = time.monotonic()
         streams = 0
         for row, seqs, losses in self.store.streams_state():
@@ -166,6 +170,9 @@ class Collector:
             self._last_sweep = now
             self.sweep()
         self._feed_watchdog(now)
+        if now - self._last_partitions >= PARTITIONS_EVERY_S:
+            self._last_partitions = now
+            partitions.ensure_ahead(self.store.engine)
         if now - self._last_status >= STATUS_EVERY_S and (summary := self.summary()) != self._status_text:
             self._last_status, self._status_text = now, summary
             self.notifier.status(summary)
