@@ -10,6 +10,7 @@ Revises: 0001
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -31,7 +32,7 @@ def upgrade() -> None:
     indexes = inspector.get_indexes("events")
     pk = inspector.get_pk_constraint("events")
     for ix in indexes:
-        op.drop_index(ix["name"], table_name="events")
+        op.drop_index(str(ix["name"]), table_name="events")
     op.execute("ALTER TABLE events RENAME TO events_unpartitioned")
     op.execute(f"ALTER TABLE events_unpartitioned RENAME CONSTRAINT {pk['name']} TO events_unpartitioned_pk")
     dialect = conn.dialect
@@ -51,8 +52,15 @@ def upgrade() -> None:
     names = ", ".join(c["name"] for c in columns)
     op.execute(f"INSERT INTO events ({names}) SELECT {names} FROM events_unpartitioned")
     op.execute("DROP TABLE events_unpartitioned")
+    _create_indexes(indexes)
+
+
+def _create_indexes(indexes: list[Any]) -> None:
+    # On the partitioned parent: PostgreSQL makes each partition's own copy.
     for ix in indexes:
-        op.create_index(ix["name"], "events", ix["column_names"], unique=bool(ix["unique"]))
+        op.create_index(
+            str(ix["name"]), "events", [str(c) for c in ix["column_names"]], unique=bool(ix["unique"])
+        )
 
 
 def _days_held(conn: sa.Connection, today: dt.date) -> list[dt.date]:
@@ -81,5 +89,4 @@ def downgrade() -> None:
     op.execute("ALTER TABLE events_flat RENAME TO events")
     op.execute(f"DROP SCHEMA IF EXISTS {partitions.SCHEMA} CASCADE")
     op.execute("ALTER TABLE events ADD CONSTRAINT pk_events PRIMARY KEY (event_id)")
-    for ix in indexes:
-        op.create_index(ix["name"], "events", ix["column_names"], unique=bool(ix["unique"]))
+    _create_indexes(indexes)
