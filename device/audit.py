@@ -31,6 +31,8 @@ NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 RESERVED = frozenset({"ts", "event", "clock", "boot_id"})
 MAX_TEXT = 128
 DEFAULT_MAX_BYTES = 1024 * 1024
+# The log's file name under storage.dir.
+AUDIT_FILE = "audit.jsonl"
 
 
 class AuditLog:

@@ -18,6 +18,10 @@ COMMANDS = {
         "device.commands.history",
         "list the check-ins still kept on the device (masked as the privacy mode says) as CSV or JSON",
     ),
+    "dead-letters": Command(
+        "device.commands.dead_letters",
+        "list the events the broker refused for good (`--retry`: send them again)",
+    ),
     "check-config": Command(
         "device.commands.check_config",
         "validate the configuration and print the effective settings (secrets hidden)",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -190,6 +190,7 @@ def status_fields(
     backlog: int,
     oldest_undelivered_age_s: float | None,
     dead_letters: int,
+    unheard: int,
     counters: Mapping[str, int],
 ) -> dict[str, Any]:
     """The part of the status both the daemon's heartbeat and `qr-checkin status` report."""
@@ -206,6 +207,7 @@ def status_fields(
         "backlog": backlog,
         "oldest_undelivered_age_s": oldest_undelivered_age_s,
         "dead_letters": dead_letters,
+        "unheard": unheard,
         "counters": {name: int(counters.get(name, 0)) for name in STATUS_COUNTERS},
     }
 
@@ -221,9 +223,130 @@ def offline_status(reason: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     return {"schema": STATUS_SCHEMA, "state": "offline", "reason": reason, **kept}
 
 
-def dumps(message: Mapping[str, Any]) -> str:
-    """A message as published: compact UTF-8 JSON."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+# -- commands to a device (the collector publishes, the device obeys) --------------------------------
+
+# The most seqs one replay request covers; a larger range is clipped and the answer says so.
+MAX_REPLAY_SPAN = 10_000
+MAX_REQUEST_ID = 64
+# A command larger than this is not one of ours.
+MAX_COMMAND_BYTES = 4096
+
+SeqRange = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRequest:
+    request_id: str
+    from_seq: int
+    to_seq: int
+    incarnation: str | None = None
+
+    def clipped(self) -> ReplayRequest:
+        """The request cut to at most MAX_REPLAY_SPAN seqs from its start."""
+        to_seq = min(self.to_seq, self.from_seq + MAX_REPLAY_SPAN - 1)
+        return ReplayRequest(self.request_id, self.from_seq, to_seq, self.incarnation)
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "schema": REPLAY_SCHEMA,
+            "request_id": self.request_id,
+            "from_seq": self.from_seq,
+            "to_seq": self.to_seq,
+        }
+        if self.incarnation is not None:
+            body["incarnation"] = self.incarnation
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    incarnation: str
+    through_seq: int
+
+    def body(self) -> dict[str, Any]:
+        return {"schema": COMMITTED_SCHEMA, "incarnation": self.incarnation, "through_seq": self.through_seq}
+
+
+def parse_replay(payload: bytes | str) -> ReplayRequest:
+    """A checkin.replay/1 request; ValueError naming what is wrong (never quoting the payload)."""
+    body = _command(payload, REPLAY_SCHEMA)
+    request_id = body.get("request_id")
+    if not isinstance(request_id, str) or not 1 <= len(request_id) <= MAX_REQUEST_ID:
+        raise ValueError(f"request_id must be a string of 1 to {MAX_REQUEST_ID} characters")
+    from_seq, to_seq = _seq(body, "from_seq", 1), _seq(body, "to_seq", 1)
+    if to_seq < from_seq:
+        raise ValueError("to_seq is below from_seq")
+    incarnation = body.get("incarnation")
+    if incarnation is not None and not isinstance(incarnation, str):
+        raise ValueError("incarnation must be a string")
+    return ReplayRequest(request_id, from_seq, to_seq, incarnation)
+
+
+def parse_committed(payload: bytes | str) -> Committed:
+    """A checkin.committed/1 confirmation; ValueError naming what is wrong."""
+    body = _command(payload, COMMITTED_SCHEMA)
+    incarnation = body.get("incarnation")
+    if not isinstance(incarnation, str) or not incarnation:
+        raise ValueError("incarnation must be a non-empty string")
+    return Committed(incarnation, _seq(body, "through_seq", 0))
+
+
+def _command(payload: bytes | str, schema: str) -> dict[str, Any]:
+    if len(payload) > MAX_COMMAND_BYTES:
+        raise ValueError(f"larger than {MAX_COMMAND_BYTES} bytes")
+    try:
+        body = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("not JSON") from None
+    if not isinstance(body, dict):
+        raise ValueError("not a JSON object")
+    if body.get("schema") != schema:
+        raise ValueError(f"schema is not {schema!r}")
+    return body
+
+
+def _seq(body: Mapping[str, Any], name: str, minimum: int) -> int:
+    value = body.get(name)
+    # bool is an int to Python, never to the contract.
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value < 2**63:
+        raise ValueError(f"{name} must be an integer >= {minimum}")
+    return value
+
+
+def seq_ranges(seqs: Iterable[int]) -> list[SeqRange]:
+    """Sorted distinct seqs as inclusive ranges: 1 2 3 7 -> [(1, 3), (7, 7)]."""
+    ranges: list[list[int]] = []
+    for seq in sorted(set(seqs)):
+        if ranges and seq == ranges[-1][1] + 1:
+            ranges[-1][1] = seq
+        else:
+            ranges.append([seq, seq])
+    return [(a, b) for a, b in ranges]
+
+
+def missing_ranges(lo: int, hi: int, present: Iterable[int]) -> list[SeqRange]:
+    """The inclusive ranges of lo..hi not in `present`."""
+    missing: list[SeqRange] = []
+    start = lo
+    for a, b in seq_ranges(s for s in present if lo <= s <= hi):
+        if a > start:
+            missing.append((start, a - 1))
+        start = b + 1
+    if start <= hi:
+        missing.append((start, hi))
+    return missing
+
+
+def replay_answer(
+    request_id: str, incarnation: str, replayed: Iterable[SeqRange], gone: Iterable[SeqRange]
+) -> dict[str, Any]:
+    """The status's `replay` field: what a request got back and what the device no longer holds."""
+    return {
+        "request_id": request_id,
+        "incarnation": incarnation,
+        "replayed": [[a, b] for a, b in replayed],
+        "gone": [[a, b] for a, b in gone],
+    }
 
 
 # -- the shipped JSON Schemas -------------------------------------------------------------------------

@@ -17,10 +17,10 @@ import importlib
 import logging
 import signal
 import time
-from typing import Any
+from typing import Any, cast
 
 from device import __version__, contract, health
-from device.audit import AuditLog
+from device.audit import AUDIT_FILE, AuditLog
 from device.checkin import Checkin
 from device.clock import Clock, SystemClock
 from device.contract import Topics
@@ -30,7 +30,7 @@ from device.feedback import Feedback, Signal, Status, build_feedback
 from device.label import LabelCode, parse_label
 from device.notify import Notifier
 from device.outbox import Outbox, Stamp
-from device.privacy import Privacy, load_key
+from device.privacy import Mode, Privacy, load_key
 from device.publisher import Publisher
 from device.scan import Scan
 from device.settings import Settings
@@ -45,7 +45,6 @@ STATUS_LINE_EVERY_S = 5.0
 ALARM_REPEAT_S = 60.0
 # Warn about undelivered events once they are this far into their allowed age.
 AGE_ALARM_FRACTION = 0.5
-AUDIT_FILE = "audit.jsonl"
 ANSWER_WINDOW_S = 60.0
 EXIT_CANNOT_START = 3
 
@@ -103,7 +102,8 @@ class Daemon:
         try:
             self.outbox = Outbox.open(s.storage.dir)
             privacy = Privacy(
-                s.privacy.subject,
+                # Mode "collector" is refused by Privacy until its device side lands (issue 12 item 5).
+                cast(Mode, s.privacy.subject),
                 load_key(s.key_path, create=s.device.dev),
                 s.privacy.authority_public_key,
             )
@@ -276,8 +276,11 @@ class Daemon:
         if time.monotonic() - self._last_purge >= PURGE_EVERY_S:
             self._last_purge = time.monotonic()
             self._purge()
-        self._watch_readers()
+        readers_changed = self._watch_readers()
         self._refresh_snapshot()
+        if readers_changed:
+            # A scanner plugged in or lost is news now (for `qr-provision verify`), not at the heartbeat.
+            self.publisher.announce()
         self._watch_disk()
         light = self._status_light()
         if light is not self._light:
@@ -300,16 +303,19 @@ class Daemon:
             self.audit.record("drop", count=dropped, reason="max_age_days")
         self.checkin.flush_counters()
 
-    def _watch_readers(self) -> None:
+    def _watch_readers(self) -> bool:
+        changed = False
         for src in self.sources:
             for name, state in src.state.items():
                 key = f"{src.kind}:{name}"
                 before = self._reader_states.get(key)
                 if state != before:
+                    changed = True
                     self._reader_states[key] = state
                     if before is not None or state != "connected":
                         log.info("scanner %s is %s", key, state)
                     self.audit.record(f"scanner_{state}", source=src.kind, device=name)
+        return changed
 
     def _watch_disk(self) -> None:
         free = self._snapshot.get("disk_free_mb")
@@ -368,8 +374,14 @@ class Daemon:
                 backlog=backlog.count,
                 oldest_undelivered_age_s=oldest_age,
                 dead_letters=backlog.dead_letters,
+                unheard=backlog.unheard,
                 counters=totals,
             ),
+            # Where the location is (issue 18): the province's list of check-in locations.
+            "location_address": s.location.address,
+            "location_ward": s.location.ward,
+            "location_district": s.location.district,
+            "location_province": s.location.province,
             **health.readings(s.storage.dir),
             "uptime_s": round(time.monotonic() - self.started_mono, 1),
             "slowest_answer_ms": self._slowest_answer_ms(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import ssl
 
 import paho.mqtt.client as mqtt
@@ -35,3 +36,21 @@ def make_client(broker: BrokerSettings, client_id: str) -> mqtt.Client:
         except (OSError, ValueError, ssl.SSLError) as exc:
             raise ConfigError(f"broker TLS files unusable: {exc}") from None
     return client
+
+
+def describe_connect_error(exc: BaseException | None) -> tuple[bool, str]:
+    """(is it TLS, a short reason) for a failed connection attempt, the same text for the same cause."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return True, f"certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return True, str(getattr(exc, "reason", None) or exc)
+    if isinstance(exc, OSError):
+        return False, exc.strerror or str(exc)
+    return False, "unknown error" if exc is None else str(exc)
+
+
+def reconnect_delay(attempts: int, low: float, high: float, rng: random.Random | None = None) -> float:
+    """The wait before the next connection attempt: doubling from `low` to `high`, with jitter, so a
+    fleet does not reconnect in lockstep after a broker restart (paho's own doubling has none)."""
+    delay = min(high, low * 2 ** min(attempts, 16))
+    return delay * (rng or random).uniform(0.5, 1.0)

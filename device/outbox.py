@@ -67,6 +67,9 @@ CREATE TABLE IF NOT EXISTS recent (
     boot_id TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+-- Delivered events whose PUBACK said 0x10 "no matching subscribers": nobody got them, so they stay
+-- past the delivered grace until a checkin.committed/1 from the collector covers them.
+CREATE TABLE IF NOT EXISTS unheard (seq INTEGER PRIMARY KEY);
 """
 
 
@@ -96,6 +99,7 @@ class Backlog:
     count: int
     oldest_wall: float | None
     dead_letters: int
+    unheard: int
 
 
 def storage_error(exc: sqlite3.Error, directory: Path | None = None) -> StorageError:
@@ -281,13 +285,43 @@ class Outbox:
         ).fetchall()
         return [Pending(*row) for row in rows]
 
-    def mark_delivered(self, seqs: Iterable[int], at: float | None = None) -> None:
-        seqs = list(seqs)
+    def mark_delivered(
+        self, seqs: Iterable[int], at: float | None = None, *, unheard: Iterable[int] = ()
+    ) -> None:
+        """Records PUBACKs; those also in `unheard` (0x10) are kept past the grace until released."""
+        seqs, unheard = list(seqs), list(unheard)
         if not seqs:
             return
         when = time.time() if at is None else at
         with self._write() as db:
-            db.executemany("UPDATE events SET delivered_at=? WHERE seq=?", [(when, s) for s in seqs])
+            # A replayed or re-sent event keeps the time of its first acknowledgement.
+            db.executemany(
+                "UPDATE events SET delivered_at=? WHERE seq=? AND delivered_at IS NULL",
+                [(when, s) for s in seqs],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO unheard SELECT seq FROM events WHERE seq=?", [(s,) for s in unheard]
+            )
+
+    def release(self, through_seq: int, at: float | None = None) -> int:
+        """The collector committed every seq <= through_seq: those events count as delivered and
+        purgeable after the grace, the unheard ones too. Returns how many unheard were released."""
+        when = time.time() if at is None else at
+        with self._write() as db:
+            released = db.execute("DELETE FROM unheard WHERE seq <= ?", (through_seq,)).rowcount
+            db.execute(
+                "UPDATE events SET delivered_at=? WHERE delivered_at IS NULL AND seq <= ?",
+                (when, through_seq),
+            )
+            return int(released)
+
+    def replay_rows(self, limit: int, after: int, upto: int) -> list[Pending]:
+        """Every event still kept with after < seq <= upto, delivered or not, oldest first."""
+        rows = self._db.execute(
+            "SELECT seq, event_id, body FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (after, upto, limit),
+        ).fetchall()
+        return [Pending(*row) for row in rows]
 
     def dead_letter(self, seq: int, reason: str) -> None:
         """A permanent refusal by the broker: kept aside for a technician, never retried."""
@@ -299,6 +333,38 @@ class Outbox:
                 "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?)", (seq, *row, reason, time.time())
             )
             db.execute("DELETE FROM events WHERE seq=?", (seq,))
+            db.execute("DELETE FROM unheard WHERE seq=?", (seq,))
+
+    def retry_dead_letters(self) -> list[int]:
+        """Puts every dead letter back among the undelivered events, for the publisher to send again;
+        returns their seqs. Their age counts from the scan, as for any undelivered event."""
+        with self._write() as db:
+            rows = db.execute("SELECT seq, event_id, body, at FROM dead_letters ORDER BY seq").fetchall()
+            back = []
+            for seq, event_id, body, at in rows:
+                event = json.loads(body)
+                try:
+                    wall = contract.parse_iso_utc(event.get("scanned_at")).timestamp()
+                except ValueError:
+                    wall = at
+                restored = db.execute(
+                    "INSERT OR IGNORE INTO events"
+                    " (seq, event_id, body, created_wall, created_mono, boot_id, clock_synced)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        seq,
+                        event_id,
+                        body,
+                        wall,
+                        float(event.get("monotonic_s", 0.0)),
+                        str(event.get("boot_id", "")),
+                        int(event.get("clock") == "synced"),
+                    ),
+                ).rowcount
+                if restored:
+                    db.execute("DELETE FROM dead_letters WHERE seq=?", (seq,))
+                    back.append(int(seq))
+            return back
 
     def max_seq(self) -> int:
         (value,) = self._db.execute(
@@ -315,7 +381,14 @@ class Outbox:
         ).fetchone()
         oldest = None if row is None else row[0]
         (dead,) = self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
-        return Backlog(int(count), oldest, int(dead))
+        return Backlog(int(count), oldest, int(dead), self._unheard())
+
+    def _unheard(self) -> int:
+        try:
+            (unheard,) = self._db.execute("SELECT COUNT(*) FROM unheard").fetchone()
+        except sqlite3.OperationalError:
+            return 0  # a store older than the table, read without migrating it
+        return int(unheard)
 
     def dead_letters(self) -> list[dict[str, Any]]:
         rows = self._db.execute("SELECT seq, event_id, reason, at FROM dead_letters ORDER BY seq").fetchall()
@@ -343,7 +416,7 @@ class Outbox:
 
     def purge(self, stamp: Stamp, delivered_grace_s: float, max_age_s: float, window_s: float) -> int:
         """Removes delivered events past the grace and expired window entries; drops undelivered
-        events older than max_age_s. Returns how many undelivered events were dropped.
+        (or unheard) events older than max_age_s. Returns how many of those were dropped.
 
         Only a synchronised clock can age an undelivered event, and only one stamped by a synchronised
         clock: an event from an earlier boot of a clock-less Pi may carry 1970, and must not be
@@ -351,7 +424,8 @@ class Outbox:
         now = stamp.wall
         with self._write() as db:
             db.execute(
-                "DELETE FROM events WHERE delivered_at IS NOT NULL AND delivered_at < ?",
+                "DELETE FROM events WHERE delivered_at IS NOT NULL AND delivered_at < ?"
+                " AND seq NOT IN (SELECT seq FROM unheard)",
                 (now - delivered_grace_s,),
             )
             dropped = 0
@@ -360,6 +434,13 @@ class Outbox:
                     "DELETE FROM events WHERE delivered_at IS NULL AND clock_synced = 1 AND created_wall < ?",
                     (now - max_age_s,),
                 ).rowcount
+                # An unheard event reached nobody: it ages like an undelivered one.
+                dropped += db.execute(
+                    "DELETE FROM events WHERE seq IN (SELECT seq FROM unheard)"
+                    " AND clock_synced = 1 AND created_wall < ?",
+                    (now - max_age_s,),
+                ).rowcount
+                db.execute("DELETE FROM unheard WHERE seq NOT IN (SELECT seq FROM events)")
             db.execute(
                 "DELETE FROM recent WHERE (boot_id = ? AND mono < ?) OR (boot_id != ? AND wall < ?)",
                 (stamp.boot_id, stamp.mono - window_s, stamp.boot_id, now - window_s),

@@ -12,7 +12,10 @@ What each mode gives consumers (README "Privacy" says the same to operators):
 | id     | hmac, key_id, masked, id (normalised number)       | hmac, key_id, masked: never in clear   |
 | sealed | hmac, key_id, masked, sealed {type,id,name,birth_year} | hmac, key_id, masked, sealed {type,id} |
 
-An `other` code is never sent in clear: a personal QR may hold a name or a phone number, and we cannot
+A personal QR is treated like a card, its id being the QID; its sealed record carries the document
+number as the code shows it (often masked) instead of the name: {type,id,document,birth_year}.
+
+An `other` code is never sent in clear: an unknown code may hold a name or a phone number, and we cannot
 tell which part is an id. The tracing authority gets it sealed, since it is all there is to trace.
 """
 
@@ -128,13 +131,13 @@ class Privacy:
             "key_id": self.key_id,
             "masked": rec.masked,
         }
-        # An "other" code may be a personal QR holding a name: it is never sent in clear.
-        if self.mode == "id" and rec.type in ("bhyt", "cccd"):
+        # An "other" code may hold a name or a phone number: it is never sent in clear.
+        if self.mode == "id" and rec.id_in_clear:
             out["id"] = rec.subject_id
         if self._box is not None:
             record: dict[str, Any] = {"type": rec.type, "id": rec.subject_id}
             if rec.record is not None:
-                record.update(name=rec.record.name, birth_year=rec.record.birth_year)
+                record.update(rec.record.sealed())
             sealed = self._box.encrypt(json.dumps(record, ensure_ascii=False).encode())
             out["sealed"] = base64.b64encode(sealed).decode()
         return out

@@ -20,8 +20,10 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -57,10 +59,25 @@ class DeviceSettings(Section):
     dev: bool = False
 
 
+ADDRESS_FIELDS = ("address", "ward", "district", "province")
+
+
 class LocationSettings(Section):
     id: TopicSafeId
     kind: Literal["bus", "door", "workshop", "gate", "other"] = "door"
     name: str = ""
+    # Where it is, as the province's list of check-in locations asks (a bus: its depot or route).
+    address: str = ""
+    ward: str = ""
+    district: str = ""
+    province: str = ""
+
+    @model_serializer(mode="wrap")
+    def _without_empty_address(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Unset, they stay out of the dump: the configuration hash of a device without them is the one
+        # it had before they existed, so `qr-provision verify` records stay true across an upgrade.
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if k not in ADDRESS_FIELDS or v}
 
 
 class BrokerSettings(Section):
@@ -278,11 +295,18 @@ class CheckinSettings(Section):
 
 
 class PrivacySettings(Section):
-    subject: Literal["hmac", "id", "sealed"] = "hmac"
+    subject: Literal["hmac", "id", "sealed", "collector"] = "hmac"
     # The per-deployment HMAC key (provisioning installs it). Relative paths are under storage.dir.
+    # Not read in mode collector: there the device holds no site key.
     key_file: Path = Path("site.key")
-    # Base64 Curve25519 public key of the tracing authority, for subject = "sealed".
+    # Base64 Curve25519 public key of the tracing authority, for subject = "sealed" (optional in
+    # "collector").
     authority_public_key: str | None = None
+    # Base64 X25519 public key of the site collector, for subject = "collector".
+    collector_public_key: str | None = None
+    # Where mode collector keeps its duplicate-window key: in memory only (default: systemd's
+    # RuntimeDirectory, /run/qr-checkin).
+    window_key_dir: Path | None = None
 
 
 class LoggingSettings(Section):
@@ -311,6 +335,8 @@ class Settings(BaseSettings):
     def _sealed_needs_key(self) -> Settings:
         if self.privacy.subject == "sealed" and not self.privacy.authority_public_key:
             raise ValueError("privacy.subject = 'sealed' needs privacy.authority_public_key")
+        if self.privacy.subject == "collector" and not self.privacy.collector_public_key:
+            raise ValueError("privacy.subject = 'collector' needs privacy.collector_public_key")
         return self
 
     @classmethod
@@ -354,11 +380,24 @@ def load_settings(path: Path | str = DEFAULT_CONFIG) -> Settings:
         settings = Settings(**raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, raw)) from None
+    _refuse_tls_downgrade(raw, settings, path)
     if not settings.storage.dir.is_absolute():
         # Relative state dirs are relative to the config file, so `make run` works from any cwd.
         storage = settings.storage.model_copy(update={"dir": (path.parent / settings.storage.dir).resolve()})
         settings = settings.model_copy(update={"storage": storage})
     return settings
+
+
+def _refuse_tls_downgrade(raw: dict[str, Any], settings: Settings, path: Path) -> None:
+    # A technician's quick override must not quietly undo the file's TLS: the login and every
+    # check-in would then cross the network in clear.
+    broker = raw.get("broker")
+    if isinstance(broker, dict) and broker.get("tls") is True and not settings.broker.tls:
+        raise ConfigError(
+            f"{path}: environment {ENV_PREFIX}BROKER__TLS switches off the TLS that the file turns on "
+            "(broker.tls = true): the broker password and every check-in would cross the network in "
+            "clear. Remove the override, or set tls = false in the file itself if that is really meant"
+        )
 
 
 def _describe(exc: ValidationError, path: Path, raw: dict[str, Any]) -> str:

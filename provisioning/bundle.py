@@ -23,20 +23,26 @@ class Bundle:
     root: Path
     # path relative to root -> (content, mode); device.toml is written last (see write()).
     files: dict[PurePosixPath, tuple[bytes, int]] = field(default_factory=dict)
+    # Files that must leave the root (a secret the new configuration no longer allows).
+    removals: set[PurePosixPath] = field(default_factory=set)
 
     def add(self, relative: str, content: bytes, mode: int = SECRET) -> None:
         self.files[PurePosixPath(relative)] = (content, mode)
+
+    def remove(self, relative: str) -> None:
+        self.removals.add(PurePosixPath(relative))
 
     def target(self, relative: PurePosixPath) -> Path:
         return self.root.joinpath(*relative.parts)
 
     def conflicts(self) -> list[Path]:
         """Files that exist with other content: re-running the same provisioning is not a conflict."""
-        return [
+        replaced = [
             self.target(rel)
             for rel, (content, _) in self.files.items()
             if self.target(rel).exists() and _content(self.target(rel)) != content
         ]
+        return replaced + [self.target(rel) for rel in sorted(self.removals) if self.target(rel).exists()]
 
     def write(self) -> list[Path]:
         """Writes every file; the config goes last so it never points at material not yet there."""
@@ -48,6 +54,9 @@ class Bundle:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
             write_atomic(path, content, mode)
             written.append(path)
+        # After the config, which no longer names them: a cut-off run leaves a config with its files.
+        for rel in self.removals:
+            self.target(rel).unlink(missing_ok=True)
         return written
 
 

@@ -10,9 +10,12 @@ import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from device import __version__
+from device.settings import ADDRESS_FIELDS
 from provisioning.broker_url import BrokerUrl
+from provisioning.hardware import Hardware, feedback_section, scanner_section
 
 ETC = PurePosixPath("/etc/qr-checkin")
 CONFIG = ETC / "device.toml"
@@ -28,6 +31,10 @@ class Location:
     id: str
     kind: str
     name: str
+    address: str = ""
+    ward: str = ""
+    district: str = ""
+    province: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,46 +56,91 @@ class Previous:
     password: str | None
 
 
-def render(device_id: str, location: Location, broker: BrokerAccess) -> str:
+def render(
+    device_id: str,
+    location: Location,
+    broker: BrokerAccess,
+    hardware: Hardware,
+    collector_public_key: str | None = None,
+) -> str:
     lines = [
         f"# qr-checkin device configuration, written by qr-provision {__version__}.",
         "# Re-provisioning keeps the device id. Check it with: qr-checkin check-config --config <this file>",
         "",
         "[device]",
-        f"id = {_q(device_id)}",
+        f"id = {toml_string(device_id)}",
         "",
         "[location]",
-        f"id = {_q(location.id)}",
-        f"kind = {_q(location.kind)}",
-        f"name = {_q(location.name)}",
+        f"id = {toml_string(location.id)}",
+        f"kind = {toml_string(location.kind)}",
+        f"name = {toml_string(location.name)}",
+        *(
+            f"{field} = {toml_string(getattr(location, field))}"
+            for field in ADDRESS_FIELDS
+            if getattr(location, field)
+        ),
         "",
         "[broker]",
-        f"host = {_q(broker.url.host)}",
+        f"host = {toml_string(broker.url.host)}",
         f"port = {broker.url.port}",
         # v5: a publish the ACL refuses comes back as reason 0x87 instead of a silent "success".
         'protocol = "5"',
-        f"topic_prefix = {_q(broker.topic_prefix)}",
+        f"topic_prefix = {toml_string(broker.topic_prefix)}",
         f"tls = {'true' if broker.url.tls else 'false'}",
     ]
     if broker.ca:
-        lines.append(f"ca = {_q(str(CA))}")
+        lines.append(f"ca = {toml_string(str(CA))}")
     if broker.client_cert:
-        lines += [f"cert = {_q(str(CERT))}", f"key = {_q(str(KEY))}"]
+        lines += [f"cert = {toml_string(str(CERT))}", f"key = {toml_string(str(KEY))}"]
     if broker.username is not None:
-        lines.append(f"username = {_q(broker.username)}")
+        lines.append(f"username = {toml_string(broker.username)}")
     if broker.password is not None:
-        lines.append(f"password = {_q(broker.password)}")
+        lines.append(f"password = {toml_string(broker.password)}")
     lines += [
         "",
         "[storage]",
-        f"dir = {_q(str(STATE_DIR))}",
+        f"dir = {toml_string(str(STATE_DIR))}",
         "",
+        *table("scanner", scanner_section(hardware)),
+        *table("feedback", feedback_section(hardware)),
         "[privacy]",
-        'subject = "hmac"',
-        f"key_file = {_q(str(SITE_KEY))}",
+        *(
+            [
+                "# Subjects sealed to the site collector, which computes the site HMAC: this device",
+                "# holds no key that turns a subject back into an ID number.",
+                'subject = "collector"',
+                f"collector_public_key = {toml_string(collector_public_key)}",
+            ]
+            if collector_public_key is not None
+            else ['subject = "hmac"', f"key_file = {toml_string(str(SITE_KEY))}"]
+        ),
         "",
     ]
     return "\n".join(lines)
+
+
+def table(name: str, section: dict[str, Any]) -> list[str]:
+    """A TOML table and its sub-tables, each followed by a blank line."""
+    lines = [f"[{name}]"]
+    nested = []
+    for key, value in section.items():
+        if isinstance(value, dict):
+            nested += table(f"{name}.{key}", value)
+        else:
+            lines.append(f"{key} = {toml_value(value)}")
+    return [*lines, "", *nested]
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return toml_string(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {value!r}")
 
 
 def read_previous(config: Path) -> Previous | None:
@@ -109,6 +161,6 @@ def read_previous(config: Path) -> Previous | None:
     )
 
 
-def _q(value: str) -> str:
+def toml_string(value: str) -> str:
     # A JSON string is a TOML basic string, except that TOML also wants DEL escaped.
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")

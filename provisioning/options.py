@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import sys
 from pathlib import Path
+
+from nacl.public import PublicKey
 
 from device.errors import ConfigError, ProvisionError
 from device.privacy import load_key
@@ -24,6 +28,25 @@ def add_login_arguments(parser: argparse.ArgumentParser, *, cert_help: str) -> N
     parser.add_argument("--key", type=Path, metavar="FILE", help="private key of --cert (PEM, unencrypted)")
     parser.add_argument("--username", metavar="USER", help="broker username (password brokers)")
     parser.add_argument("--password-file", type=Path, metavar="FILE", help="file holding the broker password")
+    add_insecure_argument(parser)
+
+
+def add_insecure_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a password over plain mqtt:// (anyone on the network path reads it)",
+    )
+
+
+def check_cleartext(url: BrokerUrl, passwords: bool, insecure: bool) -> None:
+    """A password over mqtt:// travels in clear: refused unless the technician says so."""
+    if passwords and not url.tls and not insecure:
+        raise ProvisionError(
+            f"a broker password over {url} would cross the network in clear, readable by anyone on the "
+            "path (bus Wi-Fi, a mobile operator's network), who could then publish as this login: use "
+            "mqtts://, or pass --insecure on a network you trust"
+        )
 
 
 def check_tls_options(url: BrokerUrl, ca: Path | None, cert: Path | None, key: Path | None) -> None:
@@ -53,6 +76,29 @@ def read_site_key(path: Path) -> bytes:
         raise ProvisionError(f"--site-key: {exc}") from None
     except OSError as exc:
         raise ProvisionError(f"--site-key {path}: cannot read ({exc.strerror})") from None
+
+
+def add_collector_key_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--collector-public-key",
+        metavar="BASE64",
+        help="the site collector's X25519 public key: devices seal subjects to it and hold no site key "
+        "(privacy mode collector, the default when given)",
+    )
+
+
+def check_collector_public_key(typed: str) -> str:
+    """A base64 X25519 public key, as the device will read it; returned in canonical base64."""
+    try:
+        raw = base64.b64decode(typed.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != PublicKey.SIZE:
+        raise ProvisionError(
+            f"--collector-public-key {typed[:60]!r} is not the base64 of a {PublicKey.SIZE}-byte X25519 "
+            "public key (collector/collector.pub of a batch with --collector-keypair holds one)"
+        )
+    return base64.b64encode(raw).decode()
 
 
 def refused(exc: ProvisionError) -> int:

@@ -8,19 +8,33 @@ from __future__ import annotations
 
 import secrets
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from device.errors import ConfigError, ProvisionError
 from device.privacy import KEY_BYTES
-from device.settings import TOPIC_SAFE, load_settings
+from device.settings import ADDRESS_FIELDS, TOPIC_SAFE, Settings, load_settings
 from provisioning.bundle import PUBLIC, SECRET, Bundle
-from provisioning.device_toml import CA, CERT, CONFIG, KEY, SITE_KEY, BrokerAccess, Location, Previous, render
+from provisioning.device_toml import (
+    CA,
+    CERT,
+    CONFIG,
+    KEY,
+    SITE_KEY,
+    BrokerAccess,
+    Location,
+    Previous,
+    render,
+)
+from provisioning.hardware import Hardware
 from provisioning.plates import normalise_plate, plate_name
 
 KINDS = ("bus", "door", "workshop", "gate", "other")
 DEVICE_ID_PREFIX = "qrc-"
 MAX_NAME = 80
+# "Xe đưa đón công nhân, Thôn A, Xã Hương Gián, ..." fits; a pasted paragraph does not.
+MAX_ADDRESS = 200
 
 
 @dataclass(frozen=True)
@@ -31,6 +45,8 @@ class Material:
     cert_pem: bytes | None = None
     key_pem: bytes | None = None
     site_key: bytes | None = None
+    # Privacy mode collector: subjects are sealed to this key and the device gets no site key.
+    collector_public_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,7 @@ class Prepared:
     broker: BrokerAccess
     config_hash: str
     bundle: Bundle
+    settings: Settings
     notes: list[str] = field(default_factory=list)
 
 
@@ -51,8 +68,15 @@ def config_file(root: Path) -> Path:
     return root / relative(CONFIG)
 
 
-def location_for(kind: str, plate: str | None, location_id: str | None, name: str | None) -> Location:
-    """The location a technician described: a bus by its plate, anything else by a topic-safe id."""
+def location_for(
+    kind: str,
+    plate: str | None,
+    location_id: str | None,
+    name: str | None,
+    address: Mapping[str, str | None] | None = None,
+) -> Location:
+    """The location a technician described: a bus by its plate, anything else by a topic-safe id;
+    optionally where it is (address, ward, district, province)."""
     if kind not in KINDS:
         raise ProvisionError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
     if kind == "bus":
@@ -63,9 +87,20 @@ def location_for(kind: str, plate: str | None, location_id: str | None, name: st
         if location_id is None or plate is not None:
             raise ProvisionError(f"a {kind} is named by --location-id (a plate is only for a bus)")
         loc_id, default_name = check_id("location id", location_id), ""
-    if name is not None and (len(name) > MAX_NAME or not name.isprintable()):
-        raise ProvisionError(f"name {name!r} must be at most {MAX_NAME} printable characters")
-    return Location(id=loc_id, kind=kind, name=name.strip() if name else default_name)
+    place = {
+        field: printable(field, value, MAX_ADDRESS if field == "address" else MAX_NAME)
+        for field, value in (address or {}).items()
+        if field in ADDRESS_FIELDS and value
+    }
+    name = printable("name", name, MAX_NAME) if name is not None else None
+    return Location(id=loc_id, kind=kind, name=name or default_name, **place)
+
+
+def printable(what: str, value: str, limit: int) -> str:
+    value = value.strip()
+    if len(value) > limit or not value.isprintable():
+        raise ProvisionError(f"{what} {value!r} must be at most {limit} printable characters")
+    return value
 
 
 def check_id(what: str, value: str) -> str:
@@ -78,34 +113,57 @@ def check_id(what: str, value: str) -> str:
     return value
 
 
-def choose_device_id(previous: Previous | None, cert_name: str | None) -> str:
-    """Kept from an earlier provisioning; else the client certificate's CN; else a new `qrc-<8 hex>`."""
+def choose_device_id(previous: Previous | None, named: tuple[str, str] | None) -> str:
+    """Kept from an earlier provisioning; else the name the login gives (a client certificate's CN, a
+    --username: the broker's ACL checks that name); else a new `qrc-<8 hex>`."""
     kept = previous.device_id if previous is not None else None
     if kept is not None and not TOPIC_SAFE.fullmatch(kept):
         kept = None
-    if cert_name is not None:
-        check_id("client certificate CN", cert_name)
-        if kept is not None and kept != cert_name:
-            raise ProvisionError(
-                f"--cert names device {cert_name!r} but this root was provisioned as {kept!r}: the broker "
-                f"takes the certificate's CN as the username its ACL checks, so {kept!r} could not publish. "
-                f"Issue a certificate with CN={kept}, or remove the old device.toml to adopt {cert_name!r}"
+    if named is not None:
+        option, name = named
+        what = "client certificate CN" if option == "--cert" else option
+        check_id(what, name)
+        if kept is not None and kept != name:
+            fix = (
+                f"Issue a certificate with CN={kept}"
+                if option == "--cert"
+                else f"Give --username {kept} (and its password)"
             )
-        return cert_name
+            raise ProvisionError(
+                f"{option} names device {name!r} but this root was provisioned as {kept!r}: the broker "
+                f"takes that name as the username its ACL checks, so {kept!r} could not publish. "
+                f"{fix}, or remove the old device.toml to adopt {name!r}"
+            )
+        return name
     return kept or f"{DEVICE_ID_PREFIX}{secrets.token_hex(4)}"
 
 
 def prepare(
-    root: Path, device_id: str, location: Location, broker: BrokerAccess, material: Material
+    root: Path,
+    device_id: str,
+    location: Location,
+    broker: BrokerAccess,
+    material: Material,
+    hardware: Hardware,
 ) -> Prepared:
     bundle = Bundle(root)
-    notes: list[str] = []
+    notes = hardware.notes()
     if material.ca_pem is not None:
         bundle.add(relative(CA), material.ca_pem, PUBLIC)
     if material.cert_pem is not None and material.key_pem is not None:
         bundle.add(relative(CERT), material.cert_pem, PUBLIC)
         bundle.add(relative(KEY), material.key_pem, SECRET)
-    if material.site_key is not None:
+    if material.collector_public_key is not None:
+        if material.site_key is not None:
+            raise ProvisionError(
+                "--site-key does not go with --collector-public-key: a device holding the site key lets a "
+                "stolen card reverse every subject; the key belongs on the collector only"
+            )
+        if (root / relative(SITE_KEY)).exists():
+            # Re-provisioned into mode collector: the old key must leave the card with the old mode.
+            bundle.remove(relative(SITE_KEY))
+            notes.append(f"removed the site key {root / relative(SITE_KEY)}: mode collector needs none")
+    elif material.site_key is not None:
         bundle.add(relative(SITE_KEY), material.site_key, SECRET)
     elif not (root / relative(SITE_KEY)).exists():
         bundle.add(relative(SITE_KEY), secrets.token_hex(KEY_BYTES).encode() + b"\n", SECRET)
@@ -113,17 +171,18 @@ def prepare(
             f"generated a new site key ({root / relative(SITE_KEY)}): every device of one site needs the "
             "same key for its HMAC subjects to match, so pass that file as --site-key for the others"
         )
-    text = render(device_id, location, broker)
+    text = render(device_id, location, broker, hardware, material.collector_public_key)
     bundle.add(relative(CONFIG), text.encode(), SECRET)
-    return Prepared(device_id, location, broker, expected_hash(text), bundle, notes)
+    settings = as_loaded(text)
+    return Prepared(device_id, location, broker, settings.config_hash(), bundle, settings, notes)
 
 
-def expected_hash(config_text: str) -> str:
-    """The hash the daemon will announce for this config: the file loaded as the daemon loads it."""
+def as_loaded(config_text: str) -> Settings:
+    """The config as the daemon will load it (so its hash is the one the daemon will announce)."""
     with tempfile.TemporaryDirectory(prefix="qr-provision-") as tmp:
         path = Path(tmp) / "device.toml"
         path.write_text(config_text, encoding="utf-8")
         try:
-            return load_settings(path).config_hash()
+            return load_settings(path)
         except ConfigError as exc:
             raise ProvisionError(f"the configuration would not load on the device: {exc}") from None

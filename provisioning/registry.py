@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from device.settings import Settings
+
 
 def registry_path() -> Path:
     explicit = os.environ.get("QR_PROVISION_REGISTRY")
@@ -48,3 +50,8 @@ def lookup(device_id: str) -> dict[str, Any] | None:
         if isinstance(entry, dict) and entry.get("device_id") == device_id:
             found = entry
     return found
+
+
+def checks(settings: Settings) -> dict[str, Any]:
+    """What `verify` judges beyond the hash, kept because the SD card is gone by then."""
+    return {"dev": settings.device.dev, "feedback": settings.feedback.backend}

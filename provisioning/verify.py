@@ -1,4 +1,5 @@
-"""`qr-provision verify`: the device's retained status proves it is online with the expected config.
+"""`qr-provision verify`: the device's retained status proves it is online with the expected config,
+a configured scanner connected and, on a production config, LEDs and a buzzer to answer with.
 
 The status topic is `<prefix>/v1/<location>/<device>/status` (retained JSON, written by the daemon):
 we subscribe with `+` for the location, because a device provisioned anew may still have an old
@@ -29,7 +30,13 @@ from device.label import CONFIG_HASH
 from device.settings import load_settings
 from provisioning import registry
 from provisioning.broker_url import BrokerUrl, parse_broker_url
-from provisioning.options import add_broker_arguments, add_login_arguments, check_tls_options, read_password
+from provisioning.options import (
+    add_broker_arguments,
+    add_login_arguments,
+    check_cleartext,
+    check_tls_options,
+    read_password,
+)
 from provisioning.prepare import check_id
 
 
@@ -51,6 +58,9 @@ class Expectation:
     device_id: str
     config_hash: str
     location_id: str | None = None
+    # From the config or the provisioning record; None when only a hash was given.
+    dev: bool | None = None
+    feedback: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +92,7 @@ def main(args: argparse.Namespace) -> int:
             username=args.username,
             password=read_password(args.password_file),
         )
+        check_cleartext(url, login.password is not None, args.insecure)
         expect = expectation(check_id("device id", args.device), args.expect_hash, args.config)
         if not 0 < args.timeout <= 600:
             raise ProvisionError(f"--timeout {args.timeout:g} must be more than 0 and at most 600 seconds")
@@ -109,14 +120,27 @@ def expectation(device_id: str, expect_hash: str | None, config: Path | None) ->
             raise ProvisionError(str(exc)) from None
         if settings.device.id != device_id:
             raise ProvisionError(f"--config {config} is device {settings.device.id!r}, not {device_id!r}")
-        return Expectation(device_id, settings.config_hash(), settings.location.id)
+        return Expectation(
+            device_id,
+            settings.config_hash(),
+            settings.location.id,
+            settings.device.dev,
+            settings.feedback.backend,
+        )
     entry = registry.lookup(device_id)
     if entry is None or not CONFIG_HASH.fullmatch(str(entry.get("config_hash"))):
         raise ProvisionError(
             f"this machine has no record of provisioning {device_id} ({registry.registry_path()}): "
             "pass --config or --expect-hash"
         )
-    return Expectation(device_id, str(entry["config_hash"]), entry.get("location_id"))
+    dev, feedback = entry.get("dev"), entry.get("feedback")
+    return Expectation(
+        device_id,
+        str(entry["config_hash"]),
+        entry.get("location_id"),
+        dev if isinstance(dev, bool) else None,
+        feedback if isinstance(feedback, str) else None,
+    )
 
 
 def verify(login: Login, expect: Expectation, timeout: float = 10.0) -> Verdict:
@@ -246,9 +270,47 @@ def judge(topic: str, payload: bytes, expect: Expectation) -> Verdict:
             f"{expect.config_hash!r}: another SD card, an edited file or QRCHECKIN_* overrides on the device",
             status,
         )
+    if problem := hardware_problem(status, expect):
+        return Verdict(False, f"{expect.device_id} at {location} {problem}", status)
+    unchecked = "" if expect.feedback is not None else "; feedback not checked (give --config)"
     return Verdict(
         True,
         f"{expect.device_id} at {location} is online with configuration {expect.config_hash} "
-        f"(version {status.get('version', '?')}, backlog {status.get('backlog', '?')})",
+        f"(version {status.get('version', '?')}, backlog {status.get('backlog', '?')}, "
+        f"scanners {', '.join(connected_readers(status, expect))}){unchecked}",
         status,
     )
+
+
+def connected_readers(status: dict[str, Any], expect: Expectation) -> list[str]:
+    readers = status.get("scanners")
+    if not isinstance(readers, dict):
+        return []
+    return [
+        name
+        for name, state in readers.items()
+        # Under systemd stdin is /dev/null: "connected" there reads nothing, unless on a dev bench.
+        if state == "connected" and (expect.dev or not str(name).startswith("stdin:"))
+    ]
+
+
+def hardware_problem(status: dict[str, Any], expect: Expectation) -> str | None:
+    """Why a device online with the right configuration still cannot serve a worker, if it cannot."""
+    if not connected_readers(status, expect):
+        readers = status.get("scanners")
+        listed = (
+            ", ".join(f"{name} {state}" for name, state in readers.items())
+            if isinstance(readers, dict) and readers
+            else "none"
+        )
+        return (
+            f"has no configured scanner connected (scanners: {listed}): plug it in or fix "
+            "[scanner] (`qr-checkin scanners` on the device lists what it sees); the device announces "
+            "a scanner as it connects"
+        )
+    if expect.feedback == "console" and not expect.dev:
+        return (
+            "answers on the console only (feedback.backend = 'console'): a worker sees and hears "
+            "nothing. Provision it with --feedback gpio (the default)"
+        )
+    return None

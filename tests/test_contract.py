@@ -17,7 +17,7 @@ from device.payloads import CodeType
 from device.scan import Direction, SourceKind
 from device.settings import LocationSettings, PrivacySettings, SourceName
 from tests.support.daemon import ROOT
-from tests.support.schema import validate_event, validate_status
+from tests.support.schema import validate_event, validate_message, validate_status
 
 
 def literal_values(annotation: Any) -> set[Any]:
@@ -172,6 +172,7 @@ def test_status_bodies_are_valid() -> None:
         backlog=0,
         oldest_undelivered_age_s=None,
         dead_letters=0,
+        unheard=0,
         counters={"accepted": 3},
     )
     assert fields["counters"] == {name: 3 * (name == "accepted") for name in contract.STATUS_COUNTERS}
@@ -185,3 +186,79 @@ def test_status_bodies_are_valid() -> None:
         "reason": "connection lost",
         **{k: fields[k] for k in contract.OFFLINE_FIELDS},
     }
+
+
+def test_commands_round_trip_through_their_schemas() -> None:
+    request = contract.ReplayRequest("gap-1", 5, 9, incarnation="6f1c2b1e-3c5d-4a8e-9b0a-1d2e3f405162")
+    validate_message(request.body())
+    assert contract.parse_replay(json.dumps(request.body())) == request
+    bare = contract.ReplayRequest("gap-2", 1, 1)
+    validate_message(bare.body())
+    assert "incarnation" not in bare.body()
+    assert contract.parse_replay(json.dumps(bare.body()).encode()) == bare
+    committed = contract.Committed("6f1c2b1e-3c5d-4a8e-9b0a-1d2e3f405162", 0)
+    validate_message(committed.body())
+    assert contract.parse_committed(json.dumps(committed.body())) == committed
+
+
+def replay_payload(**changes: Any) -> bytes:
+    body = {"schema": contract.REPLAY_SCHEMA, "request_id": "a", "from_seq": 1, "to_seq": 2, **changes}
+    return json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"\xff\xfe", "not JSON"),
+        (b"[1]", "not a JSON object"),
+        (replay_payload(schema="checkin.replay/2"), "schema"),
+        (replay_payload(request_id=None), "request_id"),
+        (replay_payload(request_id="x" * 65), "request_id"),
+        (replay_payload(from_seq=0), "from_seq"),
+        (replay_payload(from_seq=True), "from_seq"),
+        (replay_payload(from_seq=1.5), "from_seq"),
+        (replay_payload(from_seq=3), "below"),
+        (replay_payload(incarnation=7), "incarnation"),
+        (b" " * 5000, "larger"),
+    ],
+)
+def test_a_malformed_replay_request_is_refused_with_a_reason(payload: bytes, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        contract.parse_replay(payload)
+    # The schema refuses what the parser refuses; the size limit, non-JSON and the order of the two
+    # seqs (JSON Schema cannot compare fields) are the parser's own.
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return
+    if isinstance(body, dict) and len(payload) <= contract.MAX_COMMAND_BYTES and reason != "below":
+        schema = jsonschema.Draft202012Validator(contract.load_schema(contract.REPLAY_SCHEMA))
+        assert not schema.is_valid(body)
+
+
+def test_a_malformed_confirmation_is_refused() -> None:
+    for body in (
+        {"schema": "checkin.committed/1", "through_seq": 3},
+        {"schema": "checkin.committed/1", "incarnation": "", "through_seq": 3},
+        {"schema": "checkin.committed/1", "incarnation": "x", "through_seq": -1},
+        {"schema": "checkin.replay/1", "incarnation": "x", "through_seq": 3},
+    ):
+        with pytest.raises(ValueError):
+            contract.parse_committed(json.dumps(body))
+
+
+def test_a_replay_request_is_clipped_to_the_maximum_span() -> None:
+    huge = contract.ReplayRequest("r", 10, 10**9)
+    assert huge.clipped() == contract.ReplayRequest("r", 10, 10 + contract.MAX_REPLAY_SPAN - 1)
+    small = contract.ReplayRequest("r", 10, 20)
+    assert small.clipped() == small
+
+
+def test_seq_ranges_and_their_complement() -> None:
+    assert contract.seq_ranges([7, 1, 3, 2, 2]) == [(1, 3), (7, 7)]
+    assert contract.seq_ranges([]) == []
+    assert contract.missing_ranges(1, 10, [3, 4, 8, 12]) == [(1, 2), (5, 7), (9, 10)]
+    assert contract.missing_ranges(1, 3, [1, 2, 3]) == []
+    assert contract.missing_ranges(5, 6, []) == [(5, 6)]
+    answer = contract.replay_answer("r", "inc", [(1, 2)], [(3, 3)])
+    assert answer == {"request_id": "r", "incarnation": "inc", "replayed": [[1, 2]], "gone": [[3, 3]]}

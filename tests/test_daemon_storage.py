@@ -93,7 +93,8 @@ def fill(directory: Path) -> Path:
     """Writes a file until the filesystem has no room left; returns it (delete it to free the space)."""
     filler = directory / "filler"
     chunk = b"\0" * 65536
-    with filler.open("wb") as fh:
+    # Unbuffered: a chunk half written at the end must not wait in a buffer for close() to fail on.
+    with filler.open("wb", buffering=0) as fh:
         for _ in range(10_000):  # far more than any test filesystem holds
             try:
                 fh.write(chunk)

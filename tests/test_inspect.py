@@ -8,7 +8,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from tests.support.payloads import vectors
+from tests.support.payloads import personal_vectors, vectors
 from tests.test_payloads_vectors import REDACTED, all_personal_strings
 
 QR_CHECKIN = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "qr-checkin"
@@ -121,3 +121,24 @@ def test_a_reader_that_leaves_early_is_no_crash() -> None:
     assert proc.returncode == 0, proc.stderr[-500:]
     assert len(proc.stdout.splitlines()) == 1
     assert b"Traceback" not in proc.stderr and b"BrokenPipe" not in proc.stderr, proc.stderr[-500:]
+
+
+def test_a_personal_qr_is_reported_like_the_cards() -> None:
+    people, bad = personal_vectors()["personal"], personal_vectors()["invalid"][0]
+    code, verdicts, err = inspect(*(p["payload"] for p in people), bad["payload"])
+    assert code == 0, err
+    *accepted, rejected = verdicts
+    assert {(v["type"], v["accepted"], v["variant"]) for v in accepted} == {("personal", True, "personal")}
+    assert [v["masked"] for v in accepted] == ["******" + p["fields"]["qid"][-2:] for p in people]
+    assert [v["details"] for v in accepted] == [
+        {"birth_year": 1991, "document": "masked", "declared": "self", "ext_fields": 0},
+        {"birth_year": 1975, "document": "masked", "declared": "on behalf", "ext_fields": 4},
+        {"birth_year": 1985, "document": "cccd", "declared": "on behalf", "ext_fields": 4},
+        {"birth_year": 2001, "document": "passport", "declared": "self", "ext_fields": 1},
+    ]
+    assert (rejected["type"], rejected["accepted"]) == ("personal", False)
+    assert rejected["reason"] == bad["reason"]
+    assert_no_personal_data(json.dumps(verdicts, ensure_ascii=False) + err)
+
+    code, verdicts, _ = inspect("--show-personal-data", people[2]["payload"])
+    assert code == 0 and verdicts[0]["personal"] == people[2]["fields"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -164,3 +165,91 @@ def test_seq_is_not_reused_after_a_corrupt_store_is_moved_aside(tmp_path: Path) 
     assert fresh.moved_aside is not None
     stored = fresh.append_unless_recent("after", stamp(), 0, event)
     assert stored is not None and stored[0] > max(handed_out)
+
+
+def test_a_fresh_store_file_is_a_new_incarnation_kept_across_reopen(tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path)
+    first = box.incarnation
+    assert len(first) == 36
+    box.close()
+    assert Outbox.open(tmp_path).incarnation == first
+    assert Outbox(tmp_path / DB_NAME, read_only=True).incarnation == first
+    other = tmp_path / "other"
+    assert Outbox.open(other).incarnation not in ("", first)
+
+
+def test_unheard_events_outlive_the_grace_until_the_collector_releases_them(tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path)
+    for i in range(4):
+        box.append_unless_recent(f"k{i}", stamp(), 0, event)
+    box.mark_delivered([1, 2, 3, 4], at=0, unheard=[2, 3])
+    assert box.backlog().unheard == 2 and box.backlog().count == 0
+    box.purge(stamp(wall=10_000), delivered_grace_s=1, max_age_s=1e9, window_s=0)
+    assert [e["seq"] for e in box.history()] == [2, 3]
+    # A second PUBACK (a replay) keeps the first delivery time and the unheard mark.
+    box.mark_delivered([2], at=9_000)
+    box.purge(stamp(wall=10_000), delivered_grace_s=1, max_age_s=1e9, window_s=0)
+    assert [e["seq"] for e in box.history()] == [2, 3]
+    assert box.release(2) == 1
+    assert box.backlog().unheard == 1
+    box.purge(stamp(wall=10_000), delivered_grace_s=1, max_age_s=1e9, window_s=0)
+    assert [e["seq"] for e in box.history()] == [3]
+
+
+def test_release_confirms_undelivered_events_too(tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path)
+    for i in range(3):
+        box.append_unless_recent(f"k{i}", stamp(), 0, event)
+    # The collector has 1 and 2 though their PUBACKs never came back.
+    assert box.release(2, at=0) == 0
+    assert [p.seq for p in box.pending(10)] == [3]
+    box.purge(stamp(wall=10_000), delivered_grace_s=1, max_age_s=1e9, window_s=0)
+    assert [e["seq"] for e in box.history()] == [3]
+
+
+def test_unheard_events_age_out_like_undelivered_ones(tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path)
+    box.append_unless_recent("old", stamp(wall=1000), 0, event)
+    box.append_unless_recent("new", stamp(wall=5000), 0, event)
+    box.mark_delivered([1, 2], at=5000, unheard=[1, 2])
+    assert box.purge(stamp(wall=5000), delivered_grace_s=1e9, max_age_s=3000, window_s=0) == 1
+    assert [e["seq"] for e in box.history()] == [2]
+    assert box.backlog().unheard == 1 and box.counters()["dropped"] == 1
+
+
+def test_a_dead_letter_is_not_unheard(tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path)
+    box.append_unless_recent("a", stamp(), 0, event)
+    box.mark_delivered([1], unheard=[1])
+    box.dead_letter(1, "refused")
+    assert box.backlog().unheard == 0
+
+
+def test_replay_rows_reads_delivered_and_undelivered_events_with_their_bodies(tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path)
+    for i in range(6):
+        box.append_unless_recent(f"k{i}", stamp(), 0, event)
+    box.mark_delivered([1, 2, 3], at=0)
+    box.purge(stamp(wall=10_000), delivered_grace_s=1, max_age_s=1e9, window_s=0)  # 1-3 are gone
+    box.mark_delivered([5])
+    rows = box.replay_rows(10, after=0, upto=5)
+    assert [r.seq for r in rows] == [4, 5]
+    assert [r.seq for r in box.replay_rows(1, after=4, upto=6)] == [5]
+    assert json.loads(rows[0].body) == event(4)
+
+
+def test_dead_letters_go_back_to_the_queue_with_their_age(tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path)
+
+    def scanned(seq: int) -> dict[str, Any]:
+        return {**event(seq), "scanned_at": "2023-11-14T22:13:20.000Z", "boot_id": "b1", "monotonic_s": 7.5}
+
+    box.append_unless_recent("a", stamp(), 0, scanned)
+    box.append_unless_recent("b", stamp(), 0, scanned)
+    box.dead_letter(1, "broker refused: Payload format invalid (0x99)")
+    assert box.retry_dead_letters() == [1]
+    assert box.dead_letters() == [] and [p.seq for p in box.pending(10)] == [1, 2]
+    assert box.retry_dead_letters() == []
+    # Aged from the scan: past max_age it is dropped like any undelivered event.
+    assert box.purge(stamp(wall=1_700_000_000 + 100), delivered_grace_s=1, max_age_s=150, window_s=0) == 0
+    assert box.purge(stamp(wall=1_700_000_000 + 100), delivered_grace_s=1, max_age_s=50, window_s=0) == 2

@@ -7,71 +7,22 @@ import unicodedata
 
 import pytest
 
-from device.payloads import MAX_CHARS, judge, mask, recognise, strip_suffix
-
-NAME = "Hoàng Thị Ngọc Ánh"
-ADDRESS = "Tổ 9, Phường Thí Điểm, Quận Mô Phỏng, Đà Nẵng"
-
-
-def _hex(text: str, upper: bool = False) -> str:
-    raw = text.encode().hex()
-    return raw.upper() if upper else raw
-
-
-def bhyt(**over: str) -> str:
-    """A v2 card (17 fields) of an invented person; keyword arguments replace fields by name."""
-    fields = {
-        "card": "9999000077",
-        "name": _hex(NAME),
-        "dob": "07/11/1996",
-        "gender": "2",
-        "address": _hex(ADDRESS),
-        "facility": "48 - 012",
-        "valid_from": "01/01/2023",
-        "valid_to": "-",
-        "issued": "20/01/2023",
-        "manager": "48019999000077",
-        "parent": "-",
-        "area": "4",
-        "five_years": " 01/01/2028",
-        "check": "1a2b3c4d5e6f7081-1202",
-        "benefit": "4",
-        "issuer": _hex("Quận Mô Phỏng, Thành phố Đà Nẵng"),
-    }
-    fields.update(over)
-    return "|".join(fields.values()) + "|$"
-
-
-def bhyt_v1(**over: str) -> str:
-    """The same person on a 15-character v1 card (14 fields + $)."""
-    fields = bhyt(card="DN4489999000077", valid_to="31/12/2023", five_years="-", **over).split("|")
-    return "|".join(fields[:14]) + "|$"
-
-
-def cccd(**over: str) -> str:
-    fields = {
-        "id": "048196999977",
-        "old_id": "999999977",
-        "name": NAME,
-        "dob": "07111996",
-        "gender": "Nữ",
-        "address": ADDRESS,
-        "issued": "12082021",
-    }
-    fields.update(over)
-    return "|".join(fields.values())
-
-
-def accepted(text: str) -> None:
-    rec = recognise(text)
-    assert rec.accepted, rec.reason
-
-
-def rejected(text: str, reason: str) -> None:
-    rec = recognise(text)
-    assert not rec.accepted
-    assert rec.reason == reason
-
+from device.errors import PayloadRejected
+from device.payloads import MAX_CHARS, judge, mask, recognise, trim
+from device.payloads.bhyt import IME_DAMAGE
+from device.payloads.cccd import check_number
+from device.payloads.cccd_codes import COUNTRIES, PROVINCES
+from tests.support.payloads import (
+    ADDRESS,
+    NAME,
+    accepted,
+    bhyt,
+    bhyt_v1,
+    cccd,
+    hex_of,
+    personal_qr,
+    rejected,
+)
 
 # -- BHYT tolerances ------------------------------------------------------------------------------
 
@@ -110,7 +61,8 @@ def test_en_dash_is_the_only_non_ascii_a_card_may_carry() -> None:
 
 
 def test_upper_case_hex_decodes_to_the_same_person() -> None:
-    lower, upper = judge(bhyt()), judge(bhyt(name=_hex(NAME, upper=True), address=_hex(ADDRESS, upper=True)))
+    upper_hex = bhyt(name=hex_of(NAME, upper=True), address=hex_of(ADDRESS, upper=True))
+    lower, upper = judge(bhyt()), judge(upper_hex)
     assert upper.recognition.accepted
     assert lower.card is not None and upper.card is not None
     assert upper.card.personal() == lower.card.personal()
@@ -137,13 +89,48 @@ def test_check_field_is_never_judged_by_value() -> None:
 
 
 def test_parent_name_hex_or_plain_and_address_dash() -> None:
-    child = judge(bhyt(parent=_hex("Hoàng Văn Ba"), address="-")).card
+    child = judge(bhyt(parent=hex_of("Hoàng Văn Ba"), address="-")).card
     assert child is not None
     assert child.personal()["parent_name"] == "Hoàng Văn Ba" and child.personal()["address"] is None
     plain = judge(bhyt(parent="Hoang Van Ba")).card
     assert plain is not None and plain.personal()["parent_name"] == "Hoang Van Ba"
     # Hex digits only, but not valid hex: a damaged hex name, not plain text.
-    rejected(bhyt(parent=_hex("Hoàng")[:-1]), "parent name [10]: not an even-length hex string")
+    rejected(bhyt(parent=hex_of("Hoàng")[:-1]), "parent name [10]: not an even-length hex string")
+
+
+@pytest.mark.parametrize(
+    "parent",
+    ["Hoàng Văn Ba", "HOÀNG VĂN BA", "Ho?ng V?n Ba", "Đặng Thị Ơn", "BA", "ABE", "???"],
+)
+def test_a_childs_card_may_name_the_parent_in_plain_text(parent: str) -> None:
+    """Issue 14, item 2: field 10 of a child's (TE) card may be plain text, Vietnamese letters kept or
+    printed as '?'; letters that happen to be hex digits are a name too (hex of a name has digits)."""
+    for card in (bhyt(parent=parent), bhyt_v1(card="TE1489999000077", parent=parent)):
+        judgement = judge(card)
+        assert judgement.recognition.accepted, judgement.recognition.reason
+        assert judgement.card is not None and judgement.card.personal()["parent_name"] == parent
+    decomposed = judge(bhyt(parent=unicodedata.normalize("NFD", parent))).card
+    assert decomposed is not None and decomposed.personal()["parent_name"] == parent
+
+
+def test_non_ascii_where_it_means_damage() -> None:
+    # Telex rewrote the hex of the parent's name: digits among Vietnamese letters.
+    damaged = hex_of("Phạm Văn Ên").replace("aa", "â")
+    assert damaged != hex_of("Phạm Văn Ên")
+    rejected(bhyt(parent=damaged), IME_DAMAGE)
+    # Vietnamese letters anywhere else are damage, the parent's plain-text name beside them or not.
+    rejected(bhyt(parent="Hoàng Văn Ba", area="â"), IME_DAMAGE)
+    rejected(bhyt(parent="Hoàng 1 Ba"), IME_DAMAGE)
+    rejected(bhyt(parent="Hoang-Van-Ba"), "parent name [10]: expected hex or a name (letters, spaces, '?')")
+    rejected(bhyt(parent="Hoang\tBa"), "parent name [10]: expected hex or a name (letters, spaces, '?')")
+
+
+def test_the_damage_reason_names_no_input_method_of_this_device() -> None:
+    """The Pi reads scanners through evdev or serial bytes, never an input method: the reason must not
+    send a technician looking for one to switch off, and must say what helps."""
+    assert "Vietnamese IME" in IME_DAMAGE and "scan the original card" in IME_DAMAGE
+    assert "this reader uses none" in IME_DAMAGE
+    assert not any(word in IME_DAMAGE.lower() for word in ("switch", "turn off", "disable", "keystroke"))
 
 
 def test_five_year_date_may_be_a_dash_or_start_with_a_space() -> None:
@@ -165,7 +152,7 @@ def test_five_year_date_may_be_a_dash_or_start_with_a_space() -> None:
         (bhyt(dob="07/11/1896"), "date of birth [2]: year before 1900"),
         (bhyt(dob="07/11/2024"), "date of birth [2] is after issue date [8]"),
         (bhyt(gender="0"), "gender [3] must be 1 (male) or 2 (female), got '0'"),
-        (bhyt(gender=_hex(NAME)), "gender [3] must be 1 (male) or 2 (female), got a 48-character value"),
+        (bhyt(gender=hex_of(NAME)), "gender [3] must be 1 (male) or 2 (female), got a 48-character value"),
         (bhyt(facility="48 - 01"), "facility code [5]: expected 'PP - XXX' (2 digits, dash, 3 characters)"),
         (bhyt(manager="4801999900007X"), "managing code [9]: expected digits"),
         (
@@ -175,7 +162,7 @@ def test_five_year_date_may_be_a_dash_or_start_with_a_space() -> None:
         (bhyt(area="K1"), "living-area code [11]: expected one digit, got 'K1'"),
         (bhyt(benefit="6"), "benefit level [14] must be a digit 1-5, got '6'"),
         (bhyt(issuer="c3"), "issuing office [15]: hex does not decode as UTF-8"),
-        (bhyt(name=_hex("Ánh\x07")), "name [1]: decoded text contains a control character"),
+        (bhyt(name=hex_of("Ánh\x07")), "name [1]: decoded text contains a control character"),
         (bhyt(name="-"), "name [1]: not an even-length hex string"),
         (
             bhyt(card="99990000770"),
@@ -290,6 +277,27 @@ def test_century_digits_for_later_centuries() -> None:
     accepted(cccd(id="048203999977", dob="15082003", gender="Nam"))
 
 
+@pytest.mark.parametrize("region", ["100", "368", "999"])
+def test_a_birth_registered_abroad_starts_with_a_country_code(region: str) -> None:
+    """TT 07/2016/TT-BCA: a first digit other than 0 makes the three digits a country code."""
+    rec = recognise(cccd(id=region + "196999977"))
+    assert rec.accepted, rec.reason
+    assert rec.subject_id == region + "196999977"
+    # The other digits are checked as for any number.
+    rejected(cccd(id=region + "197999977"), "ID number birth-year digits do not match date of birth")
+
+
+def test_the_code_lists_are_data_the_check_follows() -> None:
+    assert len(PROVINCES) == 63 and all(code[0] == "0" for code in PROVINCES)
+    assert COUNTRIES and not any(code[0] == "0" for code in COUNTRIES)
+    # Whatever the lists hold, the number is judged by them.
+    check_number("ID number [0]", "100196999977", countries={"100"})
+    with pytest.raises(PayloadRejected, match=r"^ID number \[0\]: country code is not on the list"):
+        check_number("ID number [0]", "200196999977", countries={"100"})
+    with pytest.raises(PayloadRejected, match=r"^ID number \[0\]: province code is not one of the 2 codes"):
+        check_number("ID number [0]", "048196999977", provinces={"001", "002"})
+
+
 def test_split_id_number_still_reads_as_an_attempted_cccd() -> None:
     """A '|' typed into the ID number must not turn a CCCD into an accepted 'other' code."""
     text = cccd(id="04819|6999977")
@@ -303,13 +311,37 @@ def test_split_id_number_still_reads_as_an_attempted_cccd() -> None:
 @pytest.mark.parametrize("suffix", ["\r", "\n", "\r\n", "\x00", "\x00" * 40, "\r\n\x00\x00", "\n\r"])
 def test_scanner_suffixes_are_stripped(suffix: str) -> None:
     for text in (bhyt(), bhyt_v1(), cccd(), "VISITOR-42"):
-        assert strip_suffix(text + suffix) == text
+        assert trim(text + suffix) == text
         assert recognise(text + suffix) == recognise(text)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("", "\t"),
+        ("", "\t\r\n"),
+        (" ", " "),
+        ("\t", ""),
+        ("\r\n", "\n"),
+        ("  ", "\t\x00\x00"),
+        ("", " \r\n\x00"),
+    ],
+)
+def test_whitespace_around_the_read_is_trimmed_like_its_suffix(before: str, after: str) -> None:
+    """Issue 14, item 4: every public parser trims it; a TAB suffix is a common scanner setting."""
+    for text in (bhyt(), bhyt_v1(), cccd(), personal_qr(ext="2"), "VISITOR-42"):
+        assert trim(before + text + after) == text
+        assert recognise(before + text + after) == recognise(text)
 
 
 def test_inner_spaces_are_data() -> None:
     assert recognise(bhyt(five_years=" 01/01/2028")).accepted
-    assert recognise("  BADGE 7  ").subject_id == "  BADGE 7  "
+    # Issue 14: the whitespace around a read is the scanner's, like its CR/LF; inside, it is data.
+    assert recognise("  BADGE 7  ").subject_id == "BADGE 7"
+    assert recognise("BADGE  7").subject_id == "BADGE  7"
+    assert recognise("BADGE\t7\t").subject_id == "BADGE\t7"
+    card = judge(cccd(address=" Tổ 9,  Phường Thí Điểm ")).card
+    assert card is not None and card.personal()["address"] == " Tổ 9,  Phường Thí Điểm "
 
 
 @pytest.mark.parametrize(

@@ -21,12 +21,13 @@ from nacl.public import PrivateKey, SealedBox
 from device.errors import ConfigError
 from device.payloads import Recognition, recognise
 from device.privacy import Mode, Privacy, load_key
-from tests.support.payloads import vectors
+from tests.support.payloads import personal_vectors, vectors
 from tests.support.schema import validate_event
 from tests.test_payloads_vectors import personal_strings
 
 KEY = b"0123456789abcdef0123456789abcdef"
 SAMPLES = vectors()["bhyt"] + vectors()["cccd"]
+PERSONAL = personal_vectors()["personal"] + personal_vectors()["same_person"]
 
 
 def roster_hmac(key: bytes, code_type: str, number: str) -> str:
@@ -128,6 +129,38 @@ def test_other_codes_are_never_in_clear() -> None:
         "type": "other",
         "id": text,
     }
+
+
+@pytest.mark.parametrize("sample", PERSONAL, ids=lambda s: s["payload"][:12])
+def test_personal_qr_subject_in_each_mode(sample: dict[str, Any]) -> None:
+    """The QID is the id; the name, birth date, document number and EXT go nowhere in clear, and the
+    sealed record carries the QID, the document number as shown and the birth year (issue 14)."""
+    private, public = authority()
+    rec = recognise(sample["payload"])
+    qid = sample["fields"]["qid"]
+    hmac_subject = Privacy("hmac", KEY).subject(rec)
+    assert hmac_subject["hmac"] == roster_hmac(KEY, "personal", qid)
+    assert hmac_subject["masked"] == "******" + qid[-2:]
+    assert_nothing_personal(hmac_subject, sample["fields"], allowed=set())
+    id_subject = Privacy("id", KEY).subject(rec)
+    assert id_subject["id"] == qid
+    assert_nothing_personal(id_subject, sample["fields"], allowed={qid})
+    sealed = Privacy("sealed", KEY, public).subject(rec)
+    assert_nothing_personal(sealed, sample["fields"], allowed=set())
+    assert json.loads(SealedBox(private).decrypt(base64.b64decode(sealed["sealed"]))) == {
+        "type": "personal",
+        "id": qid,
+        "document": sample["fields"]["document"],
+        "birth_year": int(sample["fields"]["dob"][:4]),
+    }
+    for subject in (hmac_subject, id_subject, sealed):
+        validate_event(as_event(subject, rec))
+
+
+def test_masking_in_the_app_keeps_the_pseudonym() -> None:
+    masked, full = personal_vectors()["personal"][0], personal_vectors()["same_person"][0]
+    privacy = Privacy("hmac", KEY)
+    assert privacy.subject(recognise(masked["payload"])) == privacy.subject(recognise(full["payload"]))
 
 
 def test_old_and_new_bhyt_card_share_the_pseudonym() -> None:

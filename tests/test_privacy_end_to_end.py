@@ -13,17 +13,20 @@ import pytest
 
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mosquitto import Mosquitto
-from tests.support.payloads import vectors
+from tests.support.payloads import personal_vectors, vectors
 from tests.support.schema import validate_event
 from tests.support.subscriber import Subscriber
 from tests.test_payloads_vectors import all_personal_strings
 
 V = vectors()
-VALID = [s["payload"] for s in V["bhyt"] + V["cccd"]]
-INVALID = [b["payload"] for b in V["invalid"]]
+P = personal_vectors()
+# Personal QRs (issue 14) among them: one with the full number shown and a BHYT and a phone number in EXT.
+VALID = [s["payload"] for s in V["bhyt"] + V["cccd"] + P["personal"]]
+INVALID = [b["payload"] for b in V["invalid"] + P["invalid"]]
 HELD_OUT = [
     unicodedata.normalize("NFD", VALID[4]),  # decomposed: same person as VALID[4], a duplicate
     VALID[5] + "||",  # 2024 card layout: same person as VALID[5], a duplicate
+    P["same_person"][0]["payload"],  # the first personal QR with the number shown: a duplicate
     VALID[3].replace("|01011990|", "|01/01/1990|"),  # rejected, the date of birth must not be quoted
     VALID[1].replace("|15/08/1985|", "|31/02/1985|"),  # rejected likewise
 ]
@@ -65,7 +68,7 @@ def test_a_run_leaves_no_personal_data(
         assert [d["feedback"] for d in decisions[len(VALID) : 2 * len(VALID)]] == ["duplicate"] * len(VALID)
         rejected = decisions[2 * len(VALID) : 2 * len(VALID) + len(INVALID)]
         assert [d["feedback"] for d in rejected] == ["rejected"] * len(INVALID)
-        assert [d["feedback"] for d in decisions[-len(HELD_OUT) :]] == ["duplicate"] * 2 + ["rejected"] * 2
+        assert [d["feedback"] for d in decisions[-len(HELD_OUT) :]] == ["duplicate"] * 3 + ["rejected"] * 2
         events = subscriber.wait_event_ids(accepted)
         # Read while the daemon holds the database open: the WAL and SHM exist now.
         running = files_under(state)
@@ -106,6 +109,16 @@ def test_the_search_finds_what_it_looks_for() -> None:
         "address part": "Xã Mẫu".encode(),
         "bhyt name hex": V["bhyt"][0]["payload"].split("|")[1].encode(),
         "utf-16": person["name"].encode("utf-16-le"),
+    }
+    full = P["personal"][2]["fields"]
+    assert full["document"].isdigit() and len(full["ext"]) == 4
+    planted |= {
+        "personal QR document": f"x{full['document']}y".encode(),
+        "personal QR QID": full["qid"].encode(),
+        "personal QR name": full["name"].encode(),
+        "EXT BHYT number": full["ext"][2].encode(),
+        "EXT phone number": f"tel {full['ext'][3]}".encode(),
+        "masked document": P["personal"][0]["fields"]["document"].encode(),
     }
     found = {where for where, _ in find_personal_data(planted)}
     assert found == set(planted)

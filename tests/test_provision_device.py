@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -11,11 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zxingcpp
+from nacl.public import PrivateKey
 from PIL import Image
 
 from device.cli import main as checkin_cli
 from device.label import parse_label
 from device.settings import load_settings
+from provisioning.verify import Expectation, expectation, judge
 from tests.support.provision import provision, provision_registry, snapshot
 from tests.support.tls import make_pki
 
@@ -76,6 +79,7 @@ def test_a_bus_by_plate_gets_a_config_check_config_accepts_and_a_label(
     assert (code_read.device_id, code_read.location_id) == (device_id, "98C12345")
     assert code_read.config_hash == effective["config_hash"] == load_settings(config).config_hash()
     assert device_id in out and "98C12345" in out and effective["config_hash"] in out
+    assert f"user {device_id}\n  topic write checkin/v1/98C12345/{device_id}/events\n" in out
 
 
 def test_a_door_by_id_with_a_pdf_label(sd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -285,7 +289,7 @@ def test_a_password_login_is_written_for_the_device(
 ) -> None:
     secret = tmp_path / "pw"
     secret.write_text("s3cr3t-passw0rd\n")
-    code, out, _ = provision(capsys, *BUS, "--root", sd, "--password-file", secret)
+    code, out, _ = provision(capsys, *BUS, "--root", sd, "--password-file", secret, "--insecure")
     assert code == 0
     settings = load_settings(config_of(sd))
     assert settings.broker.username == settings.device.id
@@ -320,3 +324,227 @@ def test_the_console_script_is_installed() -> None:
     command = [str(script)] if script.exists() else [sys.executable, "-m", "provisioning.cli"]
     result = subprocess.run([*command, "device", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "--plate" in result.stdout
+
+
+def test_a_pi_gets_a_serial_scanner_by_its_udev_link_and_gpio_feedback_by_default(
+    sd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = provision(capsys, *BUS, "--root", sd)
+    assert code == 0, err
+    settings = load_settings(config_of(sd))
+    assert settings.scanner.sources == ["serial"]
+    assert settings.scanner.serial.port == "/dev/qr-scanner-serial"
+    assert settings.feedback.backend == "gpio"
+    gpio = settings.feedback.gpio
+    assert (gpio.green, gpio.red, gpio.buzzer, gpio.buzzer_kind) == (17, 27, 22, "active")
+    assert gpio.status is None and gpio.relay is None
+    assert check_config(config_of(sd)).returncode == 0
+
+
+def test_scanner_and_feedback_choices_are_written(sd: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = provision(
+        capsys, *BUS, "--root", sd, "--scanner", "hid", "--scanner", "camera", "--hid-device", "0c2e:0b61",
+        "--hid-layout", "de", "--buzzer", "none", "--relay", "GPIO23", "--status-led", "24",
+    )  # fmt: skip
+    assert code == 0, err
+    settings = load_settings(config_of(sd))
+    assert settings.scanner.sources == ["hid", "camera"]
+    assert (settings.scanner.hid.devices, settings.scanner.hid.layout) == (["0c2e:0b61"], "de")
+    gpio = settings.feedback.gpio
+    assert (gpio.green, gpio.red, gpio.buzzer, gpio.relay, gpio.status) == (17, 27, None, 23, 24)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--serial-port", "/dev/ttyACM0"), "is a kernel name, numbered in plug order"),
+        (("--serial-port", "/dev/ttyUSB*"), "is a kernel name"),
+        (("--scanner", "hid", "--hid-device", "/dev/input/event3"), "is a kernel name"),
+        (("--hid-device", "0c2e:0b61"), "--hid-device and --hid-layout need --scanner hid"),
+        (
+            ("--scanner", "camera", "--serial-port", "/dev/qr-scanner-serial"),
+            "--serial-port needs --scanner serial",
+        ),
+        (("--relay", "17"), "GPIO17 is wired to both green and relay"),
+        (("--green", "40"), "--green GPIO40 does not exist"),
+        (("--red", "none"), "green and red come as a pair"),
+        (("--feedback", "console", "--buzzer", "22"), "GPIO pins need --feedback gpio"),
+    ],
+)
+def test_bad_scanner_or_feedback_choices_are_refused_and_nothing_is_written(
+    sd: Path, capsys: pytest.CaptureFixture[str], extra: tuple[str, ...], message: str
+) -> None:
+    before = snapshot(sd)
+    code, _, err = provision(capsys, *BUS, "--root", sd, *extra)
+    assert code == 2 and message in err, err
+    assert snapshot(sd) == before
+
+
+def test_console_feedback_is_written_with_a_warning_and_verify_refuses_it(
+    sd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = provision(capsys, *BUS, "--root", sd, "--feedback", "console", "--scanner", "stdin")
+    assert code == 0
+    assert "feedback console shows nothing to a worker" in out and "scanner stdin reads nothing" in out
+    settings = load_settings(config_of(sd))
+    # What verify expects comes from this laptop's record: the SD card is in the Pi by then.
+    expect = expectation(settings.device.id, None, None)
+    assert (expect.feedback, expect.dev) == ("console", False)
+    topic = f"checkin/v1/98C12345/{settings.device.id}/status"
+    status = {
+        "state": "online",
+        "device_id": settings.device.id,
+        "config_hash": settings.config_hash(),
+        "scanners": {"stdin:stdin": "connected"},
+    }
+    verdict = judge(topic, json.dumps(status).encode(), expect)
+    assert (
+        not verdict.ok
+        and "has no configured scanner connected (scanners: stdin:stdin connected)" in verdict.reason
+    )
+    status["scanners"] = {"serial:/dev/qr-scanner-serial": "connected"}
+    verdict = judge(topic, json.dumps(status).encode(), expect)
+    assert not verdict.ok and "answers on the console only" in verdict.reason
+    # A development config may answer on the console and read stdin.
+    bench = Expectation(expect.device_id, expect.config_hash, "98C12345", dev=True, feedback="console")
+    status["scanners"] = {"stdin:stdin": "connected"}
+    assert judge(topic, json.dumps(status).encode(), bench).ok
+
+
+def test_a_password_over_plain_mqtt_is_refused_without_insecure(
+    sd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cr3t-passw0rd\n")
+    before = snapshot(sd)
+    code, _, err = provision(capsys, *BUS, "--root", sd, "--password-file", secret)
+    assert code == 2 and "would cross the network in clear" in err and "--insecure" in err
+    assert snapshot(sd) == before
+    tls = ("device", "--kind", "door", "--location-id", "gate-1", "--broker", "mqtts://broker.example.com")
+    assert provision(capsys, *tls, "--root", sd, "--password-file", secret)[0] == 0
+
+
+def test_the_username_names_the_device_so_the_acl_grants_it(
+    sd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("pw-of-bus-12\n")
+    tls = ("device", "--kind", "door", "--location-id", "gate-1", "--broker", "mqtts://broker.example.com")
+    login = ("--root", sd, "--password-file", secret)
+    code, out, err = provision(capsys, *tls, *login, "--username", "bus-12")
+    assert code == 0, err
+    settings = load_settings(config_of(sd))
+    assert settings.device.id == settings.broker.username == "bus-12"
+    assert "user bus-12\n  topic write checkin/v1/gate-1/bus-12/events" in out
+
+    before = snapshot(sd)
+    code, _, err = provision(capsys, *tls, *login, "--username", "bus-13", "--force")
+    assert code == 2 and "--username names device 'bus-13' but this root was provisioned as 'bus-12'" in err
+    assert snapshot(sd) == before
+
+
+@pytest.mark.parametrize(
+    ("username", "with_password", "message"),
+    [
+        ("bus 12", True, "--username 'bus 12' is not topic-safe"),
+        ("bus-12", False, "--username needs --password-file"),
+    ],
+)
+def test_a_username_the_acl_would_refuse_is_refused(
+    sd: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    username: str,
+    with_password: bool,
+    message: str,
+) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("pw\n")
+    tls = ("device", "--kind", "door", "--location-id", "gate-1", "--broker", "mqtts://broker.example.com")
+    password = ("--password-file", secret) if with_password else ()
+    before = snapshot(sd)
+    code, _, err = provision(capsys, *tls, "--root", sd, "--username", username, *password)
+    assert code == 2 and message in err, err
+    assert snapshot(sd) == before
+
+
+def test_where_the_location_is_is_written_and_a_bad_field_refused(
+    sd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    place = ("--address", "Thôn A", "--ward", "Xã Hương Gián", "--district", "Huyện Yên Dũng")
+    code, _, err = provision(capsys, *BUS, "--root", sd, *place, "--province", "Bắc Giang")
+    assert code == 0, err
+    location = load_settings(config_of(sd)).location
+    assert (location.address, location.ward, location.district, location.province) == (
+        "Thôn A",
+        "Xã Hương Gián",
+        "Huyện Yên Dũng",
+        "Bắc Giang",
+    )
+    before = snapshot(sd)
+    for bad in (("--ward", "Xã\u2028A"), ("--province", "B" * 81), ("--address", "A" * 201)):
+        code, _, err = provision(capsys, *BUS, "--root", sd, "--force", *bad)
+        assert code == 2 and f"{bad[0][2:]} " in err and "printable characters" in err, err
+    assert snapshot(sd) == before
+
+
+def collector_public_key() -> str:
+    return base64.b64encode(bytes(PrivateKey.generate().public_key)).decode()
+
+
+def test_a_collector_key_makes_mode_collector_and_the_card_gets_no_site_key(
+    sd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = collector_public_key()
+    code, out, err = provision(capsys, *BUS, "--root", sd, "--collector-public-key", key)
+    assert code == 0, err
+    privacy = load_settings(config_of(sd)).privacy
+    assert (privacy.subject, privacy.collector_public_key) == ("collector", key)
+    assert not (sd / "etc/qr-checkin/site.key").exists() and "site key" not in out
+    assert check_config(config_of(sd)).returncode == 0
+
+
+def test_re_provisioning_into_mode_collector_takes_the_site_key_off_the_card(
+    sd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert provision(capsys, *BUS, "--root", sd)[0] == 0
+    site_key = sd / "etc/qr-checkin/site.key"
+    assert site_key.exists()
+    before = snapshot(sd)
+    key = ("--collector-public-key", collector_public_key())
+    code, _, err = provision(capsys, *BUS, "--root", sd, *key)
+    assert code == 2 and str(site_key) in err and "--force" in err
+    assert snapshot(sd) == before
+    code, out, err = provision(capsys, *BUS, "--root", sd, *key, "--force")
+    assert code == 0, err
+    assert not site_key.exists() and "removed the site key" in out
+    assert load_settings(config_of(sd)).privacy.subject == "collector"
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("not base64!", "is not the base64 of a 32-byte X25519 public key"),
+        (base64.b64encode(b"\x01" * 31).decode(), "is not the base64 of a 32-byte"),
+    ],
+)
+def test_a_bad_collector_key_is_refused(
+    sd: Path, capsys: pytest.CaptureFixture[str], key: str, message: str
+) -> None:
+    before = snapshot(sd)
+    code, _, err = provision(capsys, *BUS, "--root", sd, "--collector-public-key", key)
+    assert code == 2 and message in err
+    assert snapshot(sd) == before
+
+
+def test_a_site_key_with_a_collector_key_is_refused(
+    sd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site.key"
+    site.write_text("ab" * 32 + "\n")
+    before = snapshot(sd)
+    code, _, err = provision(
+        capsys, *BUS, "--root", sd, "--site-key", site, "--collector-public-key", collector_public_key()
+    )
+    assert code == 2 and "the key belongs on the collector only" in err
+    assert snapshot(sd) == before

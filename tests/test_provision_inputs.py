@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from device.label import format_label, parse_label
 from device.payloads import recognise
 from device.settings import TOPIC_SAFE
 from provisioning.broker_url import BrokerUrl, parse_broker_url
+from provisioning.cli import main as provision_main
 from provisioning.plates import normalise_plate
 from provisioning.prepare import check_id, location_for
 from tests.support.payloads import vectors
@@ -215,3 +217,25 @@ def test_every_valid_label_round_trips(device_id: str, location_id: str, config_
         location_id,
         config_hash,
     )
+
+
+def test_verify_refuses_to_send_a_password_over_plain_mqtt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("consumer-password\n")
+    args = [
+        "verify",
+        "--broker",
+        "mqtt://127.0.0.1:1",
+        "--username",
+        "consumer",
+        "--password-file",
+        str(secret),
+    ]
+    args += ["--device", "qrc-0a1b2c3d", "--expect-hash", "0" * 12, "--timeout", "1"]
+    assert provision_main(args) == 1
+    assert "would cross the network in clear" in capsys.readouterr().err
+    # With --insecure it goes on to the broker (none listens on port 1 here).
+    assert provision_main([*args, "--insecure"]) == 1
+    assert "cannot connect to mqtt://127.0.0.1:1" in capsys.readouterr().err

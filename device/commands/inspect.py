@@ -32,7 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reject-other",
         action="store_true",
-        help="judge as with checkin.accept_other = false: codes that are neither BHYT nor CCCD are rejected",
+        help=(
+            "judge as with checkin.accept_other = false: codes of no known type (BHYT, CCCD, personal QR) "
+            "are rejected"
+        ),
     )
 
 

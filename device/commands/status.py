@@ -14,10 +14,9 @@ import sys
 from typing import Any
 
 from device import __version__, contract, health
-from device.audit import AuditLog
+from device.audit import AUDIT_FILE, AuditLog
 from device.clock import Clock, SystemClock
 from device.commands import EXIT_CONFIG, add_config_argument, load_or_explain
-from device.daemon import AUDIT_FILE
 from device.errors import StorageError
 from device.outbox import DB_NAME, Outbox
 from device.settings import Settings
@@ -76,6 +75,7 @@ def collect(settings: Settings, outbox: Outbox, clock: Clock) -> dict[str, Any]:
             backlog=backlog.count,
             oldest_undelivered_age_s=oldest_age,
             dead_letters=backlog.dead_letters,
+            unheard=backlog.unheard,
             counters=stored,
         ),
         "disk_free_mb": free,
@@ -129,8 +129,14 @@ def render(status: dict[str, Any]) -> str:
             "backlog",
             f"{status['backlog']} undelivered"
             + ("" if age is None else f", the oldest {_span(age)} old")
-            + f"; {status['dead_letters']} dead letters",
+            + f"; {status['dead_letters']} dead letters"
+            + (
+                f"; {status['unheard']} unheard, kept until the collector confirms"
+                if status["unheard"]
+                else ""
+            ),
         ),
+        ("sequence", f"last seq {status['last_seq']} of incarnation {status['incarnation'] or 'unknown'}"),
         ("counters", f"{counters} (as last saved by the daemon)"),
         ("scanners", _describe_scanners(status["scanners"])),
     ]

@@ -10,9 +10,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Final
 
 from device.errors import PayloadRejected
+from device.payloads.card import Fields, PersonRecord, mask, short_read
 from device.payloads.checks import (
     Birth,
     birth_date,
@@ -22,6 +23,8 @@ from device.payloads.checks import (
     slashed_date,
 )
 
+TYPE: Final = "bhyt"
+ID_IN_CLEAR: Final = True
 FIELDS_V1 = 15
 FIELDS_V2 = 17
 EN_DASH = "\u2013"
@@ -40,15 +43,21 @@ _DIGITS = re.compile(r"\d+", re.ASCII)
 _NOT_PRINTABLE_ASCII = re.compile(r"[^ -~]")
 _HEX_DIGITS = re.compile(r"[0-9A-Fa-f]+")
 BHXH_DIGITS = 10
+# The parent's name on a child's card: the one field that may be plain text.
+PARENT = 10
 _MANAGING_WITH_NUMBER = 14
+# This device reads scanners without an input method (evdev or serial bytes), so the letters came with
+# the code: it was made from text once typed through one. Nothing here can be switched off.
 IME_DAMAGE = (
-    "non-ASCII character in BHYT payload (a Vietnamese IME such as Unikey Telex/VNI probably rewrote "
-    "the scanner's keystrokes)"
+    "non-ASCII character in BHYT payload (Vietnamese letters where a card has only hex and digits: text "
+    "once typed through a Vietnamese IME such as Unikey Telex/VNI; this reader uses none, so the code "
+    "itself is damaged: scan the original card)"
 )
 LAYOUT_DAMAGE = (
     "non-ASCII character in BHYT payload (the host keyboard layout probably differs from the scanner's: "
     "set both to US)"
 )
+MISSING_END = "BHYT payload must end with the field '$'"
 # Marks an IME composes onto Latin letters: grave, acute, circumflex, tilde, breve, hook, horn, dot below.
 _VIETNAMESE_MARKS = frozenset("\u0300\u0301\u0302\u0303\u0306\u0309\u031b\u0323")
 
@@ -78,6 +87,18 @@ class BhytCard:
 
     def __repr__(self) -> str:
         return f"BhytCard(variant={self.variant!r}, <personal data>)"
+
+    @property
+    def subject_id(self) -> str:
+        return self.bhxh_number
+
+    @property
+    def masked(self) -> str:
+        # Six digits hidden, as of a CCCD number, so the masked forms are equally hard to guess.
+        return mask(self.bhxh_number, 2, 2)
+
+    def record(self) -> PersonRecord:
+        return PersonRecord(id_number=self.bhxh_number, name=self.name, birth_year=self.birth.year)
 
     def personal(self) -> dict[str, Any]:
         """Every parsed field, as the shared vectors name them. Personal data."""
@@ -119,12 +140,23 @@ class BhytCard:
 
 def looks_like(text: str, fields: list[str]) -> bool:
     """An attempted BHYT: ends with `|$`, or has about the field count with a card-number-like start,
-    or ends with `$` after some other separator (a keyboard layout that moved `|`)."""
+    or starts with a card number and a hex name however short the rest, or ends with `$` after some
+    other separator (a keyboard layout that moved `|`)."""
     if len(fields) > 1 and fields[-1] == "$":
         return True
     if 12 <= len(fields) <= 18 and _CARD_LIKE.fullmatch(fields[0]):
         return True
+    if len(fields) > 1 and _starts_like_a_card(fields[0], fields[1]):
+        return True
     return _misplaced_separator(text) is not None
+
+
+def _starts_like_a_card(card_no: str, name: str) -> bool:
+    # Two letters and 13 digits are no other code's shape; ten digits might be a phone number, so a
+    # v2 number needs the start of a hex name after it.
+    if _CARD_V1.fullmatch(card_no):
+        return True
+    return bool(_CARD_V2.fullmatch(card_no)) and len(name) >= 2 and bool(_HEX_DIGITS.fullmatch(name))
 
 
 def _misplaced_separator(text: str) -> str | None:
@@ -145,7 +177,8 @@ def _is_vietnamese_letter(ch: str) -> bool:
 
 
 def _typing_damage(text: str, fields: list[str]) -> str | None:
-    """Why the text cannot be what the card printed: a scanner types BHYT as pure printable ASCII."""
+    """Why the text cannot be what the card printed: a card is printable ASCII, apart from the parent's
+    name (field 10), which a child's card may carry as plain Vietnamese text."""
     sep = _misplaced_separator(text)
     if sep is not None and "|" not in text:
         return (
@@ -153,15 +186,19 @@ def _typing_damage(text: str, fields: list[str]) -> str | None:
             "from the scanner's: set both to US)"
         )
     # The facility code may legitimately carry an en dash ("01 – 001").
-    rest = [f.replace(EN_DASH, "-") if i == 5 else f for i, f in enumerate(fields)]
+    rest = [f.replace(EN_DASH, "-") if i == 5 else f for i, f in enumerate(fields) if i != PARENT]
     strange = set(_NOT_PRINTABLE_ASCII.findall("|".join(rest)))
     if not strange:
         return None
-    if all(_is_vietnamese_letter(ch) for ch in strange):
+    return _non_ascii_damage(strange) or "BHYT payload contains a tab character"
+
+
+def _non_ascii_damage(strange: set[str]) -> str | None:
+    if strange and all(_is_vietnamese_letter(ch) for ch in strange):
         return IME_DAMAGE
     if any(not ch.isascii() for ch in strange):
         return LAYOUT_DAMAGE
-    return "BHYT payload contains a tab character"
+    return None
 
 
 def _optional_hex(field: str, value: str) -> str | None:
@@ -179,61 +216,64 @@ def parse(text: str, fields: list[str]) -> BhytCard:
     if damage is not None:
         raise PayloadRejected(damage)
     if fields[-1] != "$":
-        raise PayloadRejected("BHYT payload must end with the field '$'")
+        # A read that ends in `$` stopped where a card does: a separator was lost, not the tail.
+        if len(fields) < FIELDS_V1 and not text.endswith("$"):
+            raise short_read(fields, _check, MISSING_END)
+        raise PayloadRejected(MISSING_END)
     if len(fields) not in (FIELDS_V1, FIELDS_V2):
         raise PayloadRejected(
             f"BHYT payload has {len(fields)} fields: expected {FIELDS_V1} (v1 card) or {FIELDS_V2} (v2 card)"
         )
-    card_no = fields[0]
+    return _check(Fields(fields))
+
+
+def _check(f: Fields) -> BhytCard:
+    card_no = f[0]
     if not (_CARD_V1.fullmatch(card_no) or _CARD_V2.fullmatch(card_no)):
         raise PayloadRejected(
             f"{label('card number', 0)}: expected 10 digits (BHXH number) or 2 letters and 13 digits"
         )
     bhxh = card_no[-BHXH_DIGITS:]
-    name = hex_text(label("name", 1), fields[1])
-    birth = birth_date(label("date of birth", 2), fields[2], compact=False)
-    gender = {"1": "male", "2": "female"}.get(fields[3])
+    name = hex_text(label("name", 1), f[1])
+    birth = birth_date(label("date of birth", 2), f[2], compact=False)
+    gender = {"1": "male", "2": "female"}.get(f[3])
     if gender is None:
-        raise PayloadRejected(f"{label('gender', 3)} must be 1 (male) or 2 (female), got {shown(fields[3])}")
-    address = _optional_hex(label("address", 4), fields[4])
-    kcb_code = re.sub(rf"[\s\-{EN_DASH}]", "", fields[5])
+        raise PayloadRejected(f"{label('gender', 3)} must be 1 (male) or 2 (female), got {shown(f[3])}")
+    address = _optional_hex(label("address", 4), f[4])
+    kcb_code = re.sub(rf"[\s\-{EN_DASH}]", "", f[5])
     if not _FACILITY.fullmatch(kcb_code):
         raise PayloadRejected(
             f"{label('facility code', 5)}: expected 'PP - XXX' (2 digits, dash, 3 characters)"
         )
-    valid_from = slashed_date(label("valid from", 6), fields[6], first_year=FIRST_CARD_YEAR)
-    valid_to = (
-        None
-        if fields[7] == "-"
-        else slashed_date(label("valid to", 7), fields[7], first_year=FIRST_CARD_YEAR)
-    )
+    valid_from = slashed_date(label("valid from", 6), f[6], first_year=FIRST_CARD_YEAR)
+    valid_to = None if f[7] == "-" else slashed_date(label("valid to", 7), f[7], first_year=FIRST_CARD_YEAR)
     if valid_to is not None and valid_to < valid_from:
         raise PayloadRejected(f"{label('valid to', 7)} is before {label('valid from', 6)}")
-    issued = slashed_date(label("issue date", 8), fields[8], first_year=FIRST_CARD_YEAR)
+    issued = slashed_date(label("issue date", 8), f[8], first_year=FIRST_CARD_YEAR)
     if birth.year > issued.year:
         raise PayloadRejected(f"{label('date of birth', 2)} is after {label('issue date', 8)}")
-    manager = fields[9]
+    manager = f[9]
     if not _DIGITS.fullmatch(manager):
         raise PayloadRejected(f"{label('managing code', 9)}: expected digits")
     if len(manager) >= _MANAGING_WITH_NUMBER and not manager.endswith(bhxh):
         raise PayloadRejected(
             f"{label('managing code', 9)} does not end with the card's 10-digit BHXH number"
         )
-    parent = _parent_name(fields[10])
-    area = fields[11]
+    parent = _parent_name(f[PARENT])
+    area = f[11]
     if not (len(area) == 1 and area.isdigit()):
         raise PayloadRejected(f"{label('living-area code', 11)}: expected one digit, got {shown(area)}")
-    five_years = _optional_date(label("five-year date", 12), fields[12])
-    if not _CHECK.fullmatch(fields[13]):
+    five_years = _optional_date(label("five-year date", 12), f[12])
+    if not _CHECK.fullmatch(f[13]):
         raise PayloadRejected(f"{label('check string', 13)}: expected <1-16 hex digits>-<4 digits>")
     benefit = issuer = None
-    if len(fields) == FIELDS_V2:
-        benefit = fields[14]
+    if len(f) == FIELDS_V2:
+        benefit = f[14]
         if benefit not in ("1", "2", "3", "4", "5"):
             raise PayloadRejected(f"{label('benefit level', 14)} must be a digit 1-5, got {shown(benefit)}")
-        issuer = _optional_hex(label("issuing office", 15), fields[15])
+        issuer = _optional_hex(label("issuing office", 15), f[15])
     return BhytCard(
-        variant="bhyt-v2" if len(fields) == FIELDS_V2 else "bhyt-v1",
+        variant="bhyt-v2" if len(f) == FIELDS_V2 else "bhyt-v1",
         card_no=card_no.upper(),
         bhxh_number=bhxh,
         name=name,
@@ -248,17 +288,26 @@ def parse(text: str, fields: list[str]) -> BhytCard:
         parent_name=parent,
         area_code=area,
         five_years_from=five_years,
-        check_field=fields[13],
+        check_field=f[13],
         benefit_level=benefit,
         issuer=issuer,
     )
 
 
 def _parent_name(value: str) -> str | None:
-    """Hex in one parser, plain text in others (every real sample has `-`). Text made only of hex digits
-    is taken for hex and must decode: a damaged hex name is rejected, not passed off as plain text."""
+    """A child's card names a parent here: as hex in one parser, as plain text in others, with the
+    Vietnamese letters kept or printed as `?`. Hex of a UTF-8 name always holds a digit, so text of hex
+    digits with a digit among them is hex and must decode (a damaged hex name is not passed off as
+    text); letters alone are a name."""
     if value in ("", "-"):
         return None
-    if _HEX_DIGITS.fullmatch(value):
-        return hex_text(label("parent name", 10), value)
-    return value
+    if _HEX_DIGITS.fullmatch(value) and any(ch.isdigit() for ch in value):
+        return hex_text(label("parent name", PARENT), value)
+    text = unicodedata.normalize("NFC", value)
+    if all(ch in " ?" or (ch.isascii() and ch.isalpha()) or _is_vietnamese_letter(ch) for ch in text):
+        return text
+    # Digits among Vietnamese letters: hex that an input method rewrote, as in the other fields.
+    damage = _non_ascii_damage({ch for ch in text if not ch.isascii()}) if _DIGITS.search(text) else None
+    raise PayloadRejected(
+        damage or f"{label('parent name', PARENT)}: expected hex or a name (letters, spaces, '?')"
+    )

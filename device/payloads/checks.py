@@ -68,7 +68,7 @@ def shape(value: str) -> str:
     return out + ("…" if len(value) > 16 else "")
 
 
-def _calendar(field: str, year: int, month: int, day: int) -> date:
+def calendar_date(field: str, year: int, month: int, day: int) -> date:
     try:
         return date(year, month, day)
     except ValueError:
@@ -78,7 +78,7 @@ def _calendar(field: str, year: int, month: int, day: int) -> date:
 def _card_date(field: str, year: int, month: int, day: int, first_year: int) -> date:
     if not first_year <= year <= LAST_CARD_YEAR:
         raise PayloadRejected(f"{field}: year {year} outside {first_year}-{LAST_CARD_YEAR}")
-    return _calendar(field, year, month, day)
+    return calendar_date(field, year, month, day)
 
 
 def slashed_date(field: str, value: str, *, first_year: int) -> date:
@@ -101,13 +101,13 @@ def birth_date(field: str, value: str, *, compact: bool) -> Birth:
     if _YEAR.fullmatch(value):
         birth = Birth(int(value))
     elif compact and _COMPACT.fullmatch(value):
-        day = _calendar(field, int(value[4:]), int(value[2:4]), int(value[:2]))
+        day = calendar_date(field, int(value[4:]), int(value[2:4]), int(value[:2]))
         birth = Birth(day.year, day.month, day.day)
     elif compact and _MONTH_YEAR.fullmatch(value):
-        month = _calendar(field, int(value[2:]), int(value[:2]), 1)
+        month = calendar_date(field, int(value[2:]), int(value[:2]), 1)
         birth = Birth(month.year, month.month)
     elif not compact and (m := _SLASHED.fullmatch(value)):
-        day = _calendar(field, int(m[3]), int(m[2]), int(m[1]))
+        day = calendar_date(field, int(m[3]), int(m[2]), int(m[1]))
         birth = Birth(day.year, day.month, day.day)
     else:
         expected = "ddmmyyyy" if compact else "dd/mm/yyyy"

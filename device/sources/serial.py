@@ -7,6 +7,11 @@ after an unplug.
 Framing happens on bytes, before decoding: CR and LF never occur inside a UTF-8 multibyte sequence,
 so a character split across reads is reassembled by waiting for the terminator, and a frame with bad
 bytes is rejected on its own without throwing the next one out of step.
+
+A scanner set to UTF-16 sends a NUL before or after every ASCII byte. Its frames are rejected with a
+reason naming the setting, not decoded: which byte order a frame has cannot be told without guessing
+once the terminator's NUL half has shifted the next frame, and decoding only the pure-ASCII codes would
+make the misconfiguration look like intermittent failures of the Vietnamese ones.
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ READ_SIZE = 4096
 MAX_FRAME_BYTES = 8192
 GONE = frozenset({errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.EIO})
 BUSY = frozenset({errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK})
+UTF16_MIN_CHARS = 6
+UTF16_DAMAGE = (
+    "the scanner sends UTF-16 (a NUL beside every character): set its serial output (character "
+    "encoding) to UTF-8"
+)
 
 OpenPort = Callable[[str, int], serial.Serial]
 
@@ -58,6 +68,9 @@ class LineFramer:
         self._max = max_bytes
         self._buffer = bytearray()
         self._overflowed = False
+        # After a UTF-16 frame, NULs alone are the other half of its CR or LF, not a code, and a NUL
+        # at the start of the next frame is that half too (little-endian: the NUL after the CR).
+        self._utf16 = False
 
     @property
     def pending(self) -> bool:
@@ -74,8 +87,12 @@ class LineFramer:
             del self._buffer[: end.end()]
             if self._overflowed:  # the tail of an over-long frame already answered
                 self._overflowed = False
+            elif self._utf16 and not raw.strip(b"\x00"):
+                continue
             elif raw:
-                frames.append(decode_frame(raw))
+                frame = decode_frame(raw[1:] if self._utf16 and raw[0] == 0 else raw)
+                self._utf16 = frame.damage == UTF16_DAMAGE
+                frames.append(frame)
         if len(self._buffer) > self._max:
             self._buffer.clear()
             if not self._overflowed:
@@ -87,6 +104,8 @@ class LineFramer:
 
 
 def decode_frame(raw: bytes) -> Frame:
+    if sent_as_utf16(raw):
+        return Frame(raw.decode("utf-8", "replace"), UTF16_DAMAGE)
     try:
         return Frame(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -95,6 +114,18 @@ def decode_frame(raw: bytes) -> Frame:
             f"bytes that are not UTF-8 (at byte {exc.start} of {len(raw)}): "
             "set the scanner's serial output to UTF-8",
         )
+
+
+def sent_as_utf16(raw: bytes) -> bool:
+    """A NUL beside every printable ASCII byte, in either byte order. NULs at the ends are left out:
+    they are halves of the terminator or padding (UTF-8 text padded with NULs is no UTF-16)."""
+    body = raw.strip(b"\x00")
+    printable = [i for i, byte in enumerate(body) if 0x20 <= byte < 0x7F]
+    # 'a<NUL>b' is UTF-8 as much as UTF-16; a code of some length with a NUL beside every character
+    # is only UTF-16 (and as UTF-8 it would be rejected for its NULs anyway).
+    if len(printable) < UTF16_MIN_CHARS or 0 not in body:
+        return False
+    return all((i > 0 and body[i - 1] == 0) or (i + 1 < len(body) and body[i + 1] == 0) for i in printable)
 
 
 class SerialSource(HotplugSource):

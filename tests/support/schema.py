@@ -23,3 +23,8 @@ def validate_event(event: dict[str, Any]) -> None:
 
 def validate_status(status: dict[str, Any]) -> None:
     _validator(contract.STATUS_SCHEMA).validate(status)
+
+
+def validate_message(message: dict[str, Any]) -> None:
+    """Any message of the contract (event, status, replay request, confirmation), by its `schema`."""
+    _validator(message["schema"]).validate(message)

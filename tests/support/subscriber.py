@@ -68,6 +68,26 @@ class Subscriber:
     def wait_event_ids(self, ids: set[str], timeout: float = 30.0) -> list[dict[str, Any]]:
         return self.wait_events(lambda evs: ids <= {e["event_id"] for e in evs}, timeout)
 
+    def event_payloads(self) -> list[bytes]:
+        """The events as they came over the wire, for byte-for-byte comparisons."""
+        with self._lock:
+            return [p for t, p, _ in self.messages if t.endswith("/events")]
+
+    def wait_status(self, predicate: Any, timeout: float = 15.0) -> dict[str, Any]:
+        """The first status message satisfying `predicate` (received before or within `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [s for s in self.statuses() if predicate(s)]
+            if found:
+                return found[0]
+            time.sleep(0.05)
+        raise AssertionError(f"no such status within {timeout}s; last: {self.statuses()[-1:]}")
+
+    def send(self, topic: str, body: dict[str, Any] | bytes, retain: bool = False) -> None:
+        """Publishes a command as the collector does (QoS 1) and waits for the broker to take it."""
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()

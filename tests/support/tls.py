@@ -57,7 +57,12 @@ class Pki:
         return "\n".join(lines)
 
 
-def make_pki(directory: Path, ca_name: str = "qr-checkin test CA") -> Pki:
+def make_pki(
+    directory: Path,
+    ca_name: str = "qr-checkin test CA",
+    server_names: tuple[str | IPv4Address, ...] = ("localhost", LOOPBACK),
+) -> Pki:
+    """A CA and a broker certificate for `server_names` (DNS names or addresses) signed by it."""
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -77,7 +82,7 @@ def make_pki(directory: Path, ca_name: str = "qr-checkin test CA") -> Pki:
         )
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(IPv4Address("127.0.0.1"))]
+                [x509.IPAddress(n) if isinstance(n, IPv4Address) else x509.DNSName(n) for n in server_names]
             ),
             critical=False,
         )
@@ -128,13 +133,14 @@ class Probe:
         key: Path | None = None,
         username: str | None = None,
         password: str | None = None,
+        client_id: str = "",
     ) -> None:
         self.port = port
         self.connacks: queue.Queue[ReasonCode | None] = queue.Queue()
         self.acks: queue.Queue[tuple[int, ReasonCode]] = queue.Queue()
         self.messages: queue.Queue[tuple[str, bytes, bool]] = queue.Queue()
         self.subacks: queue.Queue[list[ReasonCode]] = queue.Queue()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         if ca is not None:
             self.client.tls_set(
                 ca_certs=str(ca),
