@@ -309,6 +309,7 @@ class StandInDevice(Publisher):
                 backlog=0,
                 oldest_undelivered_age_s=None,
                 dead_letters=0,
+                unheard=0,
                 counters={},
             )
         )
