@@ -5,9 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup mosquitto postgresql run test lint bench chaos clean
+.PHONY: setup mosquitto postgresql rabbitmq run test lint bench chaos clean
 
-setup: $(STAMP) mosquitto postgresql
+setup: $(STAMP) mosquitto postgresql rabbitmq
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,18 @@ postgresql:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	else \
 		echo "postgresql is missing: sudo apt-get install postgresql (the collector's PostgreSQL tests need it)"; \
+	fi
+
+# The cluster tests start their own three RabbitMQ nodes (MQTT plugin) under a temporary directory;
+# Debian's package starts a node of its own on install: it is stopped and disabled again.
+rabbitmq:
+	@if [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing rabbitmq-server with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null; \
+		(systemctl disable --now rabbitmq-server || service rabbitmq-server stop) >/dev/null 2>&1 || true; \
+	else \
+		echo "rabbitmq-server is missing: sudo apt-get install rabbitmq-server (the cluster tests skip without it)"; \
 	fi
 
 run: setup
