@@ -47,6 +47,8 @@ from collector.settings import Settings
 from device.notify import Notifier
 
 log = logging.getLogger(__name__)
+# pika logs every step of every connection at INFO; ours says what an operator needs.
+logging.getLogger("pika").setLevel(logging.WARNING)
 POLL_S = 0.2
 
 
