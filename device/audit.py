@@ -2,7 +2,8 @@
 
 Start, stop, configuration hash changes, exports, scanner connects and disconnects, drops: what a
 technician needs a month later to explain a gap. Records hold counts, ids and hashes only, never a
-payload, so event names and field names must be identifiers and text values are short.
+payload, so event names and field names must be identifiers and text values are short (a longer one
+is cut to MAX_TEXT characters, marked with an ellipsis).
 
 A record is one line, flushed and fsynced. A full or read-only disk costs the record (logged, counted
 in `lost`), never the daemon. The file is rotated once at `max_bytes` (one older generation kept) so
@@ -22,7 +23,7 @@ from typing import Any
 
 from device.clock import Clock, SystemClock
 from device.contract import iso_utc, parse_iso_utc
-from device.durable import fsync_dir
+from device.durable import fsync_dir, owned_like_directory
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ FieldValue = str | int | float | bool | None
 NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 RESERVED = frozenset({"ts", "event", "clock", "boot_id"})
 MAX_TEXT = 128
+TRUNCATED = "…"
 DEFAULT_MAX_BYTES = 1024 * 1024
 # The log's file name under storage.dir.
 AUDIT_FILE = "audit.jsonl"
@@ -52,7 +54,8 @@ class AuditLog:
         return self.path.with_name(self.path.name + ".1")
 
     def record(self, event: str, /, **fields: FieldValue) -> bool:
-        """Appends one record; False when the disk refused it. Bad names or values are a caller bug."""
+        """Appends one record; False when the disk refused it. Bad names or value types are a caller bug;
+        long texts are cut, never refused."""
         line = self._line(event, fields)
         with self._lock:
             try:
@@ -88,9 +91,7 @@ class AuditLog:
                 raise ValueError(f"audit field name {key!r} is reserved or not an identifier")
             if not isinstance(value, FieldValue):
                 raise TypeError(f"audit field {key!r} must be str, int, float, bool or None")
-            if isinstance(value, str) and len(value) > MAX_TEXT:
-                # A long text is the shape of a payload; counts, ids and hashes are short.
-                raise ValueError(f"audit field {key!r} is longer than {MAX_TEXT} characters")
+        fields = {key: _bounded(value) for key, value in fields.items()}
         wall = self._clock.wall()
         record: dict[str, FieldValue] = {
             "ts": iso_utc(wall),
@@ -116,6 +117,7 @@ class AuditLog:
         finally:
             os.close(fd)
         if created:
+            owned_like_directory(self.path)
             fsync_dir(self.path.parent)
 
     def _rotate_if_full(self, incoming: int) -> None:
@@ -126,6 +128,15 @@ class AuditLog:
         if size + incoming > self.max_bytes:
             os.replace(self.path, self.previous)
             fsync_dir(self.path.parent)
+
+
+def _bounded(value: FieldValue) -> FieldValue:
+    """A text cut to MAX_TEXT characters, the cut marked. Values come from the outside world too (a
+    scanner's by-id name is made of its USB descriptors): a long one costs its tail, never the record
+    or the daemon that writes it. Payloads never reach the log, so nothing personal is ever cut short."""
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        return value[: MAX_TEXT - len(TRUNCATED)] + TRUNCATED
+    return value
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -43,7 +43,7 @@ class Checkin:
             return self._reject(scan, rec.type, rec.reason or "not accepted")
         stamp = Stamp.now(self._clock)
         code_type = rec.type
-        key = self._privacy.pseudonym(code_type, rec.subject_id)
+        key = self._privacy.window_key(code_type, rec.subject_id)
         try:
             stored = self._outbox.append_unless_recent(
                 key,
@@ -56,12 +56,17 @@ class Checkin:
             return self._reject(scan, rec.type, str(exc))
         if stored is None:
             self.unflushed["duplicates"] += 1
-            log.info("duplicate %s %s from %s", rec.type, rec.masked, scan.source)
+            log.info("duplicate %s %s from %s", rec.type, self._privacy.masked(rec), scan.source)
             return Decision("duplicate", code_type=rec.type, reason="already checked in")
         seq, event = stored
         self.unflushed["accepted"] += 1
         log.info(
-            "accepted seq=%d %s %s from %s%s", seq, rec.type, rec.masked, scan.source, " (offline)" * offline
+            "accepted seq=%d %s %s from %s%s",
+            seq,
+            rec.type,
+            self._privacy.masked(rec),
+            scan.source,
+            " (offline)" * offline,
         )
         return Decision("accepted", event_id=event["event_id"], code_type=rec.type, offline=offline, seq=seq)
 

@@ -15,9 +15,13 @@ import collections
 import contextlib
 import importlib
 import logging
+import os
 import signal
+import sqlite3
 import time
-from typing import Any, cast
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from device import __version__, contract, health
 from device.audit import AUDIT_FILE, AuditLog
@@ -25,12 +29,12 @@ from device.checkin import Checkin
 from device.clock import Clock, SystemClock
 from device.contract import Topics
 from device.decision import Decision
-from device.errors import CheckinError, StorageError
+from device.errors import CheckinError, StorageError, StorageFull
 from device.feedback import Feedback, Signal, Status, build_feedback
 from device.label import LabelCode, parse_label
 from device.notify import Notifier
-from device.outbox import Outbox, Stamp
-from device.privacy import Mode, Privacy, load_key
+from device.outbox import Outbox, Stamp, free_bytes
+from device.privacy import build_privacy
 from device.publisher import Publisher
 from device.scan import Scan
 from device.settings import Settings
@@ -47,6 +51,11 @@ ALARM_REPEAT_S = 60.0
 AGE_ALARM_FRACTION = 0.5
 ANSWER_WINDOW_S = 60.0
 EXIT_CANNOT_START = 3
+# Started on a full card, the disk has room again: systemd's restart opens the store properly.
+EXIT_STORAGE_BACK = 75
+# A source that failed with an unexpected error is started again, backing off up to a minute.
+SOURCE_RESTART_MIN_S = 1.0
+SOURCE_RESTART_MAX_S = 60.0
 
 _SOURCE_CLASSES = {
     "stdin": ("device.sources.stdin", "StdinSource"),
@@ -90,6 +99,7 @@ class Daemon:
         self._last_status_line = 0.0
         self._alarmed: dict[str, float] = {}
         self._storage_fault: str | None = None
+        self._exit_code = 0
         self._light: Status | None = None
         self._reader_states: dict[str, str] = {}
         # (when, ms) of recent answers, for the status's slowest answer of the last minute.
@@ -100,19 +110,14 @@ class Daemon:
     async def run(self) -> int:
         s = self.settings
         try:
-            self.outbox = Outbox.open(s.storage.dir)
-            privacy = Privacy(
-                # Mode "collector" is refused by Privacy until its device side lands (issue 12 item 5).
-                cast(Mode, s.privacy.subject),
-                load_key(s.key_path, create=s.device.dev),
-                s.privacy.authority_public_key,
-            )
+            self.outbox = self._open_store()
+            privacy = build_privacy(s)
             self._refresh_snapshot()  # the publisher's MQTT will quotes it
             self.publisher = Publisher(
                 s.broker,
                 Topics.of(s.broker.topic_prefix, s.location.id, s.device.id),
                 s.device.id,
-                Outbox(self.outbox.path),
+                self.outbox.twin(),
                 self.status_snapshot,
             )
         except CheckinError as exc:
@@ -123,6 +128,7 @@ class Daemon:
             self.feedback.close()
             return EXIT_CANNOT_START
         self._audit_start()
+        hand_state_to_owner(s.storage.dir)
         self.checkin = Checkin(s, self.outbox, privacy, self.clock)
         self._was_synced = self.clock.synced()
         self._watch_readers()
@@ -135,9 +141,14 @@ class Daemon:
         tasks = [
             asyncio.create_task(self._pump(src, scans), name=f"source-{src.kind}") for src in self.sources
         ]
-        tasks.append(asyncio.create_task(self._consume(scans), name="consume"))
-        tasks.append(asyncio.create_task(self._maintain(), name="maintain"))
-        tasks.append(asyncio.create_task(self._feed_watchdog(), name="watchdog"))
+        vital = [
+            asyncio.create_task(self._consume(scans), name="consume"),
+            asyncio.create_task(self._maintain(), name="maintain"),
+        ]
+        for task in vital:
+            task.add_done_callback(self._vital_ended)
+        tasks += vital
+        tasks.append(asyncio.create_task(self._feed_watchdog(vital), name="watchdog"))
         log.info(
             "qr-checkin %s ready: device %s at %s %s, sources %s, broker %s:%s",
             __version__,
@@ -158,7 +169,33 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._shutdown()
-        return 0
+        return self._exit_code
+
+    def _open_store(self) -> Outbox:
+        """The store; on a card too full to open it, one that refuses every check-in as "storage
+        full" (so the device starts, and answers), until the disk has room and the daemon restarts."""
+        directory = self.settings.storage.dir
+        try:
+            box = Outbox.open(directory)
+        except StorageFull:
+            log.error("ALARM: storage full: cannot open the store; every scan is answered 'storage full'")
+            self._storage_fault = "storage full"
+            return Outbox.refusing_writes(directory)
+        box.space.ensure()
+        return box
+
+    def _watch_space(self) -> None:
+        """Keeps the space reserve made; a store opened refusing is reopened (by a restart, which
+        systemd does) once the disk has room again."""
+        if not self.outbox.refusing:
+            self.outbox.space.ensure()
+            return
+        free = free_bytes(self.settings.storage.dir)
+        if free is not None and free >= 2 * self.outbox.space.size:
+            log.warning("storage has room again (%.1f MB): restarting to open the store", free / 2**20)
+            self.audit.record("restart", reason="storage_room_again")
+            self._exit_code = EXIT_STORAGE_BACK
+            self._stop.set()
 
     def _audit_start(self) -> None:
         previous = [r for r in self.audit.read() if r.get("event") == "start"]
@@ -167,8 +204,13 @@ class Daemon:
                 "config_changed", previous_hash=previous[-1].get("config_hash"), config_hash=self.config_hash
             )
         self.audit.record("start", version=__version__, config_hash=self.config_hash)
+        if self.outbox.refusing:
+            self.audit.record("storage_full_at_start")
+            self.feedback.signal(Signal.FAULT)
         if self.outbox.moved_aside is not None:
-            self.audit.record("store_corrupt", moved_to=self.outbox.moved_aside.name)
+            self.audit.record(
+                "store_corrupt", moved_to=self.outbox.moved_aside.name, salvaged=self.outbox.salvaged
+            )
             self._storage_fault = "corrupt store moved aside"
             self.feedback.signal(Signal.FAULT)
 
@@ -182,6 +224,7 @@ class Daemon:
         self.feedback.close()
         self.audit.record("stop", backlog=self._snapshot.get("backlog", 0))
         self.outbox.close()
+        hand_state_to_owner(self.settings.storage.dir)
         self.notifier.close()
         log.info("stopped")
 
@@ -191,28 +234,52 @@ class Daemon:
     # -- the pipeline --------------------------------------------------------------------------------
 
     async def _pump(self, source: Source, scans: asyncio.Queue[Scan]) -> None:
-        try:
-            async for scan in source.scans():
-                await scans.put(scan)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("source %s failed", source.kind)
-            self.feedback.signal(Signal.FAULT)
+        pause = SOURCE_RESTART_MIN_S
+        while True:
+            try:
+                async for scan in source.scans():
+                    pause = SOURCE_RESTART_MIN_S
+                    await scans.put(scan)
+                return  # the source ended on its own (stdin at EOF, a replay finished)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A camera or driver error of a class the source did not expect: the reader comes back.
+                log.exception("source %s failed; restarting it in %.0f s", source.kind, pause)
+                self._quietly(self.feedback.signal, Signal.FAULT)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, SOURCE_RESTART_MAX_S)
 
     async def _consume(self, scans: asyncio.Queue[Scan]) -> None:
         while True:
             scan = await scans.get()
-            label = parse_label(scan.text) if scan.damage is None else None
-            if label is not None:
-                self._identify(label)
-                continue
-            self._answer(self.checkin.decide(scan, offline=not self.publisher.connected))
-            # From the scanner's terminator (or the decoded frame) to the answer: what the worker waits.
-            now = time.monotonic()
-            self._answers.append((now, (now - scan.at_monotonic) * 1000))
+            try:
+                self._handle(scan)
+            except Exception:
+                # One scan's failure (a closed console pipe, a GPIO error, a bug) must not end the loop
+                # that answers every later one; the traceback names no scanned text.
+                log.exception("scan from %s could not be answered", scan.source)
+                self._quietly(self.feedback.signal, Signal.FAULT)
             # A queue of thousands of scans must not starve the watchdog and the housekeeping.
             await asyncio.sleep(0)
+
+    def _handle(self, scan: Scan) -> None:
+        label = parse_label(scan.text) if scan.damage is None else None
+        if label is not None:
+            self._identify(label)
+            return
+        self._answer(self.checkin.decide(scan, offline=not self.publisher.connected))
+        # From the scanner's terminator (or the decoded frame) to the answer: what the worker waits.
+        now = time.monotonic()
+        self._answers.append((now, (now - scan.at_monotonic) * 1000))
+
+    @staticmethod
+    def _quietly(call: Callable[[Signal], None], signal_: Signal) -> None:
+        """A fault pattern is worth trying, but the hardware that failed may fail again."""
+        try:
+            call(signal_)
+        except Exception as exc:
+            log.error("feedback failed too: %s: %s", type(exc).__name__, exc)
 
     def _answer(self, decision: Decision) -> None:
         self.feedback.decision(decision)
@@ -221,6 +288,8 @@ class Daemon:
             self.publisher.wake()
         elif decision.reason and decision.reason.startswith("storage"):
             self._storage_fault = decision.reason
+            # The worker sees the fault pattern, not a plain "rejected": it is the device, not the card.
+            self.feedback.signal(Signal.FAULT)
             self._alarm(
                 "storage", "ALARM: %s: scans are answered 'rejected' until it recovers", decision.reason
             )
@@ -248,13 +317,22 @@ class Daemon:
 
     # -- housekeeping ----------------------------------------------------------------------------------
 
-    async def _feed_watchdog(self) -> None:
+    async def _feed_watchdog(self, vital: list[asyncio.Task[None]]) -> None:
+        """Pings systemd only while the scan loop and the housekeeping run: a loop that turns while
+        either is dead must still get the daemon restarted."""
         interval = self.notifier.watchdog_interval()
         if interval is None:
             return
-        while True:
+        while not any(task.done() for task in vital):
             self.notifier.watchdog()
             await asyncio.sleep(interval)
+
+    def _vital_ended(self, task: asyncio.Task[None]) -> None:
+        if self._stop.is_set():
+            return
+        # Only a bug gets here (both loops catch per turn): say so, and let the watchdog end the daemon.
+        exc = None if task.cancelled() else task.exception()
+        log.critical("ALARM: %s stopped (%r): the watchdog is no longer fed", task.get_name(), exc)
 
     async def _maintain(self) -> None:
         while True:
@@ -263,6 +341,13 @@ class Daemon:
                 self._maintain_once()
             except StorageError as exc:
                 self._alarm("maintenance", "maintenance: %s", exc)
+            except sqlite3.Error as exc:  # a read of the backlog or the counters on a failing store
+                self._alarm("maintenance", "maintenance: storage error: %s", exc)
+            except Exception:
+                if self._alarm(
+                    "maintenance", "ALARM: maintenance failed; retrying every %.0f s", MAINTENANCE_S
+                ):
+                    log.exception("maintenance failure")
 
     def _maintain_once(self) -> None:
         now = self.clock.wall()
@@ -275,7 +360,10 @@ class Daemon:
         self._was_synced = synced
         if time.monotonic() - self._last_purge >= PURGE_EVERY_S:
             self._last_purge = time.monotonic()
-            self._purge()
+            if not self.outbox.refusing:
+                self._purge()
+        self._watch_space()
+        hand_state_to_owner(self.settings.storage.dir)
         readers_changed = self._watch_readers()
         self._refresh_snapshot()
         if readers_changed:
@@ -401,5 +489,34 @@ class Daemon:
         return dict(self._snapshot)
 
 
+def hand_state_to_owner(directory: Path) -> None:
+    """Run as root on a state directory another user owns (a technician's one-off `sudo qr-checkin
+    run` on a device whose service runs as qr-checkin): gives every file in it to that owner, so the
+    service can open the WAL, the audit log and the reserves this run made."""
+    if os.geteuid() != 0:
+        return
+    try:
+        owner = directory.stat()
+        if owner.st_uid == 0:
+            return
+        entries = list(directory.iterdir())
+    except OSError:
+        return
+    for path in entries:
+        try:
+            st = path.lstat()
+            if (st.st_uid, st.st_gid) != (owner.st_uid, owner.st_gid):
+                os.chown(path, owner.st_uid, owner.st_gid, follow_symlinks=False)
+        except OSError:  # gone meanwhile, or a filesystem without owners
+            continue
+
+
 def run(settings: Settings) -> int:
+    directory = settings.storage.dir
+    if os.geteuid() == 0 and directory.is_dir() and directory.stat().st_uid != 0:
+        log.warning(
+            "running as root on %s, which uid %d owns: the files this run writes are handed to it",
+            directory,
+            directory.stat().st_uid,
+        )
     return asyncio.run(Daemon(settings).run())

@@ -20,13 +20,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from device import contract
 from device.clock import Clock
-from device.durable import write_atomic
+from device.durable import fsync_dir, owned_like_directory, write_atomic
 from device.errors import StorageCorrupt, StorageError, StorageFull, StorageReadOnly
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,15 @@ DB_NAME = "outbox.sqlite"
 # shows consumers what the moved-aside store still holds.
 RESERVE_NAME = "seq.reserve"
 SEQ_RESERVE_BLOCK = 1000
+SPACE_RESERVE_NAME = "space.reserve"
+# SQLite's WAL needs a few MB of headroom to open and checkpoint a busy store.
+SPACE_RESERVE_MAX = 8 * 1024 * 1024
+# Below this much free space a failing write is taken for a full disk, whatever SQLite called it.
+NO_SPACE_BYTES = 256 * 1024
+# A fresh store is built under this name from what a corrupt one still gives, then moved in.
+SALVAGE_NAME = f"{DB_NAME}.salvage"
+# Past a row a damaged page hides, the salvage looks this many seqs further before it gives up.
+SALVAGE_PROBE_LIMIT = 1 << 20
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -117,7 +126,71 @@ def storage_error(exc: sqlite3.Error, directory: Path | None = None) -> StorageE
     # "unable to open database file". The filesystem itself tells.
     if directory is not None and _read_only(directory):
         return StorageReadOnly("storage is read-only")
+    # On a full disk SQLite may say only "disk I/O error" (opening the WAL, say): the free space tells.
+    if directory is not None and (free := free_bytes(directory)) is not None and free < NO_SPACE_BYTES:
+        return StorageFull("storage full")
     return StorageError(f"storage error: {exc}")
+
+
+def free_bytes(directory: Path) -> int | None:
+    """Bytes an unprivileged writer may still use on the filesystem holding `directory`."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+class SpaceReserve:
+    """A preallocated file beside the store, given back when the disk runs full: room for SQLite's
+    journal to open and checkpoint the store, and for the daemon to start on a full card.
+
+    Its size is SPACE_RESERVE_MAX, or an eighth of a small filesystem."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / SPACE_RESERVE_NAME
+        try:
+            st = os.statvfs(directory)
+            self.size = min(SPACE_RESERVE_MAX, st.f_blocks * st.f_frsize // 8)
+        except OSError:
+            self.size = SPACE_RESERVE_MAX
+
+    def held(self) -> bool:
+        return self.path.exists()
+
+    def ensure(self) -> bool:
+        """Makes the reserve when it is missing and the disk has room for it three times over (the
+        reserve, and the room check-ins resume at, see Outbox.append_unless_recent)."""
+        if self.held():
+            return True
+        free = free_bytes(self.path.parent)
+        if free is None or free < 3 * self.size:
+            return False
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            return True
+        except OSError:
+            return False
+        try:
+            os.posix_fallocate(fd, 0, self.size)  # real blocks, not a sparse promise
+            os.fsync(fd)
+        except OSError:
+            os.close(fd)
+            self.path.unlink(missing_ok=True)
+            return False
+        os.close(fd)
+        owned_like_directory(self.path)
+        return True
+
+    def release(self) -> int:
+        """Gives the reserve back to the filesystem; the bytes freed (0 when there was none)."""
+        try:
+            size = self.path.stat().st_size
+            self.path.unlink()
+        except OSError:
+            return 0
+        return size
 
 
 def _read_only(directory: Path) -> bool:
@@ -129,10 +202,20 @@ def _read_only(directory: Path) -> bool:
 
 
 class Outbox:
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False, refusing: bool = False) -> None:
         self.path = path
         # Where open() put a corrupt store it found, for the audit log and the status.
         self.moved_aside: Path | None = None
+        # How many undelivered events open() salvaged from that store.
+        self.salvaged = 0
+        # A store opened on a full disk: it reads what it can and refuses every write as "storage full".
+        self.refusing = refusing
+        self.space = SpaceReserve(path.parent)
+        # Set once the space reserve was given back: check-ins wait until the disk has room again.
+        self._short_of_space = False
+        if refusing:
+            self._db = _connect_for_reading(path)
+            return
         if read_only:
             self._db = _connect_read_only(path)
             return
@@ -141,6 +224,8 @@ class Outbox:
         self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        # A purged event's bytes are overwritten, not left in a free page for whoever reads the card.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
         with self._write() as db:
@@ -152,12 +237,40 @@ class Outbox:
 
     @classmethod
     def open(cls, storage_dir: Path) -> Outbox:
-        """Opens the store; a corrupt one is moved aside (kept for forensics) and a fresh one begun."""
+        """Opens the store; a corrupt one is moved aside (kept for forensics) and a fresh one begun.
+        On a full disk the space reserve is given back to open it; StorageFull when even that fails."""
+        try:
+            return cls._open(storage_dir)
+        except StorageFull:
+            freed = SpaceReserve(storage_dir).release()
+            if not freed:
+                raise
+            log.error("ALARM: storage full at start: gave back the %.1f MB space reserve", freed / 2**20)
+            box = cls._open(storage_dir)
+            box._short_of_space = True  # the reserve is the journal's, not room for more events
+            return box
+
+    @classmethod
+    def refusing_writes(cls, storage_dir: Path) -> Outbox:
+        """The store of a disk too full to open it: reads what is there, refuses every write."""
+        return cls(storage_dir / DB_NAME, refusing=True)
+
+    def twin(self) -> Outbox:
+        """Another connection to the same store, for another thread."""
+        return Outbox(self.path, refusing=self.refusing)
+
+    @classmethod
+    def _open(cls, storage_dir: Path) -> Outbox:
         try:
             storage_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create the storage directory {storage_dir}: {exc.strerror}") from None
         path = storage_dir / DB_NAME
+        building = path.with_name(SALVAGE_NAME)
+        if not path.exists() and building.exists():
+            # A salvage finished and moved the damaged store aside, then the power went.
+            os.replace(building, path)
+        box: Outbox | None = None
         try:
             box = cls(path)
             box.check_integrity()
@@ -166,22 +279,63 @@ class Outbox:
             raise storage_error(exc, storage_dir) from None
         except (sqlite3.DatabaseError, StorageCorrupt) as exc:
             # Damage may show in open's own first writes (StorageCorrupt) or only in the check.
-            aside = path.with_name(f"{DB_NAME}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
-            log.error(
-                "ALARM: outbox %s is corrupt (%s); moved aside to %s, starting a fresh store",
-                path,
-                exc,
-                aside,
+            if box is not None:
+                box.close()
+            return cls._replace_corrupt(path, exc)
+
+    @classmethod
+    def _replace_corrupt(cls, path: Path, damage: Exception) -> Outbox:
+        """Salvages what the damaged store still gives into a fresh one, then moves the old one aside.
+
+        The fresh store is built under another name and moved in last: a power cut part way leaves
+        either the damaged store (salvaged again at the next start) or the finished fresh one."""
+        aside = path.with_name(f"{DB_NAME}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        building = path.with_name(SALVAGE_NAME)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{building}{suffix}").unlink(missing_ok=True)
+        salvage = _salvage(path)
+        fresh = cls(building)
+        try:
+            restored = fresh._restore(salvage)
+        finally:
+            fresh.close()  # the last connection's close checkpoints the WAL into the file
+        log.error(
+            "ALARM: outbox %s is corrupt (%s); salvaged %d undelivered events%s, moved it aside to %s,"
+            " continuing in a fresh store",
+            path,
+            damage,
+            restored,
+            f" ({salvage.unreadable} unreadable)" if salvage.unreadable else "",
+            aside,
+        )
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{path}{suffix}")
+            if src.exists():
+                os.replace(src, f"{aside}{suffix}")
+        os.replace(building, path)
+        fsync_dir(path.parent)
+        box = cls(path)
+        box.moved_aside = aside
+        box.salvaged = restored
+        return box
+
+    def _restore(self, salvage: Salvage) -> int:
+        """Writes the salvaged rows into this (fresh) store; returns how many undelivered events."""
+        with self._write() as db:
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", salvage.meta)
+            db.executemany(
+                "INSERT OR IGNORE INTO events (seq, event_id, body, created_wall, created_mono, boot_id,"
+                " clock_synced) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                salvage.events,
             )
-            for suffix in ("", "-wal", "-shm"):
-                src = Path(f"{path}{suffix}")
-                if src.exists():
-                    os.replace(src, f"{aside}{suffix}")
-            box = cls(path)
-            box.moved_aside = aside
-            with box._write() as db:
-                db.execute("UPDATE meta SET value=? WHERE key='next_seq'", (str(box._reserved + 1),))
-            return box
+            db.executemany("INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?, ?)", salvage.dead_letters)
+            db.executemany("INSERT OR IGNORE INTO recent VALUES (?, ?, ?, ?)", salvage.recent)
+            db.executemany("INSERT OR IGNORE INTO counters VALUES (?, ?)", salvage.counters)
+            # Above every seq the old store may have handed out: never reused, and the gap tells.
+            highest = max([self._reserved, salvage.next_seq - 1, *(row[0] for row in salvage.events)])
+            db.execute("UPDATE meta SET value=? WHERE key='next_seq'", (str(highest + 1),))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        return len(salvage.events)
 
     @property
     def incarnation(self) -> str:
@@ -199,6 +353,8 @@ class Outbox:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        if self.refusing:
+            raise StorageFull("storage full")
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -223,7 +379,30 @@ class Outbox:
 
         `build(seq)` makes the event body; it is committed (and synced) with the duplicate-window
         entry before this returns.
+
+        The first time the disk is full the space reserve is given back, for SQLite's journal, not
+        for more events: check-ins stay refused until the disk has room for the reserve twice over.
         """
+        if self._short_of_space:
+            free = free_bytes(self.path.parent)
+            if free is not None and free < 2 * self.space.size:
+                raise StorageFull("storage full")
+            self._short_of_space = False
+        try:
+            return self._append(key, stamp, window_s, build)
+        except StorageFull:
+            if freed := self.space.release():
+                self._short_of_space = True
+                log.error(
+                    "ALARM: storage full: gave back the %.1f MB space reserve for the store's journal;"
+                    " check-ins are refused until there is room again",
+                    freed / 2**20,
+                )
+            raise
+
+    def _append(
+        self, key: str, stamp: Stamp, window_s: float, build: Callable[[int], dict[str, Any]]
+    ) -> tuple[int, dict[str, Any]] | None:
         with self._write() as db:
             if window_s > 0 and self._is_recent(db, key, stamp, window_s):
                 return None
@@ -257,6 +436,7 @@ class Outbox:
     def _reserve(self, upto: int) -> None:
         try:
             write_atomic(self._reserve_path, f"{upto}\n".encode(), 0o640)
+            owned_like_directory(self._reserve_path)
         except OSError as exc:
             raise (
                 StorageFull("storage full") if exc.errno == errno.ENOSPC else StorageError(str(exc))
@@ -418,9 +598,11 @@ class Outbox:
         """Removes delivered events past the grace and expired window entries; drops undelivered
         (or unheard) events older than max_age_s. Returns how many of those were dropped.
 
-        Only a synchronised clock can age an undelivered event, and only one stamped by a synchronised
-        clock: an event from an earlier boot of a clock-less Pi may carry 1970, and must not be
-        dropped as 56 years old. Window entries of this boot expire on monotonic time."""
+        An event of this boot is aged by the monotonic clock only, so no step of the wall clock drops
+        one. An event of an earlier boot has only its wall time left: only a synchronised clock ages
+        it, and only one stamped by a synchronised clock (a clock-less Pi may have stamped 1970, and
+        that must not be dropped as 56 years old). Window entries of this boot expire on monotonic
+        time."""
         now = stamp.wall
         with self._write() as db:
             db.execute(
@@ -428,11 +610,17 @@ class Outbox:
                 " AND seq NOT IN (SELECT seq FROM unheard)",
                 (now - delivered_grace_s,),
             )
-            dropped = 0
+            # Within this boot the monotonic clock alone ages an event: a synchronised clock that steps
+            # (a bad NTP answer, a GPS fix) moves the wall clock, never an event's true age.
+            dropped = db.execute(
+                "DELETE FROM events WHERE delivered_at IS NULL AND boot_id = ? AND created_mono < ?",
+                (stamp.boot_id, stamp.mono - max_age_s),
+            ).rowcount
             if stamp.synced:
-                dropped = db.execute(
-                    "DELETE FROM events WHERE delivered_at IS NULL AND clock_synced = 1 AND created_wall < ?",
-                    (now - max_age_s,),
+                dropped += db.execute(
+                    "DELETE FROM events WHERE delivered_at IS NULL AND boot_id != ? AND clock_synced = 1"
+                    " AND created_wall < ?",
+                    (stamp.boot_id, now - max_age_s),
                 ).rowcount
                 # An unheard event reached nobody: it ages like an undelivered one.
                 dropped += db.execute(
@@ -489,7 +677,11 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
         raise StorageError(f"no store at {path}")
     uri = path.resolve().as_uri()
     try:
-        return _probed(sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=10, isolation_level=None))
+        return _probed(
+            sqlite3.connect(
+                f"{uri}?mode=ro", uri=True, timeout=10, isolation_level=None, check_same_thread=False
+            )
+        )
     except sqlite3.OperationalError as exc:
         # A clean stop removes the WAL index, which SQLite cannot recreate on a read-only filesystem;
         # there nobody can change the file either, which is what `immutable` promises.
@@ -498,9 +690,32 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"store {path} is unreadable: {exc}") from None
     try:
-        return _probed(sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None))
+        return _probed(
+            sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+        )
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"store {path} is unreadable: {exc}") from None
+
+
+def _connect_for_reading(path: Path) -> sqlite3.Connection:
+    """Whatever can be read of a store on a full disk: the file, read-only, or if SQLite cannot even
+    open it so (no room for its WAL index), the file as immutable; with no file, an empty store."""
+    if path.is_file():
+        try:
+            return _connect_read_only(path)
+        except StorageError:
+            pass
+        try:
+            uri = path.resolve().as_uri()
+            return _probed(
+                sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+            )
+        except sqlite3.Error:
+            pass
+    db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    db.executescript(_SCHEMA)
+    db.execute("INSERT INTO meta VALUES ('next_seq', '1')")
+    return db
 
 
 def _probed(db: sqlite3.Connection) -> sqlite3.Connection:
@@ -511,6 +726,97 @@ def _probed(db: sqlite3.Connection) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+@dataclass
+class Salvage:
+    """The rows a damaged store still gives; each table read on its own, so one bad table costs only
+    itself."""
+
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    dead_letters: list[tuple[Any, ...]] = field(default_factory=list)
+    recent: list[tuple[Any, ...]] = field(default_factory=list)
+    counters: list[tuple[Any, ...]] = field(default_factory=list)
+    meta: list[tuple[Any, ...]] = field(default_factory=list)
+    next_seq: int = 1
+    # Reads that failed on a damaged page (rows behind it may be lost).
+    unreadable: int = 0
+
+
+_EVENT_COLUMNS = "seq, event_id, body, created_wall, created_mono, boot_id, clock_synced"
+
+
+def _salvage(path: Path) -> Salvage:
+    """Everything still readable of a damaged store: undelivered (and unheard) events and dead letters
+    (by their rowid b-tree, NOT INDEXED, since a damaged index must not hide a row), the duplicate
+    window, the counters and the meta values (next seq, and whatever identity the store keeps there)."""
+    out = Salvage()
+    if not path.exists():
+        return out
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.Error:
+        return out
+    try:
+        # An unheard event was "delivered" to nobody: until the collector confirms it, it is as
+        # undelivered as any, so it comes back to be sent again (consumers drop repeats by event_id).
+        unheard = {int(row[0]) for row in _readable(db, "SELECT seq FROM unheard NOT INDEXED", out)}
+        rows = _rows_by_rowid(
+            db, f"SELECT {_EVENT_COLUMNS}, delivered_at FROM events NOT INDEXED WHERE 1", out
+        )
+        out.events = [row[:-1] for row in rows if row[-1] is None or row[0] in unheard]
+        out.dead_letters = _rows_by_rowid(db, "SELECT * FROM dead_letters NOT INDEXED WHERE 1", out)
+        out.recent = _readable(db, "SELECT key, wall, mono, boot_id FROM recent NOT INDEXED", out)
+        out.counters = _readable(db, "SELECT name, value FROM counters NOT INDEXED", out)
+        meta = _readable(db, "SELECT key, value FROM meta NOT INDEXED", out)
+        out.meta = [(k, v) for k, v in meta if k not in ("next_seq", "schema_version")]
+        out.next_seq = max([1, *(int(v) for k, v in meta if k == "next_seq" and str(v).isdigit())])
+    finally:
+        db.close()
+    return out
+
+
+def _readable(db: sqlite3.Connection, sql: str, out: Salvage) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    try:
+        for row in db.execute(sql):
+            rows.append(tuple(row))
+    except sqlite3.DatabaseError:
+        out.unreadable += 1
+    return rows
+
+
+def _rows_by_rowid(db: sqlite3.Connection, sql: str, out: Salvage) -> list[tuple[Any, ...]]:
+    """Rows of a table whose first column is its rowid (seq), in order, stepping over damaged pages:
+    a read that fails resumes by a seek past the last good row, probing ever further ahead."""
+    rows: list[tuple[Any, ...]] = []
+    after = 0
+    while True:
+        try:
+            for row in db.execute(f"{sql} AND seq > ? ORDER BY seq", (after,)):
+                rows.append(tuple(row))
+                after = int(row[0])
+            return rows
+        except sqlite3.DatabaseError:
+            out.unreadable += 1
+        # A seek into the damaged page fails, one past it works: find the first seq that works.
+        bad, good = after, after + 1
+        while not _seekable(db, sql, good):
+            bad, good = good, after + 2 * (good - after)
+            if good - after > SALVAGE_PROBE_LIMIT:
+                return rows
+        while good - bad > 1:
+            middle = (bad + good) // 2
+            bad, good = (bad, middle) if _seekable(db, sql, middle) else (middle, good)
+        after = good
+
+
+def _seekable(db: sqlite3.Connection, sql: str, after: int) -> bool:
+    try:
+        db.execute(f"{sql} AND seq > ? ORDER BY seq LIMIT 1", (after,)).fetchall()
+    except sqlite3.DatabaseError:
+        return False
+    return True
 
 
 def _dumps(event: dict[str, Any]) -> str:

@@ -64,8 +64,16 @@ class PushSource:
 class Harness:
     """One Daemon running in this event loop; scans in through PushSource, answers out of the console."""
 
-    def __init__(self, tmp_path: Path, port: int, clock: FakeClock) -> None:
-        config = write_config(tmp_path / "device.toml", port=port, storage=tmp_path / "state")
+    def __init__(
+        self,
+        tmp_path: Path,
+        port: int,
+        clock: FakeClock,
+        *,
+        notifier: Notifier | None = None,
+        **sections: Any,
+    ) -> None:
+        config = write_config(tmp_path / "device.toml", port=port, storage=tmp_path / "state", **sections)
         self.settings = load_settings(config)
         self.clock = clock
         self.source = PushSource()
@@ -75,7 +83,7 @@ class Harness:
             clock=clock,
             feedback=ConsoleFeedback(self.out),
             sources=[self.source],
-            notifier=Notifier(None),
+            notifier=notifier or Notifier(None),
         )
         self.task: asyncio.Task[int] | None = None
 
@@ -225,6 +233,31 @@ def test_the_duplicate_window_follows_monotonic_time_across_wall_clock_jumps(tmp
         clock.advance(window + 1)
         clock.set_wall(wall + 1)
         assert (await h.answer("WORKER-2"))["feedback"] == "accepted"
+        assert await h.stop() == 0
+
+    run(scenario)
+
+
+def test_a_synchronised_clock_stepping_past_max_age_drops_no_backlog(tmp_path: Path) -> None:
+    """Issue 12 item 7: a synced clock stepping 22 days forward dropped every undelivered event."""
+    clock = FakeClock(wall=TRUE_NOW, synced=True, boot="boot-step-test")
+    # No broker: the backlog stays.
+    h = Harness(tmp_path, free_port(), clock)
+    max_age_s = h.settings.storage.max_age_days * 86400
+
+    async def scenario() -> None:
+        await h.start()
+        for i in range(50):
+            assert (await h.answer(f"WORKER-STEP-{i}"))["feedback"] == "accepted"
+        clock.advance(120)
+        clock.set_wall(clock.wall() + max_age_s + 86400)
+        h.daemon._purge()
+        assert len(h.stored()) == 50
+        # Past max_age on the monotonic clock they go, alarmed and counted.
+        clock.advance(max_age_s)
+        h.daemon._purge()
+        assert h.stored() == {}
+        assert h.daemon.outbox.counters()["dropped"] == 50
         assert await h.stop() == 0
 
     run(scenario)

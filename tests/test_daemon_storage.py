@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from device.cli import main as cli_main
-from device.daemon import AUDIT_FILE, EXIT_CANNOT_START
-from device.outbox import DB_NAME, Outbox, Stamp
+from device.daemon import AUDIT_FILE, EXIT_CANNOT_START, EXIT_STORAGE_BACK
+from device.outbox import DB_NAME, SPACE_RESERVE_NAME, Outbox, Stamp
 from tests.support.daemon import DaemonProcess, run_cli, write_config
 from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.payloads import other_codes
@@ -199,7 +199,8 @@ def test_a_corrupt_store_at_start_is_moved_aside_kept_and_replaced_with_an_alarm
         assert birth["storage_fault"] == "corrupt store moved aside"
         answer = daemon.scan("VISITOR-AFTER-CORRUPTION")
         assert answer["feedback"] == "accepted"
-        (event,) = sub.wait_event_ids({answer["event_id"]})
+        events = sub.wait_event_ids({answer["event_id"]})
+        (event,) = [e for e in events if e["event_id"] == answer["event_id"]]
         assert daemon.terminate() == 0
     finally:
         daemon.stop()
@@ -212,6 +213,9 @@ def test_a_corrupt_store_at_start_is_moved_aside_kept_and_replaced_with_an_alarm
     audit = [json.loads(line) for line in (state / AUDIT_FILE).read_text().splitlines()]
     (record,) = [r for r in audit if r["event"] == "store_corrupt"]
     assert record["moved_to"] == aside.name
+    # What the damaged store still gave was carried over and published (issue 12 item 4).
+    salvaged = {e["event_id"] for e in events} - {answer["event_id"]}
+    assert record["salvaged"] == len(salvaged) > 0
 
     assert cli_main(["status", "--json", "--config", str(config)]) == 0
     status = json.loads(capsys.readouterr().out)
@@ -268,3 +272,60 @@ def test_a_card_turned_read_only_under_the_running_daemon_is_a_clear_fault(
     status = run_cli("status", "--json", "--config", str(config))
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["backlog"] == 1
+
+
+def test_a_full_card_at_start_still_starts_answers_storage_full_and_recovers(
+    tmp_path: Path, tmpfs: Path
+) -> None:
+    """Issue 12 item 10: on a full card the daemon could not start ("disk I/O error", a restart loop)."""
+    state = tmpfs / "state"
+    config = write_config(tmp_path / "device.toml", port=free_port(), storage=state)
+    daemon = DaemonProcess(config).start()
+    try:
+        assert [daemon.scan(c)["feedback"] for c in other_codes(2)] == ["accepted", "accepted"]
+        assert daemon.terminate() == 0
+    finally:
+        daemon.stop()
+    assert (state / SPACE_RESERVE_NAME).is_file(), "the space reserve is made while there is room"
+
+    # Full, the reserve still held: it is given back so the store opens; check-ins stay refused.
+    filler = fill(tmpfs)
+    daemon = DaemonProcess(config).start()
+    try:
+        daemon.wait_log("gave back the")
+        answers = [daemon.scan(c) for c in other_codes(3, prefix="FULL-A")]
+        assert [(a["feedback"], a["reason"]) for a in answers] == [("rejected", "storage full")] * 3
+        assert daemon.terminate() == 0
+        # Each refused scan also plays the fault pattern (the device is at fault, not the card).
+        deadline = time.monotonic() + 5
+        while daemon.stderr.count("feedback signal: fault") < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert daemon.stderr.count("feedback signal: fault") >= 3
+    finally:
+        daemon.stop()
+    assert not (state / SPACE_RESERVE_NAME).exists()
+
+    # Full with no reserve left: the store cannot open at all, and the daemon starts anyway.
+    filler = fill(tmpfs)
+    daemon = DaemonProcess(config).start()
+    try:
+        daemon.wait_log("cannot open the store")
+        answers = [daemon.scan(c) for c in other_codes(3, prefix="FULL-B")]
+        assert [(a["feedback"], a["reason"]) for a in answers] == [("rejected", "storage full")] * 3
+        daemon.wait_log("feedback status: fault")
+        # Room again: the daemon says so and exits for systemd to restart it on a store it can open.
+        filler.unlink()
+        daemon.wait_log("storage has room again")
+        assert daemon.proc is not None and daemon.proc.wait(10) == EXIT_STORAGE_BACK
+    finally:
+        daemon.stop()
+    assert "Traceback" not in daemon.stderr
+
+    daemon = DaemonProcess(config).start()
+    try:
+        assert daemon.scan("VISITOR-ROOM-AGAIN")["feedback"] == "accepted"
+        assert daemon.terminate() == 0
+    finally:
+        daemon.stop()
+    status = run_cli("status", "--json", "--config", str(config))
+    assert json.loads(status.stdout)["counters"]["accepted"] == 3

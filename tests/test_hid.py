@@ -122,6 +122,28 @@ def test_gap_framing_for_scanners_without_a_suffix(bus: PipeBus) -> None:
     run(body)
 
 
+def test_a_scanner_without_enter_gets_every_scan_rejected_with_a_reason_and_one_log_line(
+    bus: PipeBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 12 item 9: with terminator "enter" and a scanner sending none, every scan was swallowed."""
+    caplog.set_level(logging.WARNING, logger="device.sources.hid")
+    scanner = bus.add().plug()
+    source = make_source(bus, [str(scanner.link)])
+
+    async def body() -> None:
+        async with Reading(source) as reading:
+            got = []
+            for text in ("FIRST-1", "SECOND-2"):
+                scanner.type(text, terminator="")
+                got += await reading.next(1, timeout=5)
+        assert [s.text for s in got] == ["FIRST-1", "SECOND-2"]
+        assert all((s.damage or "").startswith("no terminator") and '"gap"' in (s.damage or "") for s in got)
+
+    run(body)
+    told = [r for r in caplog.records if "without the Enter" in r.getMessage()]
+    assert len(told) == 1 and 'terminator = "gap"' in told[0].getMessage()
+
+
 def test_prefix_and_suffix_are_stripped(bus: PipeBus) -> None:
     scanner = bus.add().plug()
     source = make_source(bus, [str(scanner.link)], prefix="]Q1", suffix="#")

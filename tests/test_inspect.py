@@ -8,6 +8,8 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+from tests.support.daemon import DaemonProcess, write_config
+from tests.support.mosquitto import free_port
 from tests.support.payloads import personal_vectors, vectors
 from tests.test_payloads_vectors import REDACTED, all_personal_strings
 
@@ -17,7 +19,7 @@ VALID = [s["payload"] for s in V["bhyt"] + V["cccd"]]
 INVALID = [b["payload"] for b in V["invalid"]]
 
 
-def inspect(*args: str, stdin: bytes = b"") -> tuple[int, list[dict[str, Any]], str]:
+def inspect(*args: str | bytes, stdin: bytes = b"") -> tuple[int, list[dict[str, Any]], str]:
     proc = subprocess.run([str(QR_CHECKIN), "inspect", *args], input=stdin, capture_output=True, timeout=60)
     out = proc.stdout.decode()
     return proc.returncode, [json.loads(line) for line in out.splitlines()], proc.stderr.decode()
@@ -121,6 +123,33 @@ def test_a_reader_that_leaves_early_is_no_crash() -> None:
     assert proc.returncode == 0, proc.stderr[-500:]
     assert len(proc.stdout.splitlines()) == 1
     assert b"Traceback" not in proc.stderr and b"BrokenPipe" not in proc.stderr, proc.stderr[-500:]
+
+
+def test_argv_bytes_and_lone_surrogates_are_judged_as_the_daemon_judges_scanned_bytes(tmp_path: Path) -> None:
+    """Issue 12 item 17: a lone surrogate crashed inspect; argv bytes were judged unlike the daemon's."""
+    code, verdicts, err = inspect(b"VISITOR-\xff-1", "VISITOR-OK")
+    assert code == 0 and "Traceback" not in err, err
+    assert [(v["accepted"], v["reason"]) for v in verdicts] == [
+        (False, "not valid UTF-8 (byte 0xff at 8)"),
+        (True, None),
+    ]
+    code, verdicts, err = inspect(stdin=b'"\\ud800VISITOR"\n"VISITOR-\\udfff"\n')
+    assert code == 0 and "Traceback" not in err, err
+    assert [v["reason"] for v in verdicts] == [
+        "not valid UTF-8 (byte 0xed at 0)",
+        "not valid UTF-8 (byte 0xed at 8)",
+    ]
+
+    config = write_config(tmp_path / "device.toml", port=free_port(), storage=tmp_path / "state")
+    daemon = DaemonProcess(config).start()
+    try:
+        assert daemon.proc is not None and daemon.proc.stdin is not None
+        daemon.proc.stdin.write(b"VISITOR-\xff-1\n")
+        daemon.proc.stdin.flush()
+        answer = daemon.next_decision()
+    finally:
+        daemon.stop()
+    assert (answer["feedback"], answer["reason"]) == ("rejected", "not valid UTF-8 (byte 0xff at 8)")
 
 
 def test_a_personal_qr_is_reported_like_the_cards() -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from device.sources.keymaps import (
     LAYOUTS,
+    MAX_CODE_CHARS,
     Decoded,
     KeystrokeDecoder,
     LayoutName,
@@ -115,6 +116,29 @@ def test_alt_code_code_pages(digits: str, char: str) -> None:
 def test_alt_codes_that_stand_for_nothing(digits: str) -> None:
     assert alt_code_char(digits) is None
     assert "Alt+numpad" in (one(alt_code(digits)).damage or "")
+
+
+def test_an_alt_code_of_5000_keypad_digits_is_damage_not_a_crash() -> None:
+    """Issue 12 item 9: int() of 5000 digits raised ValueError out of the reader."""
+    assert alt_code_char("7" * 5000) is None
+    assert alt_code_char("0" * 5000 + "65") == "A"
+    damaged = one(keystrokes("AB") + alt_code("7" * 5000) + keystrokes("C"))
+    assert damaged.damage is not None and "Alt+numpad" in damaged.damage
+
+
+def test_a_code_without_terminator_never_grows_past_the_bound() -> None:
+    """Issue 12 item 9: a scanner sending no Enter grew the buffer without bound."""
+    found = decode(keystrokes("0123456789" * 2000))
+    assert [len(d.text) for d in found] == [MAX_CODE_CHARS, MAX_CODE_CHARS]
+    assert all((d.damage or "").startswith("no terminator after") for d in found)
+    decoder = KeystrokeDecoder()
+    for event in input_events(keystrokes("SILENT-CODE")):
+        decoder.feed(event)
+    ended = decoder.unterminated("no terminator after the code")
+    assert (
+        ended is not None and ended.text == "SILENT-CODE" and ended.damage == "no terminator after the code"
+    )
+    assert not decoder.pending and decoder.unterminated("again") is None
 
 
 def test_caps_lock_inverts_shift_on_letters_only() -> None:

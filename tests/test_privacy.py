@@ -113,6 +113,62 @@ def test_sealed_subject_opens_with_the_authoritys_private_key(sample: dict[str, 
         SealedBox(PrivateKey.generate()).decrypt(base64.b64decode(subject["sealed"]))
 
 
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s["payload"][:12])
+def test_collector_subject_is_sealed_to_the_collector_and_holds_no_pseudonym(sample: dict[str, Any]) -> None:
+    """Issue 12 item 5: the device holds no secret that reverses a subject; the collector computes hmac."""
+    collector, public = authority()
+    rec = recognise(sample["payload"])
+    privacy = Privacy("collector", None, collector_public_key=public, window_key=os.urandom(32))
+    subject = privacy.subject(rec)
+    assert set(subject) == {"mode", "masked", "to_collector", "collector_key_id"}
+    assert subject["collector_key_id"] == hashlib.sha256(bytes(collector.public_key)).hexdigest()[:8]
+    opened = json.loads(SealedBox(collector).decrypt(base64.b64decode(subject["to_collector"])))
+    assert opened == {"type": rec.type, "id": rec.subject_id}
+    # What the collector stores, by the site key only it holds (protocol.md).
+    assert roster_hmac(KEY, opened["type"], opened["id"]) == Privacy("hmac", KEY).subject(rec)["hmac"]
+    number = rec.subject_id or ""
+    assert subject["masked"].count("*") >= 9 and subject["masked"].endswith(number[9:])
+    assert number[: len(number) - 3] not in subject["masked"]
+    assert_nothing_personal(subject, sample["fields"], allowed=set())
+    validate_event(as_event(subject, rec))
+    with pytest.raises(ValueError, match="no site key"):
+        privacy.pseudonym(rec.type or "", number)
+    # The window key is the device's own: not the pseudonym, and gone with the next boot's key.
+    assert privacy.window_key(rec.type or "", number) != roster_hmac(KEY, rec.type or "", number)
+    other_boot = Privacy("collector", None, collector_public_key=public, window_key=os.urandom(32))
+    assert other_boot.window_key(rec.type or "", number) != privacy.window_key(rec.type or "", number)
+
+
+def test_collector_mode_seals_for_the_authority_too_when_configured() -> None:
+    authority_private, authority_public = authority()
+    _, collector_public = authority()
+    rec = recognise(vectors()["cccd"][0]["payload"])
+    privacy = Privacy(
+        "collector", None, authority_public, collector_public_key=collector_public, window_key=os.urandom(32)
+    )
+    subject = privacy.subject(rec)
+    assert set(subject) == {"mode", "masked", "to_collector", "collector_key_id", "sealed"}
+    record = json.loads(SealedBox(authority_private).decrypt(base64.b64decode(subject["sealed"])))
+    assert record["id"] == rec.subject_id
+    validate_event(as_event(subject, rec))
+
+
+def test_schema_requires_by_mode() -> None:
+    rec = recognise(vectors()["cccd"][0]["payload"])
+    _, public = authority()
+    collector = Privacy("collector", None, collector_public_key=public, window_key=os.urandom(32)).subject(
+        rec
+    )
+    hmac_subject = Privacy("hmac", KEY).subject(rec)
+    for broken in (
+        {**collector, "hmac": hmac_subject["hmac"], "key_id": hmac_subject["key_id"]},
+        {k: v for k, v in collector.items() if k != "to_collector"},
+        {**hmac_subject, "to_collector": collector["to_collector"]},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            validate_event(as_event(broken, rec))
+
+
 def test_other_codes_are_never_in_clear() -> None:
     private, public = authority()
     text = "NGUYEN VAN A|0912345678|01/01/1990"
@@ -197,11 +253,16 @@ def test_repr_hides_the_key() -> None:
         ("sealed", "not base64!", "not a base64 X25519 key"),
         ("sealed", base64.b64encode(b"short").decode(), "not a base64 X25519 key"),
         ("plain", None, "must be one of hmac, id, sealed"),
+        ("collector", None, "needs privacy.collector_public_key"),
+        ("collector", "not base64!", "collector_public_key is not a base64 X25519 key"),
     ],
 )
 def test_bad_privacy_configuration(mode: str, public: str | None, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        Privacy(mode, KEY, public)  # type: ignore[arg-type]
+        if mode == "collector":
+            Privacy("collector", None, collector_public_key=public, window_key=os.urandom(32))
+        else:
+            Privacy(mode, KEY, public)  # type: ignore[arg-type]
 
 
 def test_subject_schema_rejects_a_subject_without_pseudonym() -> None:

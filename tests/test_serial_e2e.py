@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import DaemonProcess, write_config
+from device.audit import AuditLog
+from device.daemon import AUDIT_FILE
+from tests.support.daemon import DaemonProcess, run_cli, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.payloads import valid_payloads
 from tests.support.pty_scanner import PtyScanner
@@ -97,3 +99,31 @@ def test_serial_scanner_codes_are_accepted_and_published(
     assert {e["code"]["type"] for e in published.values()} == {"bhyt", "cccd", "other"}
     for payload in valid_payloads():
         assert payload[:12] not in daemon.stderr
+
+
+def test_a_scanner_path_longer_than_128_characters_is_no_crash(tmp_path: Path, broker: Mosquitto) -> None:
+    """Issue 12 item 8: by-id names come from USB descriptors; a long one crash-looped `run` at start
+    while `check-config` passed. Both agree now, and the audit log keeps the name cut short."""
+    long_link = tmp_path / "dev/serial/by-id" / f"usb-{'Vendor_' * 20}QR_Scanner_S1-if00"
+    assert len(str(long_link)) > 128
+    pty = PtyScanner(long_link).plug()
+    config = write_config(
+        tmp_path / "device.toml",
+        port=broker.port,
+        storage=tmp_path / "state",
+        scanner={"sources": ["serial"]},
+        **{"scanner.serial": {"port": str(long_link), "rescan_s": 0.2}},  # type: ignore[arg-type]
+    )
+    assert run_cli("check-config", "--config", str(config)).returncode == 0
+    daemon = DaemonProcess(config).start()
+    try:
+        daemon.wait_log(f"serial scanner {long_link} connected")
+        pty.write(b"VISITOR-LONG-PATH\r\n")
+        assert daemon.next_decision()["feedback"] == "accepted"
+        assert daemon.terminate() == 0
+    finally:
+        daemon.stop()
+        pty.unplug()
+    audit = AuditLog(tmp_path / "state" / AUDIT_FILE).read()
+    named = [r["device"] for r in audit if r["event"].startswith("scanner_")]
+    assert named and all(len(n) == 128 and str(long_link).startswith(n[:-1]) for n in named), named

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Any, BinaryIO
 
-from device.payloads import BhytCard, Judgement, judge
+from device.payloads import BhytCard, Judgement, Recognition, judge
+from device.sources.stdin import decode_line
 
 EXIT_BAD_INPUT = 1
 
@@ -63,6 +64,28 @@ def verdict(judgement: Judgement, *, personal: bool, today: date) -> dict[str, A
     return out
 
 
+def _argv_payloads(args: list[str]) -> Iterator[tuple[int, bytes]]:
+    # Python decoded argv with surrogateescape: the bytes as typed come back, to be judged as the
+    # daemon judges the bytes a scanner sends.
+    for number, arg in enumerate(args, start=1):
+        yield number, os.fsencode(arg)
+
+
+def _encoded(stream: BinaryIO, bad_lines: list[int]) -> Iterator[tuple[int, bytes]]:
+    # A JSON "\ud800" is a lone surrogate: its bytes (surrogatepass) are what no UTF-8 scanner sends,
+    # and the daemon would reject them as invalid UTF-8.
+    for number, text in _stdin_payloads(stream, bad_lines):
+        yield number, text.encode("utf-8", "surrogatepass")
+
+
+def judged(raw: bytes, *, accept_other: bool) -> Judgement:
+    """The daemon's judgement of these bytes: damage first (as a source finds it), then the payload."""
+    text, damage = decode_line(raw)
+    if damage is not None:
+        return Judgement(Recognition(type=None, accepted=False, reason=damage))
+    return judge(text, accept_other=accept_other)
+
+
 def _stdin_payloads(stream: BinaryIO, bad_lines: list[int]) -> Iterator[tuple[int, str]]:
     """The JSON strings of stdin; a bad line is reported on stderr at once, counted, and skipped."""
     for number, raw in enumerate(stream, start=1):
@@ -89,12 +112,10 @@ def main(args: argparse.Namespace) -> int:
     if args.show_personal_data:
         print("inspect: printing personal data (--show-personal-data)", file=sys.stderr)
     bad_lines: list[int] = []
-    source = (
-        enumerate(args.payloads, start=1) if args.payloads else _stdin_payloads(sys.stdin.buffer, bad_lines)
-    )
+    source = _argv_payloads(args.payloads) if args.payloads else _encoded(sys.stdin.buffer, bad_lines)
     try:
-        for number, text in source:
-            judgement = judge(text, accept_other=not args.reject_other)
+        for number, raw in source:
+            judgement = judged(raw, accept_other=not args.reject_other)
             out = verdict(judgement, personal=args.show_personal_data, today=today)
             if not args.payloads:
                 out["line"] = number

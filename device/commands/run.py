@@ -8,6 +8,7 @@ import sys
 
 from device.commands import EXIT_CONFIG, add_config_argument, load_or_explain
 from device.errors import ConfigError
+from device.printable import PrintableFormatter
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,9 +20,9 @@ def main(args: argparse.Namespace) -> int:
     if settings is None:
         return EXIT_CONFIG
     # The journal stamps time and unit itself; one line per event, level first for `journalctl -p`.
-    logging.basicConfig(
-        level=settings.logging.level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.logging.level, handlers=[handler])
     from device.daemon import run
 
     try:

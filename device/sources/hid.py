@@ -21,11 +21,14 @@ from device.errors import ConfigError, SourceBusy, SourceError, SourceUnavailabl
 from device.scan import Scan, SourceKind
 from device.settings import HidSourceSettings
 from device.sources.discovery import Hotplug, HotplugSource, Inventory, match
-from device.sources.keymaps import Decoded, KeystrokeDecoder
+from device.sources.keymaps import NO_TERMINATOR, Decoded, KeystrokeDecoder
 
 log = logging.getLogger(__name__)
 
 GONE = frozenset({errno.ENODEV, errno.ENOENT, errno.ENXIO})
+# A scanner types a code in one burst of milliseconds; a code silent this long with no Enter (or Tab)
+# came from a scanner that sends no terminator at all.
+NO_TERMINATOR_S = 1.0
 
 OpenDevice = Callable[[str], evdev.InputDevice]
 
@@ -100,6 +103,7 @@ class EvdevReader:
         )
         self._gap_s = settings.gap_ms / 1000 if settings.terminator == "gap" else None
         self._closed = False
+        self._told_no_terminator = False
 
     async def scans(self) -> AsyncIterator[Scan]:
         events = self._device.async_read_loop()
@@ -110,10 +114,11 @@ class EvdevReader:
             while True:
                 if next_event is None:
                     next_event = asyncio.ensure_future(events.__anext__())
-                timeout = self._gap_s if self._decoder.pending else None
+                silence = self._gap_s if self._gap_s is not None else NO_TERMINATOR_S
+                timeout = silence if self._decoder.pending else None
                 done, _ = await asyncio.wait({next_event}, timeout=timeout)
                 if not done:
-                    decoded = self._decoder.flush()
+                    decoded = self._decoder.flush() if self._gap_s is not None else self._unterminated()
                 else:
                     event = self._event(next_event)
                     next_event = None
@@ -136,7 +141,27 @@ class EvdevReader:
                 raise SourceUnavailable("unplugged") from exc
             raise SourceError(f"read failed: {exc.strerror or exc}") from exc
 
+    def _unterminated(self) -> Decoded | None:
+        return self._decoder.unterminated(
+            f'{NO_TERMINATOR} after the code: set scanner.hid.terminator = "gap" for a scanner without one'
+        )
+
+    def _tell_no_terminator(self) -> None:
+        """Once per reader: every such scan is rejected with a reason, but one log line says why."""
+        terminator = self._settings.terminator
+        if not self._told_no_terminator:
+            self._told_no_terminator = True
+            log.warning(
+                "hid scanner %s: a code arrived without the %s that ends it (scanner.hid.terminator"
+                ' = "%s"); if this scanner sends no suffix, set terminator = "gap"',
+                self.name,
+                "Tab" if terminator == "tab" else "Enter",
+                terminator,
+            )
+
     def _scan(self, decoded: Decoded) -> Scan:
+        if decoded.damage is not None and decoded.damage.startswith(NO_TERMINATOR):
+            self._tell_no_terminator()
         text = strip_affixes(decoded.text, self._settings.prefix, self._settings.suffix)
         return Scan(
             text=text,

@@ -164,6 +164,13 @@ KEYPAD_DIGITS: dict[int, str] = {ecodes.ecodes[f"KEY_KP{d}"]: d for d in string.
 
 KEY_UP, KEY_DOWN, KEY_REPEAT = 0, 1, 2
 
+# The longest code read from the keys: QR codes hold at most 7089 characters (numeric mode), and the
+# recognisers refuse anything past 4096; beyond this a scanner is typing without a terminator.
+MAX_CODE_CHARS = 8192
+MAX_ALT_DIGITS = 7
+# How a damage reason begins when a code never got its terminator.
+NO_TERMINATOR = "no terminator"
+
 VIETNAMESE_VOWELS = frozenset("aeiouyAEIOUY")
 # grave, acute, tilde, hook above, dot below; circumflex, breve, horn
 VIETNAMESE_MARKS = frozenset("\u0300\u0301\u0303\u0309\u0323\u0302\u0306\u031b")
@@ -189,7 +196,12 @@ def is_alphabetic(levels: Levels) -> bool:
 
 def alt_code_char(digits: str) -> str | None:
     """The character an Alt+numpad decimal code stands for, or None if it stands for none."""
-    value = int(digits)
+    # U+10FFFF has 7 digits; a longer run (zeros aside) stands for nothing, and int() of thousands
+    # of digits would raise (Python caps int-from-text at 4300 digits).
+    significant = digits.lstrip("0")
+    if len(significant) > MAX_ALT_DIGITS:
+        return None
+    value = int(significant or "0")
     if value >= 256:
         return chr(value) if value <= 0x10FFFF and not 0xD800 <= value <= 0xDFFF else None
     if value == 0:
@@ -320,7 +332,19 @@ class KeystrokeDecoder:
         if self._gap_s is not None and self._last_key_at is not None and at - self._last_key_at > self._gap_s:
             ended = self.flush()
         self._last_key_at = at
-        return self._key(event.code) or ended
+        decoded = self._key(event.code)
+        if decoded is None and len(self._chars) >= MAX_CODE_CHARS:
+            # The buffer stays bounded: what came so far is one rejected scan.
+            self._damaged(f"{NO_TERMINATOR} after {MAX_CODE_CHARS} characters")
+            decoded = self._end()
+        return decoded or ended
+
+    def unterminated(self, reason: str) -> Decoded | None:
+        """Ends the pending code as damaged: its terminator never came (the line fell silent)."""
+        if not self.pending:
+            return None
+        self._damaged(reason)
+        return self._end()
 
     def _modifier(self, code: int, down: bool) -> bool:
         if code in SHIFT_KEYS:
@@ -345,7 +369,10 @@ class KeystrokeDecoder:
             name = name[0]
         if self._alt:
             if code in KEYPAD_DIGITS:
-                self._alt_digits += KEYPAD_DIGITS[code]
+                # Kept bounded: only whether it grew too long matters past MAX_ALT_DIGITS.
+                self._alt_digits = (self._alt_digits + KEYPAD_DIGITS[code])[-(MAX_ALT_DIGITS + 2) :]
+                if len(self._alt_digits.lstrip("0")) > MAX_ALT_DIGITS:
+                    self._damaged("Alt+numpad code longer than any character's")
             else:
                 self._damaged(f"Alt+{name} types no character: {layout_hint(self._layout.name)}")
             return None

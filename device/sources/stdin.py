@@ -9,13 +9,27 @@ import threading
 from collections.abc import AsyncIterator
 from typing import BinaryIO
 
-from device.scan import Scan
+from device.scan import Scan, SourceKind
 from device.settings import StdinSourceSettings
 from device.sources import SourceState
 
+# A line no code can be (QR codes hold at most 7089 characters); the rest of it is skipped.
+MAX_LINE_BYTES = 8192
+
+
+def decode_line(raw: bytes) -> tuple[str, str | None]:
+    """A scanned line's text and, when it cannot be a code as sent, the damage the daemon rejects it
+    with (`inspect` judges argv and stdin bytes by this too)."""
+    if len(raw) > MAX_LINE_BYTES:
+        return raw[:MAX_LINE_BYTES].decode("utf-8", "replace"), f"line longer than {MAX_LINE_BYTES} bytes"
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return raw.decode("utf-8", "replace"), f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at {exc.start})"
+
 
 class StdinSource:
-    kind = "stdin"
+    kind: SourceKind = "stdin"
 
     def __init__(self, settings: StdinSourceSettings, stream: BinaryIO | None = None) -> None:
         self._settings = settings
@@ -35,11 +49,20 @@ class StdinSource:
             # unlike the buffered stream, holds no lock that would abort the interpreter at exit.
             fd = self._stream.fileno()
             pending = b""
+            # Set while the rest of an overlong line is skipped: one rejection, bounded memory.
+            skipping = False
             while chunk := os.read(fd, 65536):
                 *complete, pending = (pending + chunk).split(b"\n")
                 for line in complete:
-                    loop.call_soon_threadsafe(lines.put_nowait, line)
-            if pending:
+                    if not skipping:
+                        loop.call_soon_threadsafe(lines.put_nowait, line)
+                    skipping = False
+                if len(pending) > MAX_LINE_BYTES and not skipping:
+                    loop.call_soon_threadsafe(lines.put_nowait, pending)
+                    skipping = True
+                if skipping:
+                    pending = b""
+            if pending and not skipping:
                 loop.call_soon_threadsafe(lines.put_nowait, pending)
             loop.call_soon_threadsafe(lines.put_nowait, None)
 
@@ -50,14 +73,8 @@ class StdinSource:
 
     def _scan(self, raw: bytes) -> Scan:
         direction = self._settings.direction
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            damage = f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at {exc.start})"
-            return Scan(
-                text=raw.decode("utf-8", "replace"), source="stdin", direction=direction, damage=damage
-            )
-        return Scan(text=text, source="stdin", direction=direction, reader="stdin")
+        text, damage = decode_line(raw)
+        return Scan(text=text, source="stdin", direction=direction, reader="stdin", damage=damage)
 
     def close(self) -> None:
         self._state = "disconnected"

@@ -18,6 +18,7 @@ from tests.support.collector import (
     CollectorProcess,
     Publisher,
     StandInDevice,
+    cli_json,
     make_event,
     running,
     stored_ids,
@@ -141,7 +142,8 @@ def test_queue_overflow_while_the_collector_is_down_is_repaired_by_replay(
 ) -> None:
     # mosquitto drops QoS 1 messages for an offline client past max_queued_messages, silently.
     broker = Mosquitto(tmp_path / "broker", extra="max_queued_messages 10").start()
-    settings = load_settings(write_config(tmp_path / "collector.toml", port=broker.port, url=database))
+    config = write_config(tmp_path / "collector.toml", port=broker.port, url=database)
+    settings = load_settings(config)
     store = Store(settings.database_url)
     events = [make_event(seq) for seq in range(1, 101)]
     try:
@@ -157,6 +159,9 @@ def test_queue_overflow_while_the_collector_is_down_is_repaired_by_replay(
             )
         assert sorted(stored_ids(store)) == sorted(e["event_id"] for e in events)
         assert device.requests, "the broker dropped nothing: the test did not overflow its queue"
+        (stream,) = cli_json("gaps", "--config", str(config))["streams"]
+        assert stream["through_seq"] == 100 and stream["open"] == [] and stream["known_losses"] == []
+        assert sum(g["to_seq"] - g["from_seq"] + 1 for g in stream["repaired"]) >= 90  # 10 were queued
         device.close()
     finally:
         broker.kill()

@@ -84,5 +84,7 @@ def test_seqs_another_instance_stored_close_the_gap_without_a_request() -> None:
 def test_only_the_current_incarnation_gets_the_committed_mark() -> None:
     tracker = Tracker(POLICY)
     tracker.committed("d1", "old", "loc", [1, 2])
+    tracker.reported("d1", "new", "loc", 1)  # the status names the device's incarnation
     tracker.committed("d1", "new", "loc", [1])
+    tracker.committed("d1", "old", "loc", [3])  # a replayed event of the old one changes nothing
     assert [(m.incarnation, m.through_seq) for m in tracker.sweep(now=0, wall=0).marks] == [("new", 1)]

@@ -72,6 +72,8 @@ def test_statuses_and_wills_fill_the_devices_table(broker: Mosquitto, database: 
             retain=True,
         )
         wait_until(lambda: store.count(t.devices) == 3, what="three devices")
+        # The streams' prefix is written by the sweep that follows the commit.
+        wait_until(lambda: devices(config)["bus-1"]["through_seq"] == 2, what="the prefix")
         shown = devices(config)
         assert shown["bus-1"]["presence"] == "online" and shown["door-1"]["presence"] == "online"
         assert (shown["bus-1"]["through_seq"], shown["bus-1"]["last_seq"], shown["bus-1"]["behind"]) == (

@@ -95,10 +95,17 @@ class CollectorProcess:
             )
         return self
 
+    def connections(self) -> int:
+        """How many times the collector has connected to the broker, over all its runs."""
+        try:
+            return self.log.read_text(errors="replace").count("connected to ")
+        except FileNotFoundError:
+            return 0
+
     def wait_connected(self, times: int = 1, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.log.read_text(errors="replace").count("connected to ") >= times:
+            if self.connections() >= times:
                 return
             assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-2000:]
             time.sleep(0.05)
