@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.ranges import Range, RangeSet
+from device import contract
 
 log = logging.getLogger(__name__)
 
-# The device replays at most this many seqs per request (protocol.md): ask in pieces of this size.
-MAX_REPLAY_SPAN = 10_000
+# The device replays at most this many seqs per request: ask in pieces of this size.
+MAX_REPLAY_SPAN = contract.MAX_REPLAY_SPAN
 StreamKey = tuple[str, str]
 # (device_id, incarnation, first, last) -> seqs of that range already in the database.
 Lookup = Callable[[str, str, int, int], Iterable[int]]

@@ -495,12 +495,8 @@ class Collector:
             self._request_replay(req.device_id, req.location_id, req.incarnation, req.first, req.last)
         for mark in result.marks:
             topics = contract.Topics.of(self.prefix, mark.location_id, mark.device_id)
-            body = {
-                "schema": contract.COMMITTED_SCHEMA,
-                "incarnation": mark.incarnation,
-                "through_seq": mark.through_seq,
-            }
-            self._publish(topics.cmd_committed, contract.dumps(body), retain=True)
+            body = contract.Committed(mark.incarnation, mark.through_seq).body()
+            self._publish(topics.cmd_committed, json.dumps(body), retain=True)
             self.tracker.marked(mark, now)
         self.metrics.open_gaps.set(self.tracker.open_gaps())
 
@@ -508,14 +504,7 @@ class Collector:
         self, device_id: str, location_id: str, incarnation: str, first: int, last: int
     ) -> None:
         request_id = uuid.uuid4().hex
-        body: dict[str, Any] = {
-            "schema": contract.REPLAY_SCHEMA,
-            "request_id": request_id,
-            "from_seq": first,
-            "to_seq": last,
-        }
-        if incarnation:
-            body["incarnation"] = incarnation
+        body = contract.ReplayRequest(request_id, first, last, incarnation or None).body()
         topics = contract.Topics.of(self.prefix, location_id, device_id)
         self._publish(topics.cmd_replay, json.dumps(body), retain=False)
         self.metrics.replay_requests.inc()

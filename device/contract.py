@@ -359,11 +359,6 @@ SCHEMA_FILES = {
 }
 
 
-def dumps(message: Mapping[str, Any]) -> str:
-    """A message as published: compact UTF-8 JSON."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
-
-
 def schema_path(name: str) -> Path:
     """The file of a shipped schema, by schema id (`checkin.event/1`) or file name."""
     file = SCHEMA_FILES.get(name, name)

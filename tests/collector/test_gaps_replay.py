@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jsonschema_rs
+
 from collector import tables as t
 from collector.settings import load_settings
 from collector.store import Store
+from device import contract
 from tests.support.collector import (
     StandInDevice,
     cli_json,
@@ -45,6 +48,13 @@ def test_a_gap_below_the_highest_seq_is_replayed_and_shown_repaired(
     assert gap_states(store) == [(5, 7, "repaired"), (12, 12, "repaired")]
     assert {(r["from_seq"], r["to_seq"]) for r in device.requests} == {(5, 7), (12, 12)}
     assert all(r["incarnation"] == events[0]["incarnation"] for r in device.requests)
+    # What the collector says to devices is what the shipped schemas allow.
+    for schema_id, messages in (
+        (contract.REPLAY_SCHEMA, device.requests),
+        (contract.COMMITTED_SCHEMA, device.committed),
+    ):
+        validator = jsonschema_rs.validator_for(contract.load_schema(schema_id))
+        assert messages and all(validator.is_valid(m) for m in messages), schema_id
     assert device.committed[-1] == {
         "schema": "checkin.committed/1",
         "incarnation": events[0]["incarnation"],

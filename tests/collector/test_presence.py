@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def test_statuses_and_wills_fill_the_devices_table(broker: Mosquitto, database: 
     doomed = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     will_topic = contract.Topics.of("checkin", "GATE1", "door-1").status
     will = contract.offline_status("connection lost", {"device_id": "door-1", "location_id": "GATE1"})
-    doomed.will_set(will_topic, contract.dumps(will), qos=1, retain=True)
+    doomed.will_set(will_topic, json.dumps(will), qos=1, retain=True)
     with running(settings):
         wait_until(lambda: store.count(t.devices) == 1, what="the retained status")
         assert devices(config)["bus-old"]["presence"] == "stale"  # retained is not news
@@ -53,7 +54,7 @@ def test_statuses_and_wills_fill_the_devices_table(broker: Mosquitto, database: 
         doomed.loop_start()
         doomed.publish(
             will_topic,
-            contract.dumps(
+            json.dumps(
                 contract.online_status(
                     {
                         "device_id": "door-1",
@@ -64,6 +65,7 @@ def test_statuses_and_wills_fill_the_devices_table(broker: Mosquitto, database: 
                         "boot_id": "b",
                         "last_seq": 0,
                         "backlog": 0,
+                        "unheard": 0,
                         "counters": {},
                     }
                 )

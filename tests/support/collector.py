@@ -221,7 +221,7 @@ class Publisher:
         return self.client.publish(topic, payload, qos=1, retain=retain)
 
     def events(self, events: list[dict[str, Any]], timeout: float = 30) -> None:
-        infos = [self.publish(events_topic(e), contract.dumps(e)) for e in events]
+        infos = [self.publish(events_topic(e), json.dumps(e)) for e in events]
         for info in infos:
             info.wait_for_publish(timeout)
 
@@ -285,21 +285,17 @@ class StandInDevice(Publisher):
         self.committed.append(json.loads(msg.payload))
 
     def _on_replay(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        request = json.loads(msg.payload)
-        self.requests.append(request)
-        seqs = range(request["from_seq"], request["to_seq"] + 1)
+        request = contract.parse_replay(bytes(msg.payload))
+        self.requests.append(request.body())
+        seqs = range(request.from_seq, request.to_seq + 1)
         replayed = [s for s in seqs if s in self.holds and s in self.by_seq]
         for seq in replayed:
-            self.client.publish(events_topic(self.by_seq[seq]), contract.dumps(self.by_seq[seq]), qos=1)
-        gone = [s for s in seqs if s not in replayed]
-        self.status(
-            replay={
-                "request_id": request["request_id"],
-                "incarnation": self.incarnation,
-                "replayed": _ranges(replayed),
-                "gone": _ranges(gone),
-            }
+            self.client.publish(events_topic(self.by_seq[seq]), json.dumps(self.by_seq[seq]), qos=1)
+        gone = contract.missing_ranges(request.from_seq, request.to_seq, replayed)
+        answer = contract.replay_answer(
+            request.request_id, self.incarnation, contract.seq_ranges(replayed), gone
         )
+        self.status(replay=answer)
 
     def status(self, **extra: Any) -> mqtt.MQTTMessageInfo:
         body = contract.online_status(
@@ -320,14 +316,4 @@ class StandInDevice(Publisher):
                 counters={},
             )
         )
-        return self.client.publish(self.topics.status, contract.dumps({**body, **extra}), qos=1, retain=True)
-
-
-def _ranges(seqs: list[int]) -> list[list[int]]:
-    out: list[list[int]] = []
-    for seq in seqs:
-        if out and out[-1][1] + 1 == seq:
-            out[-1][1] = seq
-        else:
-            out.append([seq, seq])
-    return out
+        return self.client.publish(self.topics.status, json.dumps({**body, **extra}), qos=1, retain=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -11,7 +12,6 @@ import paho.mqtt.client as mqtt
 
 from collector import tables as t
 from collector.store import Store
-from device import contract
 from tests.support.collector import StandInDevice, events_topic, make_event, wait_until
 
 
@@ -46,7 +46,7 @@ class Fleet:
             period = 1 / rate_per_device
             for seq in sorted(device.by_seq):
                 event = device.by_seq[seq]
-                device.client.publish(events_topic(event), contract.dumps(event), qos=1)
+                device.client.publish(events_topic(event), json.dumps(event), qos=1)
                 time.sleep(period)
             device.status()
 
