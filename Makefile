@@ -11,9 +11,9 @@ ARM32 := $(filter armhf armel,$(shell dpkg --print-architecture 2>/dev/null))
 SYSTEM_SITE ?= $(if $(ON_PI)$(ARM32),1,0)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)-site$(SYSTEM_SITE)
 
-.PHONY: setup system-packages mosquitto postgresql chromium run test test-arm lint bench chaos clean
+.PHONY: setup system-packages mosquitto postgresql chromium rabbitmq run test test-arm lint bench chaos clean
 
-setup: $(STAMP) mosquitto postgresql chromium
+setup: $(STAMP) mosquitto postgresql chromium rabbitmq
 
 # apt's part (when root): build tools, systemd-analyze and setuptools/wheel for the tests, numpy and
 # PyNaCl on 32-bit Arm; see scripts/system_packages.sh.
@@ -59,6 +59,18 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else \
 		echo "chromium is missing: sudo apt-get install chromium (the web page's browser tests need it)"; \
+	fi
+
+# The cluster tests start their own three RabbitMQ nodes (MQTT plugin) under a temporary directory;
+# Debian's package starts a node of its own on install: it is stopped and disabled again.
+rabbitmq:
+	@if [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing rabbitmq-server with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null; \
+		(systemctl disable --now rabbitmq-server || service rabbitmq-server stop) >/dev/null 2>&1 || true; \
+	else \
+		echo "rabbitmq-server is missing: sudo apt-get install rabbitmq-server (the cluster tests skip without it)"; \
 	fi
 
 run: setup

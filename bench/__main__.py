@@ -29,7 +29,7 @@ from typing import Any
 
 from bench.common import Row, print_rows
 
-MODULES = ("spine", "scanner", "decode", "ready", "ingest", "reports")
+MODULES = ("spine", "scanner", "decode", "ready", "ingest", "reports", "cluster")
 RESULTS = Path(__file__).with_name("results.json")
 PACKAGES = (
     "qr-checkin",

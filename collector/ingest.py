@@ -31,7 +31,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from collector import decode
+from collector import decode, partitions
 from collector import tables as t
 from collector.gaps import Policy, Tracker
 from collector.metrics import Metrics
@@ -47,6 +47,8 @@ DB_RETRY_MAX_S = 5.0
 TOPIC_CACHE = 100_000
 # The systemd status line changes at most this often.
 STATUS_EVERY_S = 1.0
+# PostgreSQL: the coming days' partitions are made a week ahead, so hourly is plenty.
+PARTITIONS_EVERY_S = 3600.0
 
 
 class Inbound(NamedTuple):
@@ -99,6 +101,7 @@ class Collector:
         self._last_sweep = float("-inf")
         self._last_watchdog = float("-inf")
         self._last_status = float("-inf")
+        self._last_partitions = time.monotonic()
         self._status_text = ""
         self.client = self._make_client()
 
@@ -108,6 +111,7 @@ class Collector:
         """Migrates the schema and rebuilds the streams' state from the database."""
         if self.settings.database.migrate:
             self.store.migrate()
+        partitions.ensure_ahead(self.store.engine)
         now = time.monotonic()
         streams = 0
         for row, seqs, losses in self.store.streams_state():
@@ -153,8 +157,7 @@ class Collector:
                 self.step()
         finally:
             self.notifier.stopping()
-            self.client.disconnect()
-            self.client.loop_stop()
+            self._disconnect()
             self.store.close()
 
     def step(self) -> None:
@@ -167,6 +170,9 @@ class Collector:
             self._last_sweep = now
             self.sweep()
         self._feed_watchdog(now)
+        if now - self._last_partitions >= PARTITIONS_EVERY_S:
+            self._last_partitions = now
+            partitions.ensure_ahead(self.store.engine)
         if now - self._last_status >= STATUS_EVERY_S and (summary := self.summary()) != self._status_text:
             self._last_status, self._status_text = now, summary
             self.notifier.status(summary)
@@ -254,6 +260,14 @@ class Collector:
                 msg.topic, msg.payload, msg.mid, msg.qos, bool(msg.retain), self._connection, time.monotonic()
             )
         )
+
+    def _disconnect(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _publish(self, topic: str, payload: str, *, retain: bool) -> None:
+        """A command to a device, QoS 1 (the transport's hook: collector/amqp.py publishes over AMQP)."""
+        self.client.publish(topic, payload, qos=1, retain=retain)
 
     def _ack(self, messages: Sequence[Inbound]) -> None:
         with self._ack_lock:
@@ -482,7 +496,7 @@ class Collector:
         for mark in result.marks:
             topics = contract.Topics.of(self.prefix, mark.location_id, mark.device_id)
             body = contract.Committed(mark.incarnation, mark.through_seq).body()
-            self.client.publish(topics.cmd_committed, json.dumps(body), qos=1, retain=True)
+            self._publish(topics.cmd_committed, json.dumps(body), retain=True)
             self.tracker.marked(mark, now)
         self.metrics.open_gaps.set(self.tracker.open_gaps())
 
@@ -492,7 +506,7 @@ class Collector:
         request_id = uuid.uuid4().hex
         body = contract.ReplayRequest(request_id, first, last, incarnation or None).body()
         topics = contract.Topics.of(self.prefix, location_id, device_id)
-        self.client.publish(topics.cmd_replay, json.dumps(body), qos=1)
+        self._publish(topics.cmd_replay, json.dumps(body), retain=False)
         self.metrics.replay_requests.inc()
         log.info(
             "replay requested: device %s incarnation %s seq %d-%d (%s)",

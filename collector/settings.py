@@ -59,6 +59,33 @@ class BrokerSettings(Section):
         return group
 
 
+class AmqpSettings(Section):
+    """RabbitMQ: ingest over AMQP 0-9-1 instead of MQTT (the [broker] section then names no server).
+
+    Every instance consumes from one quorum queue bound to the MQTT plugin's topic exchange: a
+    replicated, competing-consumer queue that outlives any collector and any one node.
+    """
+
+    # amqp://user:password@host:port/vhost, one per cluster node: tried in turn, a lost node's
+    # consumers move to the next. Empty: ingest over MQTT ([broker]).
+    urls: list[SecretStr] = []
+    queue: str = Field("qr-collector", min_length=1, max_length=255)
+    exchange: str = "amq.topic"
+    # Deliveries in flight before the first ack: acks wait for the commit, so cover two batches.
+    prefetch: int = Field(2000, ge=1, le=65535)
+    heartbeat_s: int = Field(30, ge=0, le=600)
+    reconnect_min_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+
+    @field_validator("urls")
+    @classmethod
+    def _amqp_scheme(cls, urls: list[SecretStr]) -> list[SecretStr]:
+        for url in urls:
+            if not url.get_secret_value().startswith(("amqp://", "amqps://")):
+                raise ValueError("each amqp url starts amqp:// or amqps://")
+        return urls
+
+
 class DatabaseSettings(Section):
     # sqlite:///relative/or/absolute/path.db or postgresql://user:password@host:port/dbname
     url: SecretStr = SecretStr(DEFAULT_DATABASE)
@@ -120,6 +147,7 @@ class Settings(BaseSettings):
     )
 
     broker: BrokerSettings = BrokerSettings()
+    amqp: AmqpSettings = AmqpSettings()
     database: DatabaseSettings = DatabaseSettings()
     ingest: IngestSettings = IngestSettings()
     gaps: GapSettings = GapSettings()

@@ -108,16 +108,19 @@ class Store:
                     .on_conflict_do_nothing(index_elements=[t.events.c.event_id])
                     .execution_options(preserve_rowcount=True)
                 )
-                stored = conn.execute(stmt, batch.events).rowcount
+                # In key order, as every lock below: two collectors writing the same keys (a
+                # redelivery, two devices' rows in both batches) then queue instead of deadlocking.
+                events = sorted(batch.events, key=_event_key)
+                stored = conn.execute(stmt, events).rowcount
                 if stored < 0:
                     raise RuntimeError(f"the {self.dialect} driver reports no rowcount for executemany")
             if batch.invalid:
                 conn.execute(sa.insert(t.invalid_messages), batch.invalid)
-            for row, live in batch.statuses:
+            for row, live in sorted(batch.statuses, key=lambda s: str(s[0]["device_id"])):
                 self._upsert_device(conn, row, live, now)
             seen = [
                 {"device_id": d, "location_id": loc, "state": "unknown", "last_seen_at": utc(w)}
-                for d, (loc, w) in batch.seen.items()
+                for d, (loc, w) in sorted(batch.seen.items())
             ]
             if seen:
                 upsert = self._insert(t.devices)
@@ -131,7 +134,7 @@ class Store:
                     seen,
                 )
             if batch.streams:
-                self._upsert_streams(conn, list(batch.streams.values()), now)
+                self._upsert_streams(conn, [batch.streams[k] for k in sorted(batch.streams)], now)
             duplicate = len(batch.events) - stored
             invalid = len(batch.invalid) - batch.statuses_invalid
             deltas = {
@@ -288,6 +291,10 @@ class Store:
     def count(self, table: sa.Table, *where: Any) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one())
+
+
+def _event_key(row: dict[str, Any]) -> str:
+    return str(row["event_id"])
 
 
 def _greatest(a: Any, b: Any) -> Any:

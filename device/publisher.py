@@ -45,7 +45,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from device import contract
 from device.contract import Topics
 from device.errors import StorageError
-from device.mqtt_client import describe_connect_error, make_client, reconnect_delay
+from device.mqtt_client import Failover, describe_connect_error, make_client, reconnect_delay
 from device.outbox import Outbox
 from device.settings import BrokerSettings
 from device.status_schedule import StatusSchedule
@@ -131,6 +131,7 @@ class Publisher:
         self._attempts = 0
         self.connected = False
         self.delivered = 0
+        self._failover = Failover(broker, client_id)
         self._client = self._make_client(client_id)
         self._thread = threading.Thread(target=self._drain_loop, name="publisher", daemon=True)
 
@@ -162,9 +163,19 @@ class Publisher:
         # paho annotates the delays as int but computes with them as numbers; sub-second waits matter.
         client.reconnect_delay_set(cast(int, delay), cast(int, delay))
 
+    def _next_node(self, client: mqtt.Client) -> None:
+        # paho reconnects to client.host/port after its wait: point it at the next node first.
+        if not self._failover.several:
+            return
+        host, port = self._failover.advance()
+        # paho's host/port setters refuse while its state says "connecting", which is what it says
+        # between two attempts; its reconnect reads these two fields, and the socket is closed here.
+        client._host, client._port = host, port
+        log.info("next broker node: %s:%s", host, port)
+
     def start(self) -> None:
-        b = self._broker
-        self._client.connect_async(b.host, b.port, keepalive=b.keepalive)
+        host, port = self._failover.current()
+        self._client.connect_async(host, port, keepalive=self._broker.keepalive)
         self._client.loop_start()
         self._thread.start()
 
@@ -197,7 +208,7 @@ class Publisher:
         self._set_backoff(client)
         # paho calls this from inside its `except OSError`: the exception is the reason.
         tls, why = describe_connect_error(sys.exc_info()[1])
-        b = self._broker
+        b = client  # the node that failed, before moving on
         if tls:
             self._say_once(
                 f"connect {why}",
@@ -213,6 +224,7 @@ class Publisher:
                 f"connect {why}", logging.INFO, "broker %s:%s unreachable: %s", b.host, b.port, why, net=True
             )
         log.debug("broker unreachable (attempt %d)", self._attempts)
+        self._next_node(client)
 
     def _on_disconnect(self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         was = self.connected
@@ -220,7 +232,9 @@ class Publisher:
         self._attempts += 1
         self._set_backoff(client)
         if was and not self._stopping.is_set():
-            log.warning("disconnected from broker: %s; buffering", reason)
+            log.warning("disconnected from broker %s:%s: %s; buffering", client.host, client.port, reason)
+        if not self._stopping.is_set():
+            self._next_node(client)
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
         self._acks.append((mid, reason))
@@ -283,7 +297,7 @@ class Publisher:
             self._schedule.connected(now)
             self._publish_status()
             # Logged once the birth status is on its way: "connected" means others can see it.
-            log.info("connected to broker %s:%s", self._broker.host, self._broker.port)
+            log.info("connected to broker %s:%s", self._client.host, self._client.port)
         while self._announcements:
             self._publish_status(self._announcements.popleft())
         if self._stalled(now):

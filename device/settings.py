@@ -83,6 +83,9 @@ class LocationSettings(Section):
 class BrokerSettings(Section):
     host: str = "localhost"
     port: int = Field(1883, ge=1, le=65535)
+    # More nodes of a clustered broker, "host" or "host:port" ("[v6]:port"), tried in turn after
+    # `host` when a node is lost. A name with several DNS records stands for all of them.
+    hosts: list[str] = []
     keepalive: int = Field(30, ge=5, le=3600)
     protocol: Literal["5", "3.1.1"] = "5"
     topic_prefix: TopicSafeId = "checkin"
@@ -98,6 +101,34 @@ class BrokerSettings(Section):
     reconnect_min_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
     heartbeat_s: float = Field(60.0, gt=0)
+
+    @field_validator("hosts")
+    @classmethod
+    def _addresses(cls, hosts: list[str]) -> list[str]:
+        for address in hosts:
+            split_address(address, 1883)
+        return hosts
+
+
+def split_address(address: str, default_port: int) -> tuple[str, int]:
+    """("host", port) of "host", "host:port", "[v6]" or "[v6]:port"; ValueError names what is wrong."""
+    text = address.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"broker address {address!r}: expected [v6]:port")
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    else:
+        host, port_text = text, ""
+    if not host or any(c.isspace() for c in host):
+        raise ValueError(f"broker address {address!r}: no host")
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"broker address {address!r}: port must be 1-65535")
+    return host, int(port_text)
 
 
 class StorageSettings(Section):

@@ -39,6 +39,7 @@ from provisioning.options import (
     add_broker_arguments,
     add_collector_key_argument,
     add_insecure_argument,
+    check_broker_ids,
     check_cleartext,
     check_collector_public_key,
     read_password,
@@ -127,6 +128,7 @@ def main(args: argparse.Namespace) -> int:
     for line, location in rows:
         try:
             item = prepare_row(fleet, location)
+            check_broker_ids(args.broker_kind, location=location.id, device=item.device_id)
             if item.device_id in seen_ids:
                 raise ProvisionError(
                     f"device id {item.device_id} is already used by row {seen_ids[item.device_id]}"
@@ -189,6 +191,7 @@ def setup(args: argparse.Namespace) -> Fleet:
         require_label_support()
     url = parse_broker_url(args.broker)
     topic_prefix = check_id("topic prefix", args.topic_prefix)
+    check_broker_ids(args.broker_kind, topic_prefix=topic_prefix)
     consumer, collector = check_login("consumer", args.consumer), check_login("collector", args.collector)
     if consumer == collector:
         # With use_username_as_clientid, `verify` under the collector's name would take over its session.

@@ -20,6 +20,30 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
         "--broker", required=True, metavar="URL", help="mqtt://HOST[:1883] or mqtts://HOST[:8883]"
     )
     parser.add_argument("--topic-prefix", default="checkin", metavar="PREFIX", help="default checkin")
+    parser.add_argument(
+        "--broker-kind",
+        choices=BROKER_KINDS,
+        default="mosquitto",
+        help="the site's broker (default mosquitto); rabbitmq refuses '.' in ids (its MQTT plugin splits"
+        " topic levels at dots)",
+    )
+
+
+BROKER_KINDS = ("mosquitto", "emqx", "hivemq", "vernemq", "rabbitmq")
+
+
+def check_broker_ids(kind: str, **ids: str) -> None:
+    """RabbitMQ's MQTT plugin routes a topic as an AMQP routing key, each '/' becoming '.': a '.' inside
+    an id splits one topic level into two, the collector's binding no longer matches it and the
+    device's events are kept as invalid messages. Such ids are refused before anything is written."""
+    if kind != "rabbitmq":
+        return
+    dotted = [f"{what.replace('_', ' ')} {value!r}" for what, value in ids.items() if "." in value]
+    if dotted:
+        raise ProvisionError(
+            f"{', '.join(dotted)}: a '.' splits a topic level on RabbitMQ (its MQTT plugin turns each '/'"
+            " into '.'); use '-' or '_' instead"
+        )
 
 
 def add_login_arguments(parser: argparse.ArgumentParser, *, cert_help: str) -> None:

@@ -18,6 +18,7 @@ from provisioning.options import (
     add_broker_arguments,
     add_collector_key_argument,
     add_login_arguments,
+    check_broker_ids,
     check_cleartext,
     check_collector_public_key,
     check_tls_options,
@@ -129,6 +130,7 @@ def plan(args: argparse.Namespace) -> tuple[Prepared, bytes | None]:
         )
     named = ("--cert", client.name) if client else ("--username", username) if username else None
     device_id = choose_device_id(read_previous(config_file(root)), named)
+    check_broker_ids(args.broker_kind, topic_prefix=topic_prefix, location=location.id, device=device_id)
     username = device_id if password is not None else None
     broker = BrokerAccess(url, topic_prefix, ca_pem is not None, client is not None, username, password)
     material = Material(

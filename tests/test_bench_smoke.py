@@ -32,7 +32,9 @@ def test_quick_bench_runs_every_module_and_writes_results(tmp_path: Path) -> Non
     report = json.loads(out.read_text())
     assert report["quick"] is True and report["errors"] == {}
     assert (
-        set(report["results"]) == set(MODULES) == {"spine", "scanner", "decode", "ready", "ingest", "reports"}
+        set(report["results"])
+        == set(MODULES)
+        == {"spine", "scanner", "decode", "ready", "ingest", "reports", "cluster"}
     )
     for name, rows in report["results"].items():
         assert rows, f"{name} produced no rows"

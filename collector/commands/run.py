@@ -8,6 +8,7 @@ import signal
 import sys
 from types import FrameType
 
+from collector.amqp import AmqpCollector
 from collector.commands import EXIT_CONFIG, add_config_argument, load_or_explain
 from collector.ingest import Collector
 from collector.metrics import Metrics
@@ -30,7 +31,8 @@ def main(args: argparse.Namespace) -> int:
     )
     metrics = Metrics()
     try:
-        collector = Collector(settings, metrics=metrics, notifier=Notifier.from_env())
+        kind = AmqpCollector if settings.amqp.urls else Collector
+        collector = kind(settings, metrics=metrics, notifier=Notifier.from_env())
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG

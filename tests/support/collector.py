@@ -59,9 +59,11 @@ def write_config(path: Path, *, port: int, url: str, **sections: dict[str, Any])
 
 
 @contextmanager
-def running(settings: Settings, notifier: Notifier | None = None) -> Iterator[Collector]:
+def running(
+    settings: Settings, notifier: Notifier | None = None, kind: type[Collector] = Collector
+) -> Iterator[Collector]:
     """The collector's writer loop in a thread, connected and subscribed before the body runs."""
-    collector = Collector(settings, notifier=notifier)
+    collector = kind(settings, notifier=notifier)
     thread = threading.Thread(target=collector.run, name="collector", daemon=True)
     thread.start()
     try:
@@ -187,11 +189,12 @@ def make_event(
 class Publisher:
     """A device's MQTT side without the device: publishes QoS 1 and waits for every PUBACK."""
 
-    def __init__(self, port: int, client_id: str | None = None) -> None:
+    def __init__(self, port: int, client_id: str | None = None, *, protocol: int = mqtt.MQTTv5) -> None:
+        # RabbitMQ 3.10's MQTT plugin speaks 3.1.1 only.
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id or f"pub-{uuid.uuid4().hex[:8]}",
-            protocol=mqtt.MQTTv5,
+            protocol=mqtt.MQTTProtocolVersion(protocol),
         )
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
@@ -252,8 +255,15 @@ class StandInDevice(Publisher):
     """A device's replay side (protocol.md) for the collector's own tests: holds its events by seq,
     answers cmd/replay by republishing what it holds and a status naming what is gone."""
 
-    def __init__(self, port: int, events: list[dict[str, Any]], *, holds: set[int] | None = None) -> None:
-        super().__init__(port)
+    def __init__(
+        self,
+        port: int,
+        events: list[dict[str, Any]],
+        *,
+        holds: set[int] | None = None,
+        protocol: int = mqtt.MQTTv5,
+    ) -> None:
+        super().__init__(port, protocol=protocol)
         first = events[0]
         self.device_id, self.location_id, self.incarnation = (
             first["device_id"],
