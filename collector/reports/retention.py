@@ -2,10 +2,10 @@
 
 Before events leave, their scans and distinct people per location per half hour (UTC slots) are added
 to `location_counts` in the same transaction as the deletion, so no count is lost or doubled by a
-crash. The events table is not partitioned (its primary key is the event id alone, the conflict target
-of the idempotent insert), so the events leave by DELETE, one half-hour slot per transaction, on SQLite
-and PostgreSQL alike (PostgreSQL's autovacuum reclaims the space); every run is logged and written
-to `retention_runs`.
+crash. PostgreSQL's partitions follow the day the event id was made, not the local day of the scan
+(a backlog drained days later, an unsynchronised clock), so the events leave by DELETE, one half-hour
+slot per transaction, on SQLite and PostgreSQL alike (PostgreSQL's autovacuum reclaims the space);
+every run is logged and written to `retention_runs`.
 
 A scan stamped by an unsynchronised clock (which may say 1970) is kept by the time it was received.
 """
