@@ -7,7 +7,6 @@ the key and where it came from (the file or the environment variable).
 from __future__ import annotations
 
 import socket
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,7 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from collector.reports.config import RetentionSettings, SiteSettings, TraceSettings
 from device.errors import ConfigError
 from device.settings import ENV_PREFIX as DEVICE_ENV_PREFIX
-from device.settings import TopicSafeId, _describe
+from device.settings import TopicSafeId, _describe, read_toml
 
 DEFAULT_CONFIG = Path("/etc/qr-collector/collector.toml")
 ENV_PREFIX = "QRCOLLECTOR_"
@@ -183,14 +182,7 @@ class Settings(BaseSettings):
 def load_settings(path: Path | str = DEFAULT_CONFIG) -> Settings:
     """Reads and validates the configuration; a ConfigError names the file and every bad key."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: configuration file not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    raw = read_toml(path)
     try:
         settings = Settings(**raw)
     except ValidationError as exc:

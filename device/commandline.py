@@ -10,10 +10,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple, TypeVar
 
 from device import __version__
+from device.errors import ConfigError
+
+T = TypeVar("T")
 
 
 class Command(NamedTuple):
@@ -41,3 +45,18 @@ def dispatch(prog: str, description: str, commands: Mapping[str, Command], argv:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(prog, description, commands, arguments).parse_args(arguments)
     return int(args._main(args))
+
+
+def add_config_argument(parser: argparse.ArgumentParser, default: Path, what: str) -> None:
+    parser.add_argument(
+        "--config", default=str(default), metavar="PATH", help=f"{what} configuration (default {default})"
+    )
+
+
+def load_or_explain(load: Callable[[str], T], path: str) -> T | None:
+    """The settings, or None after printing why they cannot be used (the key and the file)."""
+    try:
+        return load(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None

@@ -414,17 +414,22 @@ class Settings(BaseSettings):
         return json.loads(self.model_dump_json())
 
 
-def load_settings(path: Path | str = DEFAULT_CONFIG) -> Settings:
-    """Reads and validates the configuration; a ConfigError names the file and every bad key."""
-    path = Path(path)
+def read_toml(path: Path) -> dict[str, Any]:
+    """A configuration file's TOML; a ConfigError names the file and what is wrong with it."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: configuration file not found") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def load_settings(path: Path | str = DEFAULT_CONFIG) -> Settings:
+    """Reads and validates the configuration; a ConfigError names the file and every bad key."""
+    path = Path(path)
+    raw = read_toml(path)
     try:
         settings = Settings(**raw)
     except ValidationError as exc:

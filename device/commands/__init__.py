@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from device.errors import ConfigError, StorageError
+from device import commandline
+from device.errors import StorageError
 from device.outbox import DB_NAME, StoreReader
 from device.settings import DEFAULT_CONFIG, Settings, load_settings
 
@@ -16,21 +17,12 @@ EXIT_NO_STORE = 1
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        default=str(DEFAULT_CONFIG),
-        metavar="PATH",
-        help=f"device configuration (default {DEFAULT_CONFIG})",
-    )
+    commandline.add_config_argument(parser, DEFAULT_CONFIG, "device")
 
 
 def load_or_explain(path: str) -> Settings | None:
     """The settings, or None after printing why they cannot be used (the key and the file)."""
-    try:
-        return load_settings(path)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return None
+    return commandline.load_or_explain(load_settings, path)
 
 
 def open_reader(settings: Settings) -> StoreReader | None:
