@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from collector.reports.config import RetentionSettings, SiteSettings, TraceSettings
 from device.errors import ConfigError
 from device.settings import ENV_PREFIX as DEVICE_ENV_PREFIX
-from device.settings import TopicSafeId, _describe, read_toml
+from device.settings import FileThenEnvironment, TopicSafeId, _describe, read_toml
 
 DEFAULT_CONFIG = Path("/etc/qr-collector/collector.toml")
 ENV_PREFIX = "QRCOLLECTOR_"
@@ -140,7 +140,7 @@ class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
-class Settings(BaseSettings):
+class Settings(FileThenEnvironment):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
     )
@@ -157,17 +157,6 @@ class Settings(BaseSettings):
     site: SiteSettings = SiteSettings()
     trace: TraceSettings = TraceSettings()
     retention: RetentionSettings = RetentionSettings()
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (env_settings, init_settings)
 
     @property
     def database_url(self) -> str:

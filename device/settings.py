@@ -362,7 +362,23 @@ class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
-class Settings(BaseSettings):
+class FileThenEnvironment(BaseSettings):
+    """Settings read from a TOML file (as init values) that the environment overrides: a technician's
+    quick fix on the device, an operator's on the collector."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+
+class Settings(FileThenEnvironment):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
@@ -387,18 +403,6 @@ class Settings(BaseSettings):
         if self.privacy.subject == "collector" and not self.privacy.collector_public_key:
             raise ValueError("privacy.subject = 'collector' needs privacy.collector_public_key")
         return self
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The file arrives as init values; the environment overrides it (a technician's quick fix).
-        return (env_settings, init_settings)
 
     @property
     def key_path(self) -> Path:
