@@ -35,6 +35,7 @@ from collector.settings import Settings
 from collector.store import Store
 from collector.web import accounts, i18n
 from collector.web.accounts import AUDIT_ROLES, SUPPRESS_BELOW, TRACE_ROLES, User
+from collector.web.throttle import LoginThrottle
 from device.privacy import load_key
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -60,6 +61,7 @@ def create_app(
         MAX_CONTENT_LENGTH=64 * 1024,
     )
     CSRFProtect(app)
+    throttle = LoginThrottle(clock)
     tz = settings.site.tz
 
     def roster() -> Roster:
@@ -141,14 +143,21 @@ def create_app(
         return redirect(url_for("today"))
 
     @app.route("/login", methods=["GET", "POST"])
-    def login() -> str | BaseResponse | tuple[str, int]:
+    def login() -> str | BaseResponse | tuple[str, int] | tuple[str, int, dict[str, str]]:
         if request.method == "GET":
             return render_template("login.html")
         name = request.form.get("name", "")[: accounts.NAME_MAX]
+        wait_s = throttle.wait_s(name)
+        if wait_s:
+            app.logger.warning("login refused: too many failed attempts for the name, %d s to wait", wait_s)
+            page = render_template("login.html", wait_s=wait_s)
+            return page, 429, {"Retry-After": str(wait_s)}
         user = accounts.authenticate(store, name, request.form.get("password", ""))
         if user is None:
+            throttle.failed(name)
             app.logger.warning("login refused")
             return render_template("login.html", failed=True), 401
+        throttle.succeeded(name)
         keep = session.get("lang")
         session.clear()  # a new session at login: nothing set before it carries over
         session.update(user=user.name, lang=i18n.language(keep))

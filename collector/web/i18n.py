@@ -30,6 +30,9 @@ VI: dict[str, str] = {
     "User name": "Tên đăng nhập",
     "Password": "Mật khẩu",
     "Wrong user name or password.": "Sai tên đăng nhập hoặc mật khẩu.",
+    "Too many failed attempts: try again in %(n)s seconds.": (
+        "Đăng nhập sai quá nhiều lần: thử lại sau %(n)s giây."
+    ),
     "The form has expired or was not sent from this page: please try again.": (
         "Biểu mẫu đã hết hạn hoặc không được gửi từ trang này: vui lòng thử lại."
     ),

@@ -114,3 +114,36 @@ def test_pages_need_a_login_every_post_a_csrf_token_and_redirects_stay_on_the_si
     assert away.headers["Location"] == "/today"
     assert "Log in" in client.get("/login").text
     assert client.get("/static/style.css").status_code == 200
+
+
+def test_failed_logins_for_a_name_make_it_wait_and_the_right_password_resets_the_count(
+    site: tuple[Path, Store],
+) -> None:
+    config, store = site
+    accounts.add_user(store, "thu", "hr", PASSWORD, wall=time.time(), replace=False)
+    now = [1_000_000.0]
+    client = create_app(load_settings(config), store, clock=lambda: now[0]).test_client()
+
+    def attempt(name: str, password: str) -> int:
+        # A fresh token each time: logging in starts a new session, and with it a new token.
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+        assert token is not None
+        form = {"csrf_token": token[1], "name": name, "password": password}
+        return client.post("/login", data=form).status_code
+
+    assert [attempt("thu", f"guess number {i}") for i in range(5)] == [401] * 5
+    # Locked: even the right password is not tried, and the page says how long to wait.
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token is not None
+    answer = client.post("/login", data={"csrf_token": token[1], "name": "thu", "password": PASSWORD})
+    assert answer.status_code == 429 and answer.headers["Retry-After"] == "60"
+    assert "60" in answer.text
+    # Another name (real or not) is not held back by this one's failures.
+    assert attempt("nobody", "guess") == 401
+    now[0] += 61
+    assert attempt("thu", "one more guess") == 401
+    assert attempt("thu", PASSWORD) == 429  # the sixth failure doubled the wait
+    now[0] += 121
+    assert attempt("thu", PASSWORD) == 302
+    assert attempt("thu", "a fresh mistake") == 401  # the success forgot the failures
+    assert attempt("thu", PASSWORD) == 302
