@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from collector.commands import EXIT_CONFIG, add_config_argument, load_or_explain
 from collector.store import Store
 from device.errors import ConfigError
+from device.notify import Notifier
 
 EXIT_DATABASE = 1
+# The address is taken or not ours to bind: as EX_UNAVAILABLE, so systemd's restarts keep trying.
+EXIT_LISTEN = 69
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,9 +56,22 @@ def main(args: argparse.Namespace) -> int:
     except sa.exc.SQLAlchemyError as exc:
         print(f"{store.safe_url}: cannot open: {str(exc).splitlines()[0]}", file=sys.stderr)
         return EXIT_DATABASE
-    print(f"web page on http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
     try:
-        waitress.serve(app, host=args.host, port=args.port, threads=8, ident="qr-collector")
+        server = waitress.create_server(app, host=args.host, port=args.port, threads=8, ident="qr-collector")
+    except OSError as exc:
+        store.close()
+        print(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_LISTEN
+    address = f"http://{args.host}:{args.port}/"
+    print(f"web page on {address}", file=sys.stderr, flush=True)
+    # Ready once the socket listens: `systemctl start` returns when the page answers.
+    notifier = Notifier.from_env()
+    notifier.ready(f"serving {address}")
+    # systemd stops with SIGTERM: leave through the finally below, so it hears STOPPING and exit 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        server.run()
     finally:
+        notifier.stopping()
         store.close()
     return 0

@@ -1,26 +1,40 @@
-"""systemd/qr-collector.service, checked by the real systemd-analyze like the device's unit."""
+"""systemd/qr-collector.service and qr-collector-web.service, checked by the real systemd-analyze like the
+device's unit, and the web command's side of Type=notify against a socket standing in for systemd."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
+import pytest
+
+from tests.support.collector import write_config
+from tests.support.mosquitto import free_port
+from tests.test_notify import receive, systemd_socket  # noqa: F401  (a fixture)
 from tests.test_systemd_unit import MAX_EXPOSURE, directives, exposure, systemd_analyze
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "qr-collector.service"
+WEB_UNIT = REPO / "systemd" / "qr-collector-web.service"
 EXEC = "/opt/qr-collector/venv/bin/qr-collector"
 
 
-def test_the_collector_unit_verifies_without_a_warning(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["qr-collector.service", "qr-collector-web.service"])
+def test_the_collector_units_verify_without_a_warning(tmp_path: Path, name: str) -> None:
     root = tmp_path / "root"
-    unit = root / "etc/systemd/system/qr-collector.service"
+    unit = root / "etc/systemd/system" / name
     unit.parent.mkdir(parents=True)
-    unit.write_text(UNIT.read_text())
+    unit.write_text((REPO / "systemd" / name).read_text())
     program = root / EXEC.lstrip("/")
     program.parent.mkdir(parents=True)
     program.write_text("#!/bin/sh\n")
     program.chmod(0o755)
-    result = systemd_analyze("verify", "--recursive-errors=no", f"--root={root}", "qr-collector.service")
+    result = systemd_analyze("verify", "--recursive-errors=no", f"--root={root}", name)
     assert (result.returncode, result.stderr, result.stdout) == (0, "", "")
 
 
@@ -34,3 +48,47 @@ def test_notify_with_watchdog_and_hardened_at_least_like_the_device() -> None:
     assert d["RestartPreventExitStatus"] == ["2"] and d["PrivateDevices"] == ["yes"]
     # The keys in /etc/qr-collector are for the collector's user alone.
     assert d["ConfigurationDirectoryMode"] == ["0700"] and d["UMask"] == ["0077"]
+
+
+def test_the_web_unit_is_hardened_like_the_collector_and_serves_on_the_loopback_only() -> None:
+    level, result = exposure(WEB_UNIT)
+    assert level <= MAX_EXPOSURE, result.stdout
+    d = directives(WEB_UNIT.read_text())
+    assert d["Type"] == ["notify"] and d["User"] == ["qr-collector"] and d["UMask"] == ["0077"]
+    assert d["ExecStart"] == [
+        f"{EXEC} web --config /etc/qr-collector/collector.toml --host 127.0.0.1 --port 8080"
+    ]
+    assert d["RestartPreventExitStatus"] == ["2"] and d["CapabilityBoundingSet"] == [""]
+
+
+def test_the_web_command_says_ready_once_it_listens_and_stopping_on_sigterm(
+    tmp_path: Path,
+    systemd_socket: tuple[socket.socket, str],  # noqa: F811
+) -> None:
+    sock, path = systemd_socket
+    config = write_config(tmp_path / "collector.toml", port=1883, url=f"sqlite:///{tmp_path / 'c.db'}")
+    port = free_port()
+    command = [sys.executable, "-m", "collector.cli", "web", "--config", str(config), "--port", str(port)]
+    web = subprocess.Popen(command, env={**_env(), "NOTIFY_SOCKET": path}, stderr=subprocess.PIPE, text=True)
+    try:
+        sock.settimeout(60)
+        lines = receive(sock)
+        assert lines[0] == "READY=1"
+        # READY means the page answers now, with no retry loop.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=10) as answer:
+            assert answer.status == 200
+        # A second instance on the same port says why it cannot start, and exits for systemd to retry.
+        taken = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=60)
+        assert taken.returncode == 69, taken.stderr
+        assert f"cannot listen on 127.0.0.1:{port}" in taken.stderr
+        web.send_signal(signal.SIGTERM)
+        assert web.wait(timeout=20) == 0
+        assert "STOPPING=1" in receive(sock)
+    finally:
+        if web.poll() is None:
+            web.kill()
+        web.wait()
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
