@@ -71,10 +71,10 @@ from tests.support.collector import write_config as collector_config
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.payloads import vectors
+from tests.support.personal_data import all_personal_strings
 from tests.support.proxy import Proxy
 from tests.support.pty_scanner import PtyScanner
 from tests.support.schema import validate_event, validate_status
-from tests.test_payloads_vectors import all_personal_strings
 
 DEFAULT_SECONDS = 600.0
 # Every class must have struck by this long past CHAOS_SECONDS, or the run stops and names the ones missed.

@@ -8,6 +8,9 @@ import pytest
 
 from tests.support.mosquitto import Mosquitto
 
+# Fixtures that device and collector tests share, defined beside the helpers they wrap.
+pytest_plugins = ["tests.support.notify"]
+
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:

@@ -21,11 +21,12 @@ from device.outbox import DB_NAME, StoreReader
 from device.scan import Scan, SourceKind
 from device.sources import SourceState
 from tests.support.daemon import ROOT, DaemonProcess, write_config
+from tests.support.harness import TRUE_NOW, Harness, run
 from tests.support.mosquitto import Mosquitto, free_port
+from tests.support.notify import NotifySocket
 from tests.support.payloads import other_codes
 from tests.support.subscriber import Subscriber
-from tests.test_daemon_clock import TRUE_NOW, Harness, run, until
-from tests.test_daemon_service import NotifySocket
+from tests.support.wait import until
 
 
 def test_a_closed_console_pipe_costs_no_later_scan(tmp_path: Path) -> None:

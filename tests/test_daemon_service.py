@@ -7,75 +7,20 @@ systemd passes it to a Type=notify service.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
-
-import pytest
 
 from device.daemon import AUDIT_FILE
 from device.label import format_label
 from device.settings import load_settings
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mosquitto import Mosquitto, free_port
+from tests.support.notify import NotifySocket
 from tests.support.payloads import other_codes
 from tests.support.schema import validate_status
 from tests.support.subscriber import Subscriber
 
 WATCHDOG_USEC = 2_000_000
-
-
-class NotifySocket:
-    """systemd's end: collects every datagram with the monotonic time it arrived."""
-
-    def __init__(self) -> None:
-        # The abstract namespace needs no path (a deep pytest tmp_path can exceed sun_path's 108 bytes).
-        self.address = f"@qr-checkin-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind("\0" + self.address[1:])
-        self._sock.settimeout(0.1)
-        self.received: list[tuple[float, list[str]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._collect, daemon=True)
-        self._thread.start()
-
-    def _collect(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self._sock.recv(4096)
-            except TimeoutError:
-                continue
-            self.received.append((time.monotonic(), data.decode("utf-8").split("\n")))
-
-    def times_of(self, assignment: str) -> list[float]:
-        return [at for at, lines in list(self.received) if assignment in lines]
-
-    def statuses(self) -> list[str]:
-        return [line for _, lines in list(self.received) for line in lines if line.startswith("STATUS=")]
-
-    def wait_for(self, predicate: Callable[[], object], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"not received within {timeout}s: {self.received[-5:]}")
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self._sock.close()
-
-
-@pytest.fixture
-def notify() -> Iterator[NotifySocket]:
-    ns = NotifySocket()
-    yield ns
-    ns.close()
 
 
 def test_ready_without_a_broker_watchdog_from_the_loop_status_lines_and_stopping(

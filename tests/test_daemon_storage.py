@@ -25,28 +25,13 @@ from device.daemon import AUDIT_FILE, EXIT_CANNOT_START, EXIT_STORAGE_BACK
 from device.outbox import DB_NAME, SPACE_RESERVE_NAME, Outbox
 from tests.support.daemon import DaemonProcess, run_cli, write_config
 from tests.support.mosquitto import Mosquitto, free_port
+from tests.support.mounts import mount, require_root, unmount
 from tests.support.payloads import other_codes
 from tests.support.schema import validate_event, validate_status
 from tests.support.subscriber import Subscriber
 
 TMPFS_SIZE = "2m"
 CARD_SIZE = 16 * 1024 * 1024
-
-
-def mount(*args: str) -> None:
-    done = subprocess.run(["mount", *args], capture_output=True, text=True, timeout=10)
-    if done.returncode != 0:
-        raise AssertionError(f"mount {' '.join(args)}: {done.stderr.strip()}")
-
-
-def unmount(path: Path) -> None:
-    # Lazy: a daemon a failed test left behind must not keep the mount (and the test) stuck.
-    subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=10)
-
-
-def require_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a filesystem to fill up or turn read-only needs root (CI runs as root)")
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from device.errors import FeedbackError
 from device.feedback import Signal, Status
 from device.feedback.gpio import GpioFeedback
 from device.settings import GpioFeedbackSettings
+from tests.support.wait import wait_until
 
 # The real patterns at a twentieth of their length: the same steps, a lean test run.
 FAST = 0.05
@@ -70,13 +71,6 @@ def on_off(factory: MockFactory, pin: int) -> list[bool]:
 def blinks(n: int) -> list[bool]:
     """A pin's history from its creation (off) through n on-off pulses."""
     return [False] + [True, False] * n
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
 
 
 # (green LED pulses, red LED pulses, active buzzer beeps): amber lights both LEDs.

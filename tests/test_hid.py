@@ -18,7 +18,8 @@ from device.sources.discovery import Inventory
 from device.sources.hid import HidSource, strip_affixes
 from tests.support.evdev_pipe import PipeBus, PipeScanner, alt_code, chord, keystrokes, tap
 from tests.support.paths import PAYLOADS_JSON
-from tests.support.reading import Reading, run, wait_until
+from tests.support.reading import Reading, run
+from tests.support.wait import until
 
 K = ecodes.ecodes
 ENTER = tap(ecodes.KEY_ENTER)
@@ -179,7 +180,7 @@ def test_unplug_mid_code_drops_the_half_and_a_replug_resumes(
             await reading.connected(name)
             scanner.send(keystrokes(bhyt[:40]))  # half a code, no terminator
             scanner.unplug()  # the device is gone: the read fails with ENODEV
-            await wait_until(lambda: source.state[name] == "disconnected")
+            await until(lambda: source.state[name] == "disconnected")
             assert reading.scans == [], "half a code must never become a scan"
             scanner.plug()
             await reading.connected(name, timeout=3.0)
@@ -205,7 +206,7 @@ def test_device_held_by_another_process_is_busy_then_recovers(
 
     async def body() -> None:
         async with Reading(source) as reading:
-            await wait_until(lambda: source.state.get(name) == "busy")
+            await until(lambda: source.state.get(name) == "busy")
             busy_errors = [r for r in caplog.records if r.levelno == logging.ERROR and name in r.getMessage()]
             assert len(busy_errors) == 1 and "grabbed by another process" in busy_errors[0].getMessage()
             scanner.held_by_other = False

@@ -11,7 +11,7 @@ from typing import Any
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mosquitto import free_port
 from tests.support.payloads import personal_vectors, vectors
-from tests.test_payloads_vectors import REDACTED, all_personal_strings
+from tests.support.personal_data import REDACTED, all_personal_strings
 
 QR_CHECKIN = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "qr-checkin"
 V = vectors()

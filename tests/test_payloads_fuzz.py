@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from device.payloads import MAX_CHARS, RECOGNISERS, judge, recognise
 from tests.support.payloads import personal_vectors, vectors
-from tests.test_payloads_vectors import personal_strings
+from tests.support.personal_data import personal_strings
 
 SAMPLES = vectors()["bhyt"] + vectors()["cccd"] + personal_vectors()["personal"]
 KNOWN = tuple(r.TYPE for r in RECOGNISERS)

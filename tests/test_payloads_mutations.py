@@ -10,7 +10,7 @@ import pytest
 
 from device.payloads import Recognition, recognise
 from tests.support.payloads import vectors
-from tests.test_payloads_vectors import personal_strings
+from tests.support.personal_data import personal_strings
 
 ALPHABET = "0123456789abcdefABCDEF|/-$ "
 

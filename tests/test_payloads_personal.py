@@ -11,7 +11,7 @@ import pytest
 from device.payloads import PersonalQr, judge, recognise
 from device.payloads.card import CUT_OFF
 from tests.support.payloads import bhyt, cccd, personal_qr, personal_vectors
-from tests.test_payloads_vectors import personal_strings
+from tests.support.personal_data import personal_strings
 
 P = personal_vectors()
 PEOPLE = P["personal"] + P["same_person"]

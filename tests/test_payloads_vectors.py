@@ -1,83 +1,22 @@
 """The shared vectors: every valid sample accepted with its parsed fields, every invalid one rejected
 with the verifier's reason (personal values the verifier quotes are left out or reduced to a shape).
 
-`personal_strings` is also used by the other privacy tests: every form in which a sample's personal
-data could leak (names with and without diacritics, hex as in the BHYT payload, dates in every format,
-every ID number)."""
+The personal-data probe they use is tests/support/personal_data.py."""
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Any
 
 import pytest
 
-from device.payloads import bhyt, judge, recognise
+from device.payloads import judge, recognise
 from tests.support.payloads import personal_vectors, vectors
+from tests.support.personal_data import REDACTED, all_personal_strings, personal_strings
 
 V = vectors()
 P = personal_vectors()
 SAMPLES = [("bhyt", s) for s in V["bhyt"]] + [("cccd", s) for s in V["cccd"]]
 SAMPLE_IDS = [f"{kind}-{s['fields'].get('card_no') or s['fields']['id']}" for kind, s in SAMPLES]
-
-# The verifier quotes the date of birth; our reasons must not (they reach logs and displays). And it
-# blames an input method on the host, which this device does not have (issue 14).
-REDACTED = {
-    "non-ASCII character in BHYT payload (a Vietnamese IME such as Unikey Telex/VNI probably rewrote the "
-    "scanner's keystrokes)": bhyt.IME_DAMAGE,
-    "date of birth [2]: impossible date '15/38/1985'": "date of birth [2]: impossible date",
-    "date of birth [3]: impossible date '29021985'": "date of birth [3]: impossible date",
-    "date of birth [3]: expected ddmmyyyy, got '01/01/1990'": (
-        "date of birth [3]: expected ddmmyyyy, got '99/99/9999'"
-    ),
-}
-
-
-def _ascii_fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFD", text.replace("Đ", "D").replace("đ", "d"))
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
-def _text_forms(text: str) -> set[str]:
-    raw = text.encode()
-    forms = {text, unicodedata.normalize("NFD", text), _ascii_fold(text), raw.hex(), raw.hex().upper()}
-    # Parts of an address are as telling as the whole.
-    forms |= {part.strip() for part in text.split(",") if len(part.strip()) >= 6}
-    return forms
-
-
-def _date_forms(iso: str) -> set[str]:
-    if len(iso) != 10:
-        return set()
-    y, m, d = iso.split("-")
-    return {iso, f"{d}/{m}/{y}", f"{d}{m}{y}", f"{y}{m}{d}"}
-
-
-# EXT sub-fields shorter than this (a sex digit) are no needle: they occur everywhere.
-EXT_NEEDLE = 6
-
-
-def personal_strings(fields: dict[str, Any]) -> set[str]:
-    """Every string that would reveal this sample's name, address, birth date or ID numbers (for a
-    personal QR also its QID, its document number as shown, and the numbers in its EXT field)."""
-    out: set[str] = set()
-    for key in ("name", "address", "parent_name"):
-        if fields.get(key):
-            out |= _text_forms(fields[key])
-    out |= _date_forms(fields["dob"])
-    for key in ("card_no", "id", "old_id", "manager_code", "document", "qid"):
-        if fields.get(key):
-            out.add(fields[key])
-    if fields.get("card_no"):
-        out.add(fields["card_no"][-10:])
-    out |= {item for item in fields.get("ext", []) if len(item) >= EXT_NEEDLE}
-    return out
-
-
-def all_personal_strings() -> set[str]:
-    people = [s["fields"] for _, s in SAMPLES]
-    people += [s["fields"] for s in P["personal"] + P["same_person"]]
-    return set().union(*(personal_strings(fields) for fields in people))
 
 
 def test_personal_strings_cover_the_payloads() -> None:

@@ -22,8 +22,8 @@ from device.errors import ConfigError
 from device.payloads import Recognition, recognise
 from device.privacy import Mode, Privacy, load_key
 from tests.support.payloads import personal_vectors, vectors
+from tests.support.personal_data import personal_strings
 from tests.support.schema import validate_event
-from tests.test_payloads_vectors import personal_strings
 
 KEY = b"0123456789abcdef0123456789abcdef"
 SAMPLES = vectors()["bhyt"] + vectors()["cccd"]

@@ -22,11 +22,11 @@ from device.errors import ConfigError
 from device.privacy import WINDOW_KEY_NAME, load_window_key
 from tests.support.daemon import DaemonProcess, run_cli, write_config
 from tests.support.mosquitto import Mosquitto, free_port
+from tests.support.mounts import mount, require_root, unmount
 from tests.support.payloads import vectors
+from tests.support.personal_data import files_under, find_personal_data
 from tests.support.schema import validate_event
 from tests.support.subscriber import Subscriber
-from tests.test_daemon_storage import mount, require_root, unmount
-from tests.test_privacy_end_to_end import files_under, find_personal_data
 
 SITE_KEY = b"the site key only the collector holds"
 CCCD = vectors()["cccd"][0]["payload"]

@@ -14,9 +14,9 @@ import pytest
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.payloads import personal_vectors, vectors
+from tests.support.personal_data import files_under, find_personal_data
 from tests.support.schema import validate_event
 from tests.support.subscriber import Subscriber
-from tests.test_payloads_vectors import all_personal_strings
 
 V = vectors()
 P = personal_vectors()
@@ -37,20 +37,6 @@ def subscriber(broker: Mosquitto) -> Iterator[Subscriber]:
     sub = Subscriber(broker.port)
     yield sub
     sub.close()
-
-
-def files_under(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def find_personal_data(haystacks: dict[str, bytes]) -> list[tuple[str, str]]:
-    needles = all_personal_strings() | set(VALID) | set(INVALID)
-    return sorted(
-        (where, needle)
-        for where, data in haystacks.items()
-        for needle in needles
-        if needle.encode() in data or needle.encode("utf-16-le") in data
-    )
 
 
 # Default settings, as the issue asks; DEBUG as well, since a technician turns it on when in trouble.

@@ -27,6 +27,7 @@ from tests.support.payloads import other_codes
 from tests.support.proxy import Proxy
 from tests.support.subscriber import Subscriber
 from tests.support.tls import make_pki
+from tests.support.wait import wait_until
 
 
 def test_a_refused_event_is_kept_and_sent_once_the_acl_allows_it(tmp_path: Path) -> None:
@@ -152,14 +153,6 @@ class Bench:
 
     def stop(self) -> None:
         self.publisher.stop()
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 15.0, why: Callable[[], str] = str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met in time {why()}")
-        time.sleep(0.02)
 
 
 def missing(sub: Subscriber, seqs: set[int]) -> Callable[[], str]:

@@ -20,7 +20,8 @@ from device.sources.discovery import Inventory
 from device.sources.serial import Frame, LineFramer, SerialSource
 from tests.support.paths import PAYLOADS_JSON
 from tests.support.pty_scanner import PtyScanner
-from tests.support.reading import Reading, run, wait_until
+from tests.support.reading import Reading, run
+from tests.support.wait import until
 
 VIETNAMESE = "Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh"
 
@@ -117,7 +118,7 @@ def test_unplug_mid_code_then_reconnect_on_a_new_pty(
             scanner.write("001090999901||Nguyễn".encode())  # half a code
             await asyncio.sleep(0.05)
             scanner.unplug()
-            await wait_until(lambda: source.state[name] == "disconnected")
+            await until(lambda: source.state[name] == "disconnected")
             assert reading.scans == [], "half a code must never become a scan"
             scanner.plug()
             await reading.connected(name, timeout=3.0)
@@ -141,7 +142,7 @@ def test_exclusive_open_makes_a_second_reader_busy(
         async with Reading(first) as reading:
             await reading.connected(name)
             async with Reading(second):
-                await wait_until(lambda: second.state.get(name) == "busy")
+                await until(lambda: second.state.get(name) == "busy")
             errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
             assert len(errors) == 1 and name in errors[0] and "held by another process" in errors[0]
             scanner.write(b"ONLY-ONE-READER\r")

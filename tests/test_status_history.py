@@ -29,9 +29,9 @@ from device.settings import load_settings
 from tests.support.daemon import DaemonProcess, run_cli, write_config
 from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.payloads import vectors
+from tests.support.personal_data import all_personal_strings
 from tests.support.schema import validate_event
 from tests.support.subscriber import Subscriber
-from tests.test_payloads_vectors import all_personal_strings
 
 VALID = [s["payload"] for s in vectors()["bhyt"] + vectors()["cccd"]]
 INVALID = vectors()["invalid"][0]["payload"]

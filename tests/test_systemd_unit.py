@@ -4,61 +4,23 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-UNIT = REPO / "systemd" / "qr-checkin.service"
-RULES = REPO / "systemd" / "99-qr-checkin.rules"
-EXEC = "/opt/qr-checkin/venv/bin/qr-checkin"
-MAX_EXPOSURE = 2.5
+from tests.support.systemd import (
+    EXEC,
+    MAX_EXPOSURE,
+    SYSTEMD,
+    directives,
+    exposure,
+    systemd_analyze,
+    target_root,
+    verify,
+)
 
-
-def systemd_analyze(*args: str) -> subprocess.CompletedProcess[str]:
-    tool = shutil.which("systemd-analyze")
-    if tool is None:
-        pytest.fail("systemd-analyze is missing: apt-get install systemd")
-    return subprocess.run(
-        [tool, "--no-pager", *args], capture_output=True, text=True, timeout=60, check=False
-    )
-
-
-def target_root(tmp_path: Path, unit_text: str) -> Path:
-    """A root holding the unit and an executable where ExecStart points, as after `make install`."""
-    root = tmp_path / "root"
-    unit = root / "etc/systemd/system/qr-checkin.service"
-    unit.parent.mkdir(parents=True)
-    unit.write_text(unit_text)
-    program = root / EXEC.lstrip("/")
-    program.parent.mkdir(parents=True)
-    program.write_text("#!/bin/sh\n")
-    program.chmod(0o755)
-    return root
-
-
-def verify(root: Path) -> subprocess.CompletedProcess[str]:
-    # --recursive-errors=no turns warnings about the unit itself into rc 1 (the default rc is 0).
-    return systemd_analyze("verify", "--recursive-errors=no", f"--root={root}", "qr-checkin.service")
-
-
-def exposure(unit: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
-    result = systemd_analyze("security", "--offline=true", f"--threshold={int(MAX_EXPOSURE * 10)}", str(unit))
-    match = re.search(r"Overall exposure level for \S+: (\d+\.\d)", result.stdout)
-    assert match, result.stdout + result.stderr
-    return float(match.group(1)), result
-
-
-def directives(text: str) -> dict[str, list[str]]:
-    values: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith(("#", ";", "[")):
-            key, _, value = line.partition("=")
-            values.setdefault(key, []).append(value)
-    return values
+UNIT = SYSTEMD / "qr-checkin.service"
+RULES = SYSTEMD / "99-qr-checkin.rules"
 
 
 def test_the_shipped_unit_verifies_without_a_single_warning(tmp_path: Path) -> None:

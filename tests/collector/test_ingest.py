@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 from collector import tables as t
@@ -20,9 +19,7 @@ from tests.support.collector import (
     write_config,
 )
 from tests.support.mosquitto import Mosquitto
-from tests.test_notify import receive, systemd_socket
-
-__all__ = ["systemd_socket"]  # the fixture, shared with the device's notify tests
+from tests.support.notify import NotifySocket
 
 
 def test_every_event_is_stored_once_duplicates_counted_invalid_kept(
@@ -97,21 +94,18 @@ def test_a_sent_id_in_clear_is_not_kept(broker: Mosquitto, database: str, tmp_pa
 
 
 def test_systemd_hears_ready_watchdog_status_and_stopping(
-    broker: Mosquitto, tmp_path: Path, systemd_socket: tuple[socket.socket, str]
+    broker: Mosquitto, tmp_path: Path, notify: NotifySocket
 ) -> None:
-    sock, path = systemd_socket
-    notifier = Notifier.from_env({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})
+    notifier = Notifier.from_env({"NOTIFY_SOCKET": notify.address, "WATCHDOG_USEC": "200000"})
     settings = load_settings(
         write_config(tmp_path / "collector.toml", port=broker.port, url=f"sqlite:///{tmp_path / 'c.db'}")
     )
     pub = Publisher(broker.port)
-    lines: list[str] = []
     with running(settings, notifier):
         pub.events([make_event(seq) for seq in (1, 2, 3)])
-        while not any("stored 3" in line for line in lines):
-            lines += receive(sock)
-    while "STOPPING=1" not in lines:
-        lines += receive(sock)
+        notify.wait_for(lambda: any("stored 3" in line for line in notify.lines()), 30)
+    notify.wait_for(lambda: "STOPPING=1" in notify.lines(), 30)
+    lines = notify.lines()
     assert lines[0] == "READY=1" and "WATCHDOG=1" in lines
     assert any(line.startswith("STATUS=connected; stored 3, duplicate 0, invalid 0") for line in lines)
     pub.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -15,26 +14,18 @@ import pytest
 
 from tests.support.collector import write_config
 from tests.support.mosquitto import free_port
-from tests.test_notify import receive, systemd_socket  # noqa: F401  (a fixture)
-from tests.test_systemd_unit import MAX_EXPOSURE, directives, exposure, systemd_analyze
+from tests.support.notify import NotifySocket
+from tests.support.systemd import MAX_EXPOSURE, SYSTEMD, directives, exposure, target_root, verify
 
-REPO = Path(__file__).resolve().parents[2]
-UNIT = REPO / "systemd" / "qr-collector.service"
-WEB_UNIT = REPO / "systemd" / "qr-collector-web.service"
+UNIT = SYSTEMD / "qr-collector.service"
+WEB_UNIT = SYSTEMD / "qr-collector-web.service"
 EXEC = "/opt/qr-collector/venv/bin/qr-collector"
 
 
 @pytest.mark.parametrize("name", ["qr-collector.service", "qr-collector-web.service"])
 def test_the_collector_units_verify_without_a_warning(tmp_path: Path, name: str) -> None:
-    root = tmp_path / "root"
-    unit = root / "etc/systemd/system" / name
-    unit.parent.mkdir(parents=True)
-    unit.write_text((REPO / "systemd" / name).read_text())
-    program = root / EXEC.lstrip("/")
-    program.parent.mkdir(parents=True)
-    program.write_text("#!/bin/sh\n")
-    program.chmod(0o755)
-    result = systemd_analyze("verify", "--recursive-errors=no", f"--root={root}", name)
+    root = target_root(tmp_path, (SYSTEMD / name).read_text(), name, EXEC)
+    result = verify(root, name)
     assert (result.returncode, result.stderr, result.stdout) == (0, "", "")
 
 
@@ -62,18 +53,17 @@ def test_the_web_unit_is_hardened_like_the_collector_and_serves_on_the_loopback_
 
 
 def test_the_web_command_says_ready_once_it_listens_and_stopping_on_sigterm(
-    tmp_path: Path,
-    systemd_socket: tuple[socket.socket, str],  # noqa: F811
+    tmp_path: Path, notify: NotifySocket
 ) -> None:
-    sock, path = systemd_socket
     config = write_config(tmp_path / "collector.toml", port=1883, url=f"sqlite:///{tmp_path / 'c.db'}")
     port = free_port()
     command = [sys.executable, "-m", "collector.cli", "web", "--config", str(config), "--port", str(port)]
-    web = subprocess.Popen(command, env={**_env(), "NOTIFY_SOCKET": path}, stderr=subprocess.PIPE, text=True)
+    web = subprocess.Popen(
+        command, env={**_env(), "NOTIFY_SOCKET": notify.address}, stderr=subprocess.PIPE, text=True
+    )
     try:
-        sock.settimeout(60)
-        lines = receive(sock)
-        assert lines[0] == "READY=1"
+        notify.wait_for(lambda: notify.lines(), 60)
+        assert notify.lines()[0] == "READY=1"
         # READY means the page answers now, with no retry loop.
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=10) as answer:
             assert answer.status == 200
@@ -83,7 +73,7 @@ def test_the_web_command_says_ready_once_it_listens_and_stopping_on_sigterm(
         assert f"cannot listen on 127.0.0.1:{port}" in taken.stderr
         web.send_signal(signal.SIGTERM)
         assert web.wait(timeout=20) == 0
-        assert "STOPPING=1" in receive(sock)
+        notify.wait_for(lambda: "STOPPING=1" in notify.lines(), 10)
     finally:
         if web.poll() is None:
             web.kill()

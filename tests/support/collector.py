@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from collector.settings import Settings
 from collector.store import Store
 from device import contract
 from device.notify import Notifier
+from tests.support.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "checkin"
@@ -236,15 +237,6 @@ def events_topic(event: dict[str, Any]) -> str:
 
 def status_topic(device_id: str = "bus-1", location_id: str = "98C12345") -> str:
     return contract.Topics.of(PREFIX, location_id, device_id).status
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not met within {timeout}s")
 
 
 def stored_ids(store: Store) -> list[str]:

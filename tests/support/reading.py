@@ -8,6 +8,7 @@ from typing import Any
 
 from device.scan import Scan
 from device.sources import Source
+from tests.support.wait import until
 
 
 def run(body: Callable[[], Coroutine[Any, Any, None]], timeout: float = 15.0) -> None:
@@ -16,12 +17,6 @@ def run(body: Callable[[], Coroutine[Any, Any, None]], timeout: float = 15.0) ->
             await body()
 
     asyncio.run(bounded())
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 class Reading:
@@ -42,11 +37,11 @@ class Reading:
 
     async def next(self, count: int = 1, timeout: float = 3.0) -> list[Scan]:
         start = len(self.scans)
-        await wait_until(lambda: len(self.scans) >= start + count, timeout)
+        await until(lambda: len(self.scans) >= start + count, f"{count} scans", timeout)
         return self.scans[start : start + count]
 
     async def connected(self, name: str, timeout: float = 3.0) -> None:
-        await wait_until(lambda: self.source.state.get(name) == "connected", timeout)
+        await until(lambda: self.source.state.get(name) == "connected", f"{name} connected", timeout)
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
