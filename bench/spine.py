@@ -18,11 +18,11 @@ from bench.common import Row, main_for, percentile, row
 from device.checkin import Checkin
 from device.clock import SystemClock
 from device.contract import Topics
-from device.outbox import Outbox
 from device.privacy import Privacy
 from device.publisher import Publisher
 from device.scan import Scan
 from device.settings import BrokerSettings, DeviceSettings, LocationSettings, Settings, StorageSettings
+from device.store import Outbox
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mosquitto import Mosquitto
 

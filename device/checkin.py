@@ -16,11 +16,11 @@ from device import __version__, contract
 from device.clock import Clock, Stamp
 from device.decision import Decision
 from device.errors import StorageError
-from device.outbox import Outbox
 from device.payloads import Recognition, recognise
 from device.privacy import Privacy
 from device.scan import Scan
 from device.settings import Settings
+from device.store import Outbox
 
 log = logging.getLogger(__name__)
 

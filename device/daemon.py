@@ -31,12 +31,12 @@ from device.errors import CheckinError, StorageFull
 from device.feedback import Feedback, Signal, build_feedback
 from device.housekeeping import Housekeeper
 from device.notify import Notifier
-from device.outbox import Outbox
 from device.privacy import build_privacy
 from device.publisher import Publisher
 from device.settings import Settings
 from device.sources import Source
 from device.status import StatusModel
+from device.store import Outbox
 
 log = logging.getLogger(__name__)
 

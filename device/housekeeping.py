@@ -20,11 +20,11 @@ from device.durable import hand_state_to_owner
 from device.errors import StorageError
 from device.feedback import Feedback, Signal, Status
 from device.notify import Notifier
-from device.outbox import Outbox, free_bytes
 from device.publisher import Publisher
 from device.settings import Settings
 from device.sources import Source
 from device.status import StatusModel
+from device.store import Outbox, free_bytes
 
 log = logging.getLogger(__name__)
 

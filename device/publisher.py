@@ -46,9 +46,9 @@ from device import contract
 from device.contract import Topics
 from device.errors import StorageError
 from device.mqtt_client import Failover, describe_connect_error, make_client, reconnect_delay
-from device.outbox import Outbox
 from device.settings import BrokerSettings
 from device.status_schedule import StatusSchedule
+from device.store import Outbox
 from device.window import Replay, Window
 
 log = logging.getLogger(__name__)

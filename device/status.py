@@ -18,8 +18,8 @@ from device.alarms import Alarms
 from device.audit import AuditLog
 from device.clock import Clock
 from device.feedback import Status
-from device.outbox import Outbox, StoreReader
 from device.settings import Settings
+from device.store import Outbox, StoreReader
 
 # Warn about undelivered events once they are this far into their allowed age.
 AGE_ALARM_FRACTION = 0.5

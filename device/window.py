@@ -18,7 +18,7 @@ import collections
 from dataclasses import dataclass, field
 
 from device.contract import ReplayRequest
-from device.outbox import Outbox, Pending
+from device.store import Outbox, Pending
 
 
 @dataclass(slots=True)

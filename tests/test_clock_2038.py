@@ -26,10 +26,10 @@ from device.clock import FakeClock
 from device.commands.history import LATEST, parse_moment
 from device.contract import iso_utc
 from device.daemon import AUDIT_FILE
-from device.outbox import Outbox
 from device.privacy import Privacy
 from device.scan import Scan
 from device.settings import load_settings
+from device.store import Outbox
 from tests.support.daemon import write_config
 from tests.support.payloads import vectors
 

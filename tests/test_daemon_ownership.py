@@ -20,7 +20,7 @@ import pytest
 from device.audit import AuditLog
 from device.clock import Stamp
 from device.daemon import AUDIT_FILE
-from device.outbox import DB_NAME, Outbox
+from device.store import DB_NAME, Outbox
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mosquitto import free_port
 from tests.support.payloads import other_codes

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from device.clock import FakeClock
 from device.notify import Notifier
-from device.outbox import DB_NAME, StoreReader
 from device.scan import Scan, SourceKind
 from device.sources import SourceState
+from device.store import DB_NAME, StoreReader
 from tests.support.daemon import ROOT, DaemonProcess, write_config
 from tests.support.harness import TRUE_NOW, Harness, run
 from tests.support.mosquitto import Mosquitto, free_port

@@ -22,7 +22,7 @@ import pytest
 from device.cli import main as cli_main
 from device.clock import Stamp
 from device.daemon import AUDIT_FILE, EXIT_CANNOT_START, EXIT_STORAGE_BACK
-from device.outbox import DB_NAME, SPACE_RESERVE_NAME, Outbox
+from device.store import DB_NAME, SPACE_RESERVE_NAME, Outbox
 from tests.support.daemon import DaemonProcess, run_cli, write_config
 from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.mounts import mount, require_root, unmount

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from device.outbox import DB_NAME, Outbox
+from device.store import DB_NAME, Outbox
 from tests.support.daemon import ROOT, write_config
 
 HEAVY = ("paho", "nacl", "uuid6", "evdev", "serial", "gpiozero", "cv2", "picamera2", "zxingcpp")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from device import contract
-from device.outbox import DB_NAME, RESERVE_NAME, StoreReader
+from device.store import DB_NAME, RESERVE_NAME, StoreReader
 from tests.support.daemon import DaemonProcess, run_cli, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.payloads import other_codes

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from device.outbox import Outbox
 from device.settings import load_settings
+from device.store import Outbox
 from tests.support.daemon import DaemonProcess
 from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.payloads import other_codes

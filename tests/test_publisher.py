@@ -16,11 +16,11 @@ from device.audit import AUDIT_FILE, AuditLog
 from device.checkin import Checkin
 from device.clock import FakeClock
 from device.contract import Topics
-from device.outbox import Backlog, Outbox
 from device.privacy import Privacy
 from device.publisher import Publisher
 from device.scan import Scan
 from device.settings import BrokerSettings, DeviceSettings, LocationSettings, Settings, StorageSettings
+from device.store import Backlog, Outbox
 from tests.support.daemon import DaemonProcess, run_cli, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.payloads import other_codes

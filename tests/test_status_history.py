@@ -24,8 +24,8 @@ from device.cli import main as cli_main
 from device.commands.history import COLUMNS, parse_moment, row
 from device.contract import iso_utc
 from device.daemon import AUDIT_FILE
-from device.outbox import DB_NAME
 from device.settings import load_settings
+from device.store import DB_NAME
 from tests.support.daemon import DaemonProcess, run_cli, write_config
 from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.payloads import vectors

@@ -9,7 +9,7 @@ import pytest
 
 from device.clock import Stamp
 from device.contract import ReplayRequest
-from device.outbox import Outbox
+from device.store import Outbox
 from device.window import Replay, Window
 
 

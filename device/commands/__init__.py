@@ -7,8 +7,8 @@ import sys
 
 from device import commandline
 from device.errors import StorageError
-from device.outbox import DB_NAME, StoreReader
 from device.settings import DEFAULT_CONFIG, Settings, load_settings
+from device.store import DB_NAME, StoreReader
 
 # Exit code of every command for a configuration it cannot use (systemd does not restart on it).
 EXIT_CONFIG = 2

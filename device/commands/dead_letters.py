@@ -19,8 +19,8 @@ from device.audit import AUDIT_FILE, AuditLog
 from device.commands import EXIT_CONFIG, EXIT_NO_STORE, add_config_argument, load_or_explain, open_reader
 from device.contract import iso_utc
 from device.errors import StorageError
-from device.outbox import DB_NAME, Outbox
 from device.settings import Settings
+from device.store import DB_NAME, Outbox
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,9 +18,9 @@ from device.audit import AUDIT_FILE, AuditLog
 from device.clock import Clock, SystemClock
 from device.commands import EXIT_CONFIG, EXIT_NO_STORE, add_config_argument, load_or_explain, open_reader
 from device.errors import StorageError
-from device.outbox import StoreReader
 from device.settings import Settings
 from device.status import store_status
+from device.store import StoreReader
 
 # Audit events a technician should see in the status, newest last.
 FAULTS = frozenset({"start_failed", "store_corrupt", "drop"})
