@@ -9,7 +9,7 @@ import sys
 from types import FrameType
 
 from collector.amqp import AmqpCollector
-from collector.commands import EXIT_CONFIG, add_config_argument, load_or_explain
+from collector.commands import EXIT_CONFIG, add_config_argument, load_or_explain, start_logging
 from collector.ingest import Collector
 from collector.metrics import Metrics
 from device.errors import ConfigError
@@ -24,11 +24,7 @@ def main(args: argparse.Namespace) -> int:
     settings = load_or_explain(args.config)
     if settings is None:
         return EXIT_CONFIG
-    logging.basicConfig(
-        level=settings.logging.level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    start_logging(settings)
     metrics = Metrics()
     try:
         kind = AmqpCollector if settings.amqp.urls else Collector

@@ -7,11 +7,10 @@ server's log). Put it behind the site's TLS proxy to reach it from other machine
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 
-from collector.commands import EXIT_CONFIG, add_config_argument, load_or_explain
+from collector.commands import EXIT_CONFIG, add_config_argument, load_or_explain, start_logging
 from collector.store import Store
 from device.errors import ConfigError
 from device.notify import Notifier
@@ -34,11 +33,7 @@ def main(args: argparse.Namespace) -> int:
     settings = load_or_explain(args.config)
     if settings is None:
         return EXIT_CONFIG
-    logging.basicConfig(
-        level=settings.logging.level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    start_logging(settings)
     # Imported here: the other commands do not pay for Flask.
     import sqlalchemy as sa
     import waitress

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from collector.settings import Settings
 from collector.store import Store
 from device import contract
 from device.notify import Notifier
+from tests.support.commands import run_module
 from tests.support.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,15 +127,7 @@ class CollectorProcess:
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """`qr-collector ARGS...` as an operator runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "collector.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
+    return run_module("collector.cli", *args, timeout=timeout, env={"PYTHONWARNINGS": "ignore"})
 
 
 def cli_json(*args: str) -> dict[str, Any]:

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.commands import run_module
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -138,12 +140,5 @@ class DaemonProcess:
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """`qr-checkin ARGS...` as a technician runs it: no input, output captured as text."""
-    return subprocess.run(
-        [sys.executable, "-m", "device.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-    )
+    """`qr-checkin ARGS...` as a technician runs it."""
+    return run_module("device.cli", *args, timeout=timeout)
