@@ -333,9 +333,38 @@ class GpioFeedbackSettings(Section):
         return [(use, pin) for use, pin in uses if pin is not None]
 
 
+FeedbackKind = Literal["console", "gpio"]
+
+
 class FeedbackSettings(Section):
-    backend: Literal["console", "gpio"] = "console"
+    # One device: the key every configuration has had.
+    backend: FeedbackKind = "console"
+    # Several devices at once (the LEDs and a display), each answering every scan; replaces `backend`.
+    backends: list[FeedbackKind] | None = Field(None, min_length=1)
     gpio: GpioFeedbackSettings = GpioFeedbackSettings()
+
+    @model_validator(mode="after")
+    def _one_way_to_name_them(self) -> FeedbackSettings:
+        if self.backends is not None:
+            if "backend" in self.model_fields_set:
+                raise ValueError("give either feedback.backend or feedback.backends, not both")
+            if len(set(self.backends)) != len(self.backends):
+                raise ValueError(f"feedback.backends names a device twice: {self.backends}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_list(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Unset, it stays out of the dump, so a configuration keeps the hash it had before the key
+        # existed (see LocationSettings).
+        data: dict[str, Any] = handler(self)
+        if data.get("backends") is None:
+            data.pop("backends", None)
+        return data
+
+    @property
+    def devices(self) -> list[FeedbackKind]:
+        """The feedback devices to drive, in order."""
+        return list(self.backends) if self.backends is not None else [self.backend]
 
 
 class CheckinSettings(Section):

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from device.decision import Decision
 from device.feedback import Signal, Status
+
+if TYPE_CHECKING:
+    from device.settings import FeedbackSettings
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +19,10 @@ log = logging.getLogger(__name__)
 class ConsoleFeedback:
     def __init__(self, out: TextIO | None = None) -> None:
         self._out = out if out is not None else sys.stdout
+
+    @classmethod
+    def from_settings(cls, settings: FeedbackSettings) -> ConsoleFeedback:
+        return cls()
 
     def decision(self, decision: Decision) -> None:
         line = {
