@@ -11,7 +11,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from device.errors import ConfigError
+from device.scan import Direction, SourceKind
 from device.selectors import selector_problem
 
 DEFAULT_CONFIG = Path("/etc/qr-checkin/device.toml")
@@ -46,11 +47,24 @@ def topic_safe(value: str) -> str:
 
 
 TopicSafeId = Annotated[str, AfterValidator(topic_safe)]
-SourceName = Literal["stdin", "hid", "serial", "camera"]
+# The kinds of `scanner.sources`: the event's `source` values (device/sources SOURCES reads each).
+SourceName = SourceKind
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Keys added after devices were provisioned: left out of the dump while at their default, so a
+    # configuration keeps the hash it had before they existed and `qr-provision verify` records and
+    # printed labels stay true across an upgrade.
+    ADDED_KEYS: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _without_added_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in self.ADDED_KEYS:
+            if getattr(self, key) == type(self).model_fields[key].default:
+                data.pop(key, None)
+        return data
 
 
 class DeviceSettings(Section):
@@ -141,48 +155,83 @@ class StorageSettings(Section):
     low_space_mb: float = Field(50, ge=0)
 
 
+def _selector(selector: str) -> str:
+    if problem := selector_problem(selector):
+        raise ValueError(problem)
+    return selector
+
+
+Selector = Annotated[str, AfterValidator(_selector)]
+
+
+class ReaderEntry(Section):
+    """One scanner a config line names, with a direction of its own: `{ device = "...", direction =
+    "out" }` beside plain selectors, for a Pi with one reader for "in" and one for "out"."""
+
+    device: Selector
+    direction: Direction | None = None
+
+
+def directions(lines: list[Selector | ReaderEntry], default: Direction | None) -> dict[str, Direction | None]:
+    """Selector -> the direction its scans carry: the entry's own, else the section's."""
+    return {
+        line.device if isinstance(line, ReaderEntry) else line: (
+            line.direction if isinstance(line, ReaderEntry) and line.direction is not None else default
+        )
+        for line in lines
+    }
+
+
 class StdinSourceSettings(Section):
-    direction: Literal["in", "out"] | None = None
+    direction: Direction | None = None
 
 
 class HidSourceSettings(Section):
-    # By-id paths, "vendor:product" hex pairs, or name patterns (fnmatch); several at once.
-    devices: list[str] = Field(default_factory=list)
+    # By-id paths, "vendor:product" hex pairs, or name patterns (fnmatch); several at once, each a
+    # plain selector or a ReaderEntry with its own direction.
+    devices: list[Selector | ReaderEntry] = Field(default_factory=list)
     layout: Literal["us", "uk", "de", "fr"] = "us"
     terminator: Literal["enter", "tab", "gap"] = "enter"
     # With terminator = "gap": the silence that ends a code.
     gap_ms: float = Field(80, gt=0)
     prefix: str = ""
     suffix: str = ""
-    direction: Literal["in", "out"] | None = None
+    direction: Direction | None = None
     # Hot-plug: how often to look for a configured scanner that is missing (a replug resumes within it).
     rescan_s: float = Field(1.0, gt=0)
     # How often to retry a scanner another process holds, or one that failed to open.
     retry_s: float = Field(5.0, gt=0)
 
-    @field_validator("devices")
-    @classmethod
-    def _selectors(cls, devices: list[str]) -> list[str]:
-        for selector in devices:
-            if problem := selector_problem(selector):
-                raise ValueError(problem)
-        return devices
+    def readers(self) -> dict[str, Direction | None]:
+        """Each configured selector and the direction of its scans."""
+        return directions(self.devices, self.direction)
 
 
 class SerialSourceSettings(Section):
+    ADDED_KEYS = ("ports", "terminator", "gap_ms")
+
     # A by-id path, a device path or a glob such as /dev/ttyACM*, or a USB "vendor:product" pair.
-    port: str = "/dev/serial/by-id/*"
+    port: Selector = "/dev/serial/by-id/*"
+    # Several scanners, each read on the first port its line names (replaces `port`); a line is a
+    # selector or a ReaderEntry with its own direction.
+    ports: list[Selector | ReaderEntry] | None = Field(None, min_length=1)
     baudrate: int = Field(9600, gt=0)
-    direction: Literal["in", "out"] | None = None
+    # "line": a code ends at CR, LF or CRLF; "gap": at `gap_ms` of silence (a scanner without suffix).
+    terminator: Literal["line", "gap"] = "line"
+    gap_ms: float = Field(80, gt=0)
+    direction: Direction | None = None
     rescan_s: float = Field(1.0, gt=0)
     retry_s: float = Field(5.0, gt=0)
 
-    @field_validator("port")
-    @classmethod
-    def _selector(cls, port: str) -> str:
-        if problem := selector_problem(port):
-            raise ValueError(problem)
-        return port
+    @model_validator(mode="after")
+    def _port_or_ports(self) -> SerialSourceSettings:
+        if self.ports is not None and "port" in self.model_fields_set:
+            raise ValueError("give either scanner.serial.port or scanner.serial.ports, not both")
+        return self
+
+    def readers(self) -> dict[str, Direction | None]:
+        """Each configured selector and the direction of its scans."""
+        return directions(self.ports if self.ports is not None else [self.port], self.direction)
 
 
 class CameraSourceSettings(Section):
@@ -213,7 +262,7 @@ class CameraSourceSettings(Section):
     roi: tuple[float, float, float, float] | None = None
     # Restart autofocus when a code has been in view this long without decoding (continuous AF sticks).
     refocus_after_s: float = Field(1.0, gt=0)
-    direction: Literal["in", "out"] | None = None
+    direction: Direction | None = None
 
     @model_validator(mode="after")
     def _files_need_a_path(self) -> CameraSourceSettings:
@@ -337,6 +386,8 @@ FeedbackKind = Literal["console", "gpio"]
 
 
 class FeedbackSettings(Section):
+    ADDED_KEYS = ("backends",)
+
     # One device: the key every configuration has had.
     backend: FeedbackKind = "console"
     # Several devices at once (the LEDs and a display), each answering every scan; replaces `backend`.
@@ -351,15 +402,6 @@ class FeedbackSettings(Section):
             if len(set(self.backends)) != len(self.backends):
                 raise ValueError(f"feedback.backends names a device twice: {self.backends}")
         return self
-
-    @model_serializer(mode="wrap")
-    def _without_unset_list(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # Unset, it stays out of the dump, so a configuration keeps the hash it had before the key
-        # existed (see LocationSettings).
-        data: dict[str, Any] = handler(self)
-        if data.get("backends") is None:
-            data.pop("backends", None)
-        return data
 
     @property
     def devices(self) -> list[FeedbackKind]:

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from device.settings import ScannerSettings
 
 SourceState = Literal["connected", "disconnected", "busy", "fault"]
+# A scanner types or sends a code in one burst of milliseconds; a code silent this long with no
+# terminator came from a scanner that sends none at all (keyboard and serial sources alike).
+NO_TERMINATOR_S = 1.0
 
 
 class Source(Protocol):

@@ -18,17 +18,15 @@ from collections.abc import AsyncIterator, Callable
 import evdev
 
 from device.errors import ConfigError, SourceBusy, SourceError, SourceUnavailable
-from device.scan import Scan, SourceKind
+from device.scan import Direction, Scan, SourceKind
 from device.settings import HidSourceSettings
+from device.sources import NO_TERMINATOR_S
 from device.sources.discovery import Hotplug, HotplugSource, Inventory, match
 from device.sources.keymaps import NO_TERMINATOR, Decoded, KeystrokeDecoder
 
 log = logging.getLogger(__name__)
 
 GONE = frozenset({errno.ENODEV, errno.ENOENT, errno.ENXIO})
-# A scanner types a code in one burst of milliseconds; a code silent this long with no Enter (or Tab)
-# came from a scanner that sends no terminator at all.
-NO_TERMINATOR_S = 1.0
 
 OpenDevice = Callable[[str], evdev.InputDevice]
 
@@ -58,15 +56,24 @@ class HidSource(HotplugSource):
             )
         self._settings = settings
         self._open_device = open_device
-        listing = inventory or Inventory()
+        self._listing = inventory or Inventory()
+        self._readers = settings.readers()
+        # Reader -> the direction of the config line that named it.
+        self._directions: dict[str, Direction | None] = {}
         self._hotplug = Hotplug(
             "hid",
-            settings.devices,
-            lambda: match(settings.devices, listing.input_devices),
+            list(self._readers),
+            self._find,
             self._open,
             rescan_s=settings.rescan_s,
             retry_s=settings.retry_s,
         )
+
+    def _find(self) -> dict[str, list[str]]:
+        found = match(list(self._readers), self._listing.input_devices)
+        for selector, names in found.items():
+            self._directions.update(dict.fromkeys(names, self._readers[selector]))
+        return found
 
     def _open(self, name: str) -> EvdevReader:
         try:
@@ -88,14 +95,17 @@ class HidSource(HotplugSource):
             if exc.errno in GONE:
                 raise SourceUnavailable("gone") from exc
             raise SourceError(f"cannot grab: {exc.strerror or exc}") from exc
-        return EvdevReader(name, device, self._settings)
+        return EvdevReader(name, device, self._settings, self._directions.get(name, self._settings.direction))
 
 
 class EvdevReader:
     """One grabbed input device, read through evdev's own asyncio read loop."""
 
-    def __init__(self, name: str, device: evdev.InputDevice, settings: HidSourceSettings) -> None:
+    def __init__(
+        self, name: str, device: evdev.InputDevice, settings: HidSourceSettings, direction: Direction | None
+    ) -> None:
         self.name = name
+        self._direction = direction
         self._device = device
         self._settings = settings
         self._decoder = KeystrokeDecoder(
@@ -166,7 +176,7 @@ class EvdevReader:
         return Scan(
             text=text,
             source="hid",
-            direction=self._settings.direction,
+            direction=self._direction,
             reader=self.name,
             at_monotonic=time.monotonic(),
             damage=decoded.damage,
