@@ -53,9 +53,9 @@ def signal_for(decision: Decision) -> Signal:
 
 class Feedback(Protocol):
     """What a feedback device owes the pipeline (tests/test_feedback_contract.py holds every device to
-    it): each call returns at once and never raises for a failing output (it logs instead); a newer
-    pattern replaces the one playing; after `close()` every call is a no-op, and `close()` may be
-    called twice."""
+    it): each call only hands work over and returns at once; a newer pattern replaces the one playing;
+    after `close()` every call does nothing, and `close()` may be called twice. A device that can go on
+    without a failed output (one dead GPIO pin) logs the fault instead of raising it."""
 
     def decision(self, decision: Decision) -> None:
         """Answers one scan (accepted, duplicate, rejected)."""

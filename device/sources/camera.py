@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 from device.errors import SourceError
-from device.scan import Scan
+from device.scan import Scan, SourceKind
 from device.settings import CameraSourceSettings
 from device.sources import SourceState
 from device.vision.cascade import Cascade
@@ -39,7 +39,7 @@ def cascade_for(settings: CameraSourceSettings) -> Cascade:
 
 
 class CameraSource:
-    kind = "camera"
+    kind: SourceKind = "camera"
 
     def __init__(self, settings: CameraSourceSettings) -> None:
         self._settings = settings
