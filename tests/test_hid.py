@@ -14,8 +14,8 @@ from evdev import ecodes
 
 from device.errors import ConfigError
 from device.settings import HidSourceSettings, load_settings
-from device.sources.discovery import Inventory
 from device.sources.hid import HidSource, strip_affixes
+from device.sources.inventory import Inventory
 from tests.support.evdev_pipe import PipeBus, PipeScanner, alt_code, chord, keystrokes, tap
 from tests.support.paths import PAYLOADS_JSON
 from tests.support.reading import Reading, run, wait_until

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from device.settings import SerialSourceSettings
-from device.sources.discovery import Inventory
+from device.sources.inventory import Inventory
 from device.sources.serial import Frame, LineFramer, SerialSource
 from tests.support.paths import PAYLOADS_JSON
 from tests.support.pty_scanner import PtyScanner

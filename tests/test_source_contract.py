@@ -30,8 +30,8 @@ from device.settings import (
 )
 from device.sources import SOURCES, Source, SourceState, build_sources
 from device.sources.camera import CameraSource
-from device.sources.discovery import Inventory
 from device.sources.hid import HidSource
+from device.sources.inventory import Inventory
 from device.sources.serial import SerialSource
 from device.sources.stdin import StdinSource
 from tests.support.evdev_pipe import PipeBus

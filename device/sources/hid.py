@@ -3,7 +3,7 @@
 Each configured device is opened and grabbed exclusively, so its keystrokes reach only us and never
 a console or a login prompt. Key events become text through `keymaps.KeystrokeDecoder` on the
 configured layout. A device that goes away (ENODEV) loses its half-read code: it is dropped, never
-published, and the device is reopened when it comes back (see discovery.Hotplug).
+published, and the device is reopened when it comes back (see hotplug.Hotplug).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from device.errors import ConfigError, SourceBusy, SourceError, SourceUnavailabl
 from device.scan import Direction, Scan, SourceKind
 from device.settings import HidSourceSettings
 from device.sources import NO_TERMINATOR_S
-from device.sources.discovery import Hotplug, HotplugSource, Inventory, match
+from device.sources.hotplug import Hotplug, HotplugSource
+from device.sources.inventory import Inventory, match
 from device.sources.keymaps import NO_TERMINATOR, Decoded, KeystrokeDecoder
 
 log = logging.getLogger(__name__)

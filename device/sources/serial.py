@@ -31,7 +31,8 @@ from device.errors import SourceBusy, SourceError, SourceUnavailable
 from device.scan import Direction, Scan, SourceKind
 from device.settings import SerialSourceSettings
 from device.sources import NO_TERMINATOR_S
-from device.sources.discovery import Hotplug, HotplugSource, Inventory, match
+from device.sources.hotplug import Hotplug, HotplugSource
+from device.sources.inventory import Inventory, match
 
 log = logging.getLogger(__name__)
 
