@@ -18,7 +18,7 @@ from device.scan import Scan
 from device.settings import CameraSourceSettings, load_settings
 from device.sources import camera as camera_module
 from device.sources.camera import CameraSource
-from device.vision.frames import Frame
+from device.sources.camera.frames import Frame
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.frames import Condition, render
 from tests.support.mosquitto import Mosquitto

@@ -13,7 +13,7 @@ from PIL import Image
 
 from device.errors import ImageUnreadable, SourceUnavailable
 from device.settings import CameraSourceSettings
-from device.vision.frames import (
+from device.sources.camera.frames import (
     OPENCV_HINT,
     PICAMERA2_HINT,
     FileFrames,

@@ -18,8 +18,8 @@ from device.errors import SourceError
 from device.scan import Scan, SourceKind
 from device.settings import CameraSourceSettings
 from device.sources import SourceState
+from device.sources.camera.frames import FrameSource, NewestFrame, open_frames, reader_name
 from device.vision.cascade import Cascade
-from device.vision.frames import FrameSource, NewestFrame, open_frames, reader_name
 from device.vision.presence import Presence, Refocus
 
 log = logging.getLogger(__name__)
