@@ -6,7 +6,8 @@ import pytest
 
 pytest.importorskip("picamera2", reason="needs apt's python3-picamera2 (a Raspberry Pi with a camera)")
 
-from device.sources.camera.frames import NewestFrame, Picamera2Frames
+from device.sources.camera.frames import NewestFrame
+from device.sources.camera.picamera2 import Picamera2Frames
 from device.vision.cascade import Cascade
 
 pytestmark = pytest.mark.hardware

@@ -18,7 +18,10 @@ from device.errors import SourceError
 from device.scan import Scan, SourceKind
 from device.settings import CameraSourceSettings
 from device.sources import SourceState
-from device.sources.camera.frames import FrameSource, NewestFrame, open_frames, reader_name
+from device.sources.camera.files import FileFrames
+from device.sources.camera.frames import FrameSource, NewestFrame
+from device.sources.camera.opencv import OpenCvFrames
+from device.sources.camera.picamera2 import Picamera2Frames
 from device.vision.cascade import Cascade
 from device.vision.presence import Presence, Refocus
 
@@ -28,6 +31,31 @@ log = logging.getLogger(__name__)
 STALL_S = 2.0
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 30.0
+
+
+def open_frames(settings: CameraSourceSettings) -> FrameSource:
+    """The configured frame source, opened. SourceUnavailable when the device or library is missing."""
+    if settings.backend == "files":
+        assert settings.path is not None, "validated by CameraSourceSettings"
+        return FileFrames(settings.path, settings.max_fps, roi=settings.roi)
+    if settings.backend == "opencv":
+        return OpenCvFrames(settings.index, settings.width, settings.height, settings.max_fps, settings.roi)
+    return Picamera2Frames(
+        settings.index,
+        settings.width,
+        settings.height,
+        settings.max_fps,
+        settings.autofocus,
+        settings.max_exposure_ms,
+        settings.roi,
+    )
+
+
+def reader_name(settings: CameraSourceSettings) -> str:
+    """The safe name a source will have, known before it opens (for state while it cannot)."""
+    return {"files": "files", "opencv": f"video{settings.index}"}.get(
+        settings.backend, f"camera{settings.index}"
+    )
 
 
 def cascade_for(settings: CameraSourceSettings) -> Cascade:
