@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from device.errors import ConfigError, SourceUnavailable
-from device.label import format_label
+from device.label_code import format_label_code
 from device.scan import Scan
 from device.settings import CameraSourceSettings, load_settings
 from device.sources import camera as camera_module
@@ -216,7 +216,7 @@ def test_the_daemons_status_carries_the_cameras_decode_figures(tmp_path: Path, b
         assert daemon.next_decision()["feedback"] == "accepted", "the held card became one check-in"
         time.sleep(1.5)  # the status snapshot is refreshed every second
         # Any label asks the device to publish its status at once (a provisioning check).
-        daemon.send(format_label("another-device", "GATE-9", "0" * 12))
+        daemon.send(format_label_code("another-device", "GATE-9", "0" * 12))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not any(
             "provisioning_check" in s for s in subscriber.statuses()
