@@ -1,6 +1,7 @@
 """One suite for the `Source` protocol, run over every kind of source on the real part behind it (as
 gpiozero runs one suite over every pin factory): stdin on a pipe, serial on a pty pair, the keyboard
-source on evdev's own read loop (a pipe-backed InputDevice) and the camera on replayed image files.
+source on evdev's own read loop (a pipe-backed InputDevice), and the camera on replayed image files
+and, live, on the picamera2 adapter against the fake picamera2 at the import boundary.
 
 A new kind of source gets a backend fixture here; the table test below fails until it does.
 """
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -35,6 +37,7 @@ from device.sources.inventory import Inventory
 from device.sources.serial import SerialSource
 from device.sources.stdin import StdinSource
 from tests.support.evdev_pipe import PipeBus
+from tests.support.fake_picamera2 import Scene, install
 from tests.support.frames import Condition, render
 from tests.support.pty_scanner import PtyScanner
 from tests.support.reading import Reading, run
@@ -88,12 +91,16 @@ def hid_backend(tmp_path: Path) -> Iterator[Backend]:
     bus.close()
 
 
+def _code_frame() -> np.ndarray:
+    return render(CODE, Condition(module_px=5.0), seed=1)[0]
+
+
 @pytest.fixture
 def camera_backend(tmp_path: Path) -> Backend:
     folder = tmp_path / "frames"
     folder.mkdir()
     first = folder / "0000.png"
-    Image.fromarray(render(CODE, Condition(module_px=5.0), seed=1)[0]).save(first)
+    Image.fromarray(_code_frame()).save(first)
     for n in range(1, CAMERA_FRAMES):
         shutil.copyfile(first, folder / f"{n:04d}.png")
     settings = CameraSourceSettings(backend="files", path=folder, max_fps=CAMERA_FPS, direction="out")
@@ -101,24 +108,34 @@ def camera_backend(tmp_path: Path) -> Backend:
     return Backend(CameraSource(settings), "files", lambda: None)
 
 
-BACKENDS: dict[SourceKind, str] = {
-    "stdin": "stdin_backend",
-    "serial": "serial_backend",
-    "hid": "hid_backend",
-    "camera": "camera_backend",
+@pytest.fixture
+def picamera2_backend(monkeypatch: pytest.MonkeyPatch) -> Backend:
+    # A live camera with the card held up from the first frame to the last.
+    install(monkeypatch, Scene([_code_frame()]))
+    settings = CameraSourceSettings(backend="picamera2", max_fps=CAMERA_FPS, direction="out")
+    return Backend(CameraSource(settings), "camera0", lambda: None)
+
+
+# Backend fixture -> the kind of source it runs.
+BACKENDS: dict[str, SourceKind] = {
+    "stdin_backend": "stdin",
+    "serial_backend": "serial",
+    "hid_backend": "hid",
+    "camera_backend": "camera",
+    "picamera2_backend": "camera",
 }
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request: pytest.FixtureRequest) -> Backend:
-    found: Backend = request.getfixturevalue(BACKENDS[request.param])
+    found: Backend = request.getfixturevalue(request.param)
+    assert found.source.kind == BACKENDS[request.param]
     return found
 
 
 def test_every_kind_in_the_table_has_a_backend_here_and_agrees_with_the_literals() -> None:
-    assert (
-        set(SOURCES) == set(BACKENDS) == set(typing.get_args(SourceKind)) == set(typing.get_args(SourceName))
-    )
+    kinds = set(typing.get_args(SourceKind))
+    assert set(SOURCES) == set(BACKENDS.values()) == kinds == set(typing.get_args(SourceName))
     assert set(SOURCES) <= set(ScannerSettings.model_fields), "each kind has its scanner.<kind> section"
 
 
