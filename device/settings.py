@@ -172,7 +172,29 @@ class ReaderEntry(Section):
     direction: Direction | None = None
 
 
-def directions(lines: list[Selector | ReaderEntry], default: Direction | None) -> dict[str, Direction | None]:
+def reader_lines(lines: Any) -> Any:
+    """Each line as a checked selector or a ReaderEntry, before the union sees it: a bad line then gets
+    one clear error under its key instead of one per shape it failed to be."""
+    if not isinstance(lines, list):
+        return lines  # the field's own type check says what is wrong
+    checked: list[str | ReaderEntry] = []
+    for line in lines:
+        if isinstance(line, dict):
+            try:
+                line = ReaderEntry.model_validate(line)
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                raise ValueError(f"{line!r}: {problems}") from None
+        elif isinstance(line, str):
+            line = _selector(line)
+        checked.append(line)
+    return checked
+
+
+ReaderLines = Annotated[list[str | ReaderEntry], BeforeValidator(reader_lines)]
+
+
+def directions(lines: list[str | ReaderEntry], default: Direction | None) -> dict[str, Direction | None]:
     """Selector -> the direction its scans carry: the entry's own, else the section's."""
     return {
         line.device if isinstance(line, ReaderEntry) else line: (
@@ -189,7 +211,7 @@ class StdinSourceSettings(Section):
 class HidSourceSettings(Section):
     # By-id paths, "vendor:product" hex pairs, or name patterns (fnmatch); several at once, each a
     # plain selector or a ReaderEntry with its own direction.
-    devices: list[Selector | ReaderEntry] = Field(default_factory=list)
+    devices: ReaderLines = Field(default_factory=list)
     layout: Literal["us", "uk", "de", "fr"] = "us"
     terminator: Literal["enter", "tab", "gap"] = "enter"
     # With terminator = "gap": the silence that ends a code.
@@ -214,7 +236,7 @@ class SerialSourceSettings(Section):
     port: Selector = "/dev/serial/by-id/*"
     # Several scanners, each read on the first port its line names (replaces `port`); a line is a
     # selector or a ReaderEntry with its own direction.
-    ports: list[Selector | ReaderEntry] | None = Field(None, min_length=1)
+    ports: Annotated[ReaderLines, Field(min_length=1)] | None = None
     baudrate: int = Field(9600, gt=0)
     # "line": a code ends at CR, LF or CRLF; "gap": at `gap_ms` of silence (a scanner without suffix).
     terminator: Literal["line", "gap"] = "line"

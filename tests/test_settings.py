@@ -137,3 +137,12 @@ def test_a_scanner_line_with_its_own_direction(tmp_path: Path) -> None:
     bad = text.replace('"*Exit*"', '"0c2e:xyz"')
     with pytest.raises(ConfigError, match=r"scanner\.hid\.devices"):
         load_settings(write(tmp_path, bad))
+
+
+def test_a_bad_scanner_line_gets_one_clear_error_under_its_key(tmp_path: Path) -> None:
+    text = GOOD + '[scanner.hid]\ndevices = ["0c2e:zz", { device = "*Exit*", direction = "up" }]\n'
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    lines = str(caught.value).splitlines()[1:]
+    assert len(lines) == 1 and lines[0].startswith("  scanner.hid.devices: ")
+    assert "'0c2e:zz' looks like vendor:product" in lines[0] and str(tmp_path) in lines[0]
