@@ -1,9 +1,10 @@
 """The camera as a scan source: frames in, one Scan per code shown.
 
-One worker thread takes the newest frame, decodes it through the cascade (device/vision/cascade.py;
-zxing-cpp releases the GIL, so the event loop keeps running) and feeds the presence debounce; the event
-loop only yields what comes out. A lost or
-missing camera is reopened with a growing pause; a replay (backend "files") ends the iteration when
+The frames come from one adapter per `scanner.camera.backend` (picamera2.py, opencv.py, files.py,
+behind frames.py's `FrameSource`; `open_frames` picks it). One worker thread takes the newest frame,
+decodes it through the cascade (device/vision/cascade.py; zxing-cpp releases the GIL, so the event
+loop keeps running) and feeds the presence debounce; the event loop only yields what comes out. A lost
+or missing camera is reopened with a growing pause; a replay (backend "files") ends the iteration when
 its last frame is done.
 """
 
