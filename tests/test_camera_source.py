@@ -179,21 +179,19 @@ def test_a_lost_live_camera_is_reopened_and_keeps_scanning(monkeypatch: pytest.M
         opened.append(LiveCamera([shown[min(len(opened), 1)]], frames=30))
         return opened[-1]
 
-    monkeypatch.setattr(camera_module, "open_frames", open_frames)
     monkeypatch.setattr(camera_module, "RETRY_MIN_S", 0.01)
-    scans = _first_scans(CameraSource(CameraSourceSettings(backend="picamera2")), 2)
+    scans = _first_scans(CameraSource(CameraSourceSettings(backend="picamera2"), open_frames=open_frames), 2)
     assert [s.text for s in scans] == [B, C], "the second code came from the reopened camera"
     assert len(opened) >= 2
     assert all(s.reader == "camera0" for s in scans)
 
 
-def test_a_frame_the_decoder_refuses_is_skipped_not_fatal(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_frame_the_decoder_refuses_is_skipped_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
     colour = np.zeros((48, 64, 3), np.uint8)  # not a grey frame: the decoder raises ValueError
     camera = LiveCamera([colour] * 10 + [_frame(B, seed=3)], frames=40)
-    monkeypatch.setattr(camera_module, "open_frames", lambda settings: camera)
-    scans = _first_scans(CameraSource(CameraSourceSettings(backend="picamera2")), 1)
+    scans = _first_scans(
+        CameraSource(CameraSourceSettings(backend="picamera2"), open_frames=lambda s: camera), 1
+    )
     assert [s.text for s in scans] == [B]
     assert "frame skipped: a frame must be a 2-D uint8 grey image" in caplog.text
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from device.errors import SourceError
@@ -70,8 +70,15 @@ def cascade_for(settings: CameraSourceSettings) -> Cascade:
 class CameraSource:
     kind: SourceKind = "camera"
 
-    def __init__(self, settings: CameraSourceSettings) -> None:
+    def __init__(
+        self,
+        settings: CameraSourceSettings,
+        *,
+        open_frames: Callable[[CameraSourceSettings], FrameSource] = open_frames,
+    ) -> None:
         self._settings = settings
+        # The seam a test's live camera comes in by, as the serial source's open_port.
+        self._open_frames = open_frames
         self._reader = reader_name(settings)
         self._state: SourceState = "disconnected"
         self._cascade = cascade_for(settings)
@@ -130,7 +137,7 @@ class CameraSource:
             await asyncio.sleep(pause)
 
     def _open(self) -> NewestFrame:
-        source: FrameSource = open_frames(self._settings)
+        source = self._open_frames(self._settings)
         self._feed = NewestFrame(source)
         self._state = "connected"
         log.info("camera %s open (%s)", source.name, self._settings.backend)
