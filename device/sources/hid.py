@@ -1,7 +1,7 @@
 """Keyboard-mode ("wedge") USB scanners through python-evdev.
 
 Each configured device is opened and grabbed exclusively, so its keystrokes reach only us and never
-a console or a login prompt. Key events become text through `keymaps.KeystrokeDecoder` on the
+a console or a login prompt. Key events become text through `keystrokes.KeystrokeDecoder` on the
 configured layout. A device that goes away (ENODEV) loses its half-read code: it is dropped, never
 published, and the device is reopened when it comes back (see hotplug.Hotplug).
 """
@@ -23,7 +23,7 @@ from device.settings import HidSourceSettings
 from device.sources import NO_TERMINATOR_S
 from device.sources.hotplug import Hotplug, HotplugSource
 from device.sources.inventory import Inventory, match
-from device.sources.keymaps import NO_TERMINATOR, Decoded, KeystrokeDecoder
+from device.sources.keystrokes import NO_TERMINATOR, KeystrokeDecoder, Typed
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class EvdevReader:
                 raise SourceUnavailable("unplugged") from exc
             raise SourceError(f"read failed: {exc.strerror or exc}") from exc
 
-    def _unterminated(self) -> Decoded | None:
+    def _unterminated(self) -> Typed | None:
         return self._decoder.unterminated(
             f'{NO_TERMINATOR} after the code: set scanner.hid.terminator = "gap" for a scanner without one'
         )
@@ -170,7 +170,7 @@ class EvdevReader:
                 terminator,
             )
 
-    def _scan(self, decoded: Decoded) -> Scan:
+    def _scan(self, decoded: Typed) -> Scan:
         if decoded.damage is not None and decoded.damage.startswith(NO_TERMINATOR):
             self._tell_no_terminator()
         text = strip_affixes(decoded.text, self._settings.prefix, self._settings.suffix)
