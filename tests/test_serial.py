@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from device.settings import SerialSourceSettings
 from device.sources.inventory import Inventory
-from device.sources.serial import Frame, LineFramer, SerialSource
+from device.sources.serial import LineFramer, Received, SerialSource
 from tests.support.paths import PAYLOADS_JSON
 from tests.support.pty_scanner import PtyScanner
 from tests.support.reading import Reading, run, wait_until
@@ -201,7 +201,7 @@ def test_framer_rejects_an_endless_line_once() -> None:
     frames = framer.feed(b"x" * 100) + framer.feed(b"y" * 100) + framer.feed(b"tail\rOK\n")
     assert len(frames) == 2
     assert frames[0].damage is not None and "no CR/LF terminator" in frames[0].damage
-    assert frames[1] == Frame("OK")
+    assert frames[1] == Received("OK")
 
 
 CODE = st.text(alphabet=st.characters(codec="utf-8", blacklist_characters="\r\n"), min_size=1, max_size=60)
@@ -220,7 +220,7 @@ def test_framer_reassembles_any_split(codes: list[str], terminators: list[bytes]
     bounds = sorted({0, len(stream), *(c % (len(stream) + 1) for c in cuts)})
     framer = LineFramer()
     frames = [f for lo, hi in itertools.pairwise(bounds) for f in framer.feed(stream[lo:hi])]
-    assert frames == [Frame(code) for code in codes]
+    assert frames == [Received(code) for code in codes]
     assert not framer.pending
 
 

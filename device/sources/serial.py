@@ -60,7 +60,7 @@ def open_port(path: str, baudrate: int) -> serial.Serial:
     return serial.Serial(path, baudrate, timeout=0, exclusive=True)
 
 
-class Frame(NamedTuple):
+class Received(NamedTuple):
     """One code between terminators. `text` is personal data."""
 
     text: str
@@ -82,9 +82,9 @@ class LineFramer:
     def pending(self) -> bool:
         return bool(self._buffer)
 
-    def feed(self, data: bytes) -> list[Frame]:
+    def feed(self, data: bytes) -> list[Received]:
         self._buffer += data
-        frames: list[Frame] = []
+        frames: list[Received] = []
         while True:
             end = TERMINATOR.search(self._buffer)
             if end is None:
@@ -104,11 +104,11 @@ class LineFramer:
             if not self._overflowed:
                 self._overflowed = True
                 frames.append(
-                    Frame("", f"no CR/LF terminator within {self._max} bytes: check the scanner's suffix")
+                    Received("", f"no CR/LF terminator within {self._max} bytes: check the scanner's suffix")
                 )
         return frames
 
-    def flush(self, damage: str | None = None) -> Frame | None:
+    def flush(self, damage: str | None = None) -> Received | None:
         """Ends the pending frame after a silence: as a code (terminator "gap"), or rejected with
         `damage` (a terminator was expected and never came). None when nothing is pending."""
         raw = bytes(self._buffer)
@@ -122,16 +122,16 @@ class LineFramer:
             return None
         frame = decode_frame(raw)
         self._utf16 = frame.damage == UTF16_DAMAGE
-        return frame if damage is None or frame.damage is not None else Frame(frame.text, damage)
+        return frame if damage is None or frame.damage is not None else Received(frame.text, damage)
 
 
-def decode_frame(raw: bytes) -> Frame:
+def decode_frame(raw: bytes) -> Received:
     if sent_as_utf16(raw):
-        return Frame(raw.decode("utf-8", "replace"), UTF16_DAMAGE)
+        return Received(raw.decode("utf-8", "replace"), UTF16_DAMAGE)
     try:
-        return Frame(raw.decode("utf-8"))
+        return Received(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        return Frame(
+        return Received(
             raw.decode("utf-8", "replace"),
             f"bytes that are not UTF-8 (at byte {exc.start} of {len(raw)}): "
             "set the scanner's serial output to UTF-8",
@@ -241,7 +241,7 @@ class SerialReader:
             for frame in self._framer.feed(chunk):
                 yield self._scan(frame, now)
 
-    def _scan(self, frame: Frame, at: float) -> Scan:
+    def _scan(self, frame: Received, at: float) -> Scan:
         if frame.damage == NO_TERMINATOR_DAMAGE and not self._told_no_terminator:
             # Once per reader: every such scan is rejected with the reason, one log line says why.
             self._told_no_terminator = True
