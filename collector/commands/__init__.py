@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 
 from collector.settings import DEFAULT_CONFIG, Settings, load_settings
-from device import cli
+from device import cli as commandline
 
 # As the device's commands: a configuration it cannot use (systemd does not restart on it).
 EXIT_CONFIG = 2
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    cli.add_config_argument(parser, DEFAULT_CONFIG, "collector")
+    commandline.add_config_argument(parser, DEFAULT_CONFIG, "collector")
 
 
 def load_or_explain(path: str) -> Settings | None:
     """The settings, or None after printing why they cannot be used (the key and the file)."""
-    return cli.load_or_explain(load_settings, path)
+    return commandline.load_or_explain(load_settings, path)
