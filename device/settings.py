@@ -419,8 +419,12 @@ class FeedbackSettings(Section):
     @model_validator(mode="after")
     def _one_way_to_name_them(self) -> FeedbackSettings:
         if self.backends is not None:
-            if "backend" in self.model_fields_set:
-                raise ValueError("give either feedback.backend or feedback.backends, not both")
+            # Both may stand when they agree (a file's backend, an override adding a second device).
+            if "backend" in self.model_fields_set and self.backend not in self.backends:
+                raise ValueError(
+                    f"feedback.backend = {self.backend!r} is not among feedback.backends = {self.backends}: "
+                    "give one of the two"
+                )
             if len(set(self.backends)) != len(self.backends):
                 raise ValueError(f"feedback.backends names a device twice: {self.backends}")
         return self

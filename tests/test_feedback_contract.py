@@ -24,6 +24,7 @@ from device.feedback import FEEDBACK, FanOut, Feedback, Signal, Status, build_fe
 from device.feedback.console import ConsoleFeedback
 from device.feedback.gpio import GpioFeedback
 from device.settings import FeedbackKind, FeedbackSettings, GpioFeedbackSettings, load_settings
+from tests.support.daemon import DaemonProcess, write_config
 
 # The real patterns at a twentieth of their length.
 FAST = 0.05
@@ -161,3 +162,21 @@ def test_a_device_that_cannot_open_fails_the_build_with_its_reason() -> None:
         blocker.close()
         Device.pin_factory = None
         factory.reset()
+
+
+def test_the_daemon_answers_on_both_devices_a_config_names(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "device.toml",
+        port=1,
+        storage=tmp_path / "state",
+        feedback={"backends": ["console", "gpio"]},
+    )
+    daemon = DaemonProcess(
+        config, env={"GPIOZERO_PIN_FACTORY": "mock", "GPIOZERO_MOCK_PIN_CLASS": "mockpwmpin"}
+    ).start()
+    try:
+        daemon.wait_log("feedback on GPIO: green GPIO17, red GPIO27, buzzer GPIO22")
+        assert daemon.scan("VISITOR-42")["feedback"] == "accepted", "the console still prints each answer"
+        assert daemon.terminate() == 0
+    finally:
+        daemon.stop()

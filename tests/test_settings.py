@@ -109,6 +109,8 @@ def test_keys_added_later_leave_the_hash_of_a_configuration_without_them(tmp_pat
     assert plain.feedback.devices == ["console"]
     both = load_settings(write(tmp_path, GOOD + '[feedback]\nbackends = ["console", "gpio"]\n'))
     assert both.feedback.devices == ["console", "gpio"]
+    agreeing = '[feedback]\nbackend = "gpio"\nbackends = ["gpio", "console"]\n'
+    assert load_settings(write(tmp_path, GOOD + agreeing)).feedback.devices == ["gpio", "console"]
     assert both.config_hash() != plain.config_hash()
     gap = load_settings(write(tmp_path, GOOD + '[scanner.serial]\nterminator = "gap"\n'))
     assert gap.config_hash() != plain.config_hash()
@@ -117,7 +119,7 @@ def test_keys_added_later_leave_the_hash_of_a_configuration_without_them(tmp_pat
 @pytest.mark.parametrize(
     ("feedback", "message"),
     [
-        ('backend = "gpio"\nbackends = ["console"]', "either feedback.backend or feedback.backends"),
+        ('backend = "gpio"\nbackends = ["console"]', "is not among feedback.backends"),
         ('backends = ["gpio", "gpio"]', "names a device twice"),
         ("backends = []", "feedback.backends"),
     ],
