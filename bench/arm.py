@@ -1,13 +1,14 @@
-"""The decoder's reads on Arm: the ZXing photo sets decoded here and in an emulated Raspberry Pi root.
+"""The camera's reads on Arm: the ZXing photo sets decoded here and in an emulated Raspberry Pi root.
 
     sudo python -m bench.arm [--quick]      # ARM_ARCHES="arm64 armhf" for both (default arm64)
 
 zxing-cpp, numpy and Pillow are other builds on Arm (aarch64 wheels, armhf compiled from source), so a
 photo one reads and the other misses would show here: per photo set, the images read by the plain
-zxing-cpp call and by our decoder, and its misreads, on the emulated CPU (value) against this machine
-(baseline), with the photos read differently named. Counts only: emulation says nothing about a Pi's
-speed, so both sides decode on a clock that stands still (every escalation step runs, whatever the
-per-frame budget), and a difference is one of the libraries', not of the CPU's.
+zxing-cpp call and by the cascade (each photo held in view for a second), and its misreads, on the
+emulated CPU (value) against this machine (baseline), with the photos read differently named.
+Counts only: emulation says nothing about a Pi's speed, so both sides decode on a tick clock (which
+passes fit a frame's budget never depends on the CPU), and a difference is one of the libraries', not
+of the CPU's.
 
 The root is scripts/test_arm.sh's (it needs root and binfmt; `make setup` runs there first, so a cold
 run takes minutes). Not part of `make bench`. Inside the root this module runs with --reads, which
@@ -21,12 +22,15 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 from bench.common import Row, main_for, row
 from bench.decode import Item, _judge
 from device.settings import CameraSourceSettings
-from device.vision.decoder import Decoder
+from device.vision.cascade import Cascade, hold
+from device.vision.presence import Presence
 from tests.support.daemon import ROOT
-from tests.support.frames import photo_cases, photo_gray, plain_texts
+from tests.support.frames import TickClock, photo_cases, photo_gray, plain_texts
 from tests.support.paths import PHOTOS
 
 NAME = "camera-decode-arm"
@@ -37,8 +41,13 @@ Reads = dict[str, dict[str, dict[str, str]]]
 
 
 def reads(quick: bool) -> Reads:
-    ours = Decoder(CameraSourceSettings().decode_budget_ms, clock=lambda: 0.0)
-    decoders = {"plain": plain_texts, "ours": lambda gray: ours.decode(gray).texts}
+    s = CameraSourceSettings()
+
+    def ours(gray: np.ndarray) -> list[str]:
+        cascade = Cascade(s.escalation_share, s.probe_share, s.decode_budget_ms, clock=TickClock())
+        return hold(gray, s.max_fps, cascade, Presence(s.rearm_s, s.confirm_reads), until_scan=True).scans
+
+    decoders = {"plain": plain_texts, "ours": ours}
     out: Reads = {}
     for photo_set in PHOTO_SETS:
         cases = photo_cases(PHOTOS, photo_set)[: 24 if quick else None]

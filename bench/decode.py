@@ -4,14 +4,17 @@
 and the presence debounce (what `qr-checkin decode` does); read means it became a scan. `ceiling`
 rows: the union of every pass and probe on the whole image, each run on its own (what no budget could
 beat). The empty-frame stream runs one cascade over all empty frames in a row, as a camera would.
+`pass`/`probe` rows: the reads lost without each; `camera-like/<condition>` rows: the held reads per
+kind of degradation; `sustained`: frames per second of a door's stream, debounce included.
 
 Baseline: `zxingcpp.read_barcodes(gray, formats=BarcodeFormat.QRCode, text_mode=TextMode.Plain)`.
 Sets: the shared photographs (zxing-cpp and zxing-java, reported apart: they overlap), generated
 camera-like 640x480 frames (tests/support/frames.py) and generated empty frames.
 
-Timing: both decoders run on each image in turn, several rounds in alternating order; an image's
-cost is its fastest round (the least disturbed by the other tenants of this machine), and a set's
-figure is the mean of those over its images. Ratios are what to read, not milliseconds.
+Timing: the cascade and the plain call run frame by frame in the same loop; the ceiling and the plain
+call run on each image in turn, several rounds in alternating order, an image's cost its fastest
+round (the least disturbed by the other tenants of this machine). Ratios are what to read, not
+milliseconds.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from bench.common import Row, main_for, row
 from device.settings import CameraSourceSettings
 from device.sources.camera import cascade_for
 from device.vision.cascade import PASSES, PROBES, Cascade, Pass, hold, read
-from device.vision.decoder import STEPS, Decoder, upscale
 from device.vision.presence import Presence
+from device.vision.symbols import upscale
 from tests.support.frames import (
     camera_frames,
     door_frames,
@@ -53,10 +56,6 @@ class Item:
     text: str | None
     expected_is_wrong: bool = False
     condition: str = ""
-
-
-def _ours(decoder: Decoder) -> Callable[[np.ndarray], list[str]]:
-    return lambda gray: decoder.decode(gray).texts
 
 
 def _judge(item: Item, texts: list[str]) -> str:
@@ -86,54 +85,10 @@ def _costs(items: Sequence[Item], decoders: dict[str, Callable[[np.ndarray], obj
     return {name: 1000 * sum(v) / len(v) for name, v in best.items()}
 
 
-def compare(label: str, items: Sequence[Item], decoder: Decoder, rounds: int) -> list[Row]:
-    ours, plain = _outcomes(items, _ours(decoder)), _outcomes(items, plain_texts)
-    costs = _costs(items, {"ours": _ours(decoder), "plain": plain_texts}, rounds)
-    bench = f"{NAME}/{label}"
-    n = len(items)
-    rows = []
-    if items[0].text is None:
-        rows.append(
-            row(
-                bench,
-                "false positives",
-                ours.count("false-positive"),
-                "codes",
-                plain.count("false-positive"),
-                f"of {n} empty frames",
-            )
-        )
-        target = "target <= 1.05"
-    else:
-        rows.append(
-            row(
-                bench,
-                "read",
-                ours.count("read"),
-                "images",
-                plain.count("read"),
-                f"of {n}; target >= baseline",
-            )
-        )
-        rows.append(
-            row(bench, "misreads", ours.count("misread"), "images", plain.count("misread"), "target 0")
-        )
-        target = "target <= 1.5"
-    rows.append(
-        row(
-            bench,
-            "ms per frame",
-            costs["ours"],
-            "ms",
-            costs["plain"],
-            f"fastest of {rounds} interleaved rounds, mean over images; {target}",
-        )
-    )
-    return rows
-
-
-def per_condition(items: Sequence[Item], decoder: Decoder) -> list[Row]:
-    ours, plain = _outcomes(items, _ours(decoder)), _outcomes(items, plain_texts)
+def per_condition(items: Sequence[Item], settings: CameraSourceSettings) -> list[Row]:
+    """Held one second through the cascade, per kind of degradation, against the plain call."""
+    ours = [_judge(item, _held_with(item, PASSES, PROBES, settings)) for item in items]
+    plain = _outcomes(items, plain_texts)
     total: Counter[str] = Counter(item.condition for item in items)
     ours_read: Counter[str] = Counter(i.condition for i, o in zip(items, ours, strict=True) if o == "read")
     plain_read: Counter[str] = Counter(i.condition for i, o in zip(items, plain, strict=True) if o == "read")
@@ -141,41 +96,6 @@ def per_condition(items: Sequence[Item], decoder: Decoder) -> list[Row]:
         row(f"{NAME}/camera-like/{c}", "read", ours_read[c], "frames", plain_read[c], f"of {total[c]}")
         for c in total
     ]
-
-
-def steps(sets: dict[str, Sequence[Item]], budget_ms: float, rounds: int) -> list[Row]:
-    """Each kept step against the decoder without it: what it reads and what it costs."""
-    rows = []
-    full = Decoder(budget_ms)
-    for step in STEPS:
-        without = Decoder(budget_ms, steps=[s for s in STEPS if s != step])
-        for label, items in sets.items():
-            coded = [i for i in items if i.text is not None]
-            gained = _outcomes(coded, _ours(full)).count("read") - _outcomes(coded, _ours(without)).count(
-                "read"
-            )
-            costs = _costs(coded, {"with": full.decode, "without": without.decode}, rounds)
-            rows.append(
-                row(
-                    f"{NAME}/step {step}",
-                    f"reads on {label}",
-                    gained,
-                    "images",
-                    None,
-                    f"codes only this step reads, of {len(coded)}",
-                )
-            )
-            rows.append(
-                row(
-                    f"{NAME}/step {step}",
-                    f"ms per frame on {label}",
-                    costs["with"],
-                    "ms",
-                    costs["without"],
-                    "baseline: the same decoder without this step",
-                )
-            )
-    return rows
 
 
 def door_sequence(coded: Sequence[Item], empty: Sequence[Item]) -> list[np.ndarray]:
@@ -187,16 +107,17 @@ def door_sequence(coded: Sequence[Item], empty: Sequence[Item]) -> list[np.ndarr
     return frames
 
 
-def sustained(frames: Sequence[np.ndarray], decoder: Decoder, passes: int) -> list[Row]:
-    """Frames per second on one core, serially; ours includes the debounce and its hints. Both run
-    the same stretch of frames back to back, in alternating order, so a change in the machine's load
-    hits both."""
-    presence = Presence(rearm_s=2.0)
+def sustained(frames: Sequence[np.ndarray], settings: CameraSourceSettings, passes: int) -> list[Row]:
+    """Frames per second on one core, serially; ours is the cascade with the debounce and its hints.
+    Both run the same stretch of frames back to back, in alternating order, so a change in the
+    machine's load hits both."""
+    cascade = cascade_for(settings)
+    presence = Presence(settings.rearm_s, settings.confirm_reads)
 
     def ours(chunk: Sequence[np.ndarray], first: int) -> None:
         for k, gray in enumerate(chunk):
             at = (first + k) / 15
-            decoded = decoder.decode(gray, presence.hints(at))
+            decoded = cascade.decode(gray, at, presence.hints(at))
             presence.observe(at, decoded.found, decoded.undecoded)
 
     def plain(chunk: Sequence[np.ndarray], first: int) -> None:
@@ -343,24 +264,21 @@ def load(quick: bool) -> dict[str, list[Item]]:
 
 
 def run(quick: bool = False) -> list[Row]:
-    budget_ms = CameraSourceSettings().decode_budget_ms
-    decoder = Decoder(budget_ms)
+    settings = CameraSourceSettings()
     rounds = 2 if quick else 5
     sets = load(quick)
     # A smoke run holds a few images of each set only: every image is decoded fps times over.
     held: dict[str, Sequence[Item]] = {
-        k: sets[k][: 6 if quick else None] for k in ("door", "zxing-cpp", "zxing-java", "empty")
+        k: sets[k][: 6 if quick else None]
+        for k in ("door", "zxing-cpp", "zxing-java", "camera-like", "empty")
     }
     rows = held_second(held, min(rounds, 2))
     if not quick:
         # zxing-java mostly repeats zxing-cpp's photos (tests/data/qr-photos/README.md): left out here.
         rows += ablation({k: sets[k] for k in ("door", "zxing-cpp")})
-    for label, items in sets.items():
-        rows += compare(label, items, decoder, rounds)
-    rows += per_condition(sets["camera-like"], decoder)
-    rows += steps({k: v for k, v in sets.items() if k != "empty"}, budget_ms, 1 if quick else 3)
+    rows += per_condition(held["camera-like"], settings)
     door = door_sequence(sets["camera-like"], sets["empty"])
-    rows += sustained(door, decoder, 1 if quick else 2)
+    rows += sustained(door, settings, 1 if quick else 2)
     return rows
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from device.commandline import Command, dispatch
+from device.cli import Command, dispatch
 
 COMMANDS = {
     "run": Command("collector.commands.run", "ingest check-ins from the broker into the database"),

@@ -17,7 +17,7 @@ from device.audit import AuditLog
 from device.checkin import Checkin
 from device.decision import Decision
 from device.feedback import Feedback, Signal
-from device.label import LabelCode, parse_label
+from device.label_code import LabelCode, parse_label_code
 from device.publisher import Publisher
 from device.scan import Scan
 from device.settings import Settings
@@ -83,7 +83,7 @@ class ScanLoop:
             await asyncio.sleep(0)
 
     def _handle(self, scan: Scan) -> None:
-        label = parse_label(scan.text) if scan.damage is None else None
+        label = parse_label_code(scan.text) if scan.damage is None else None
         if label is not None:
             self._identify(label)
             return

@@ -1,11 +1,69 @@
-"""`qr-checkin` command line: one subcommand per module under device/commands/."""
+"""`qr-checkin` command line: the command table below, one subcommand per module under
+device/commands/ (their shared helpers in its __init__).
+
+The dispatcher is shared with `qr-collector` (collector/cli.py) and `qr-provision`
+(provisioning/cli.py): a registry of command name -> (module, help). A command module exposes
+`add_arguments(parser)` and `main(args) -> int`. Only the module of the command being run is
+imported, so `qr-checkin decode` does not pay for paho, `run` does not pay for the camera stack, and
+`--help` imports none of them.
+"""
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple, TypeVar
 
-from device.commandline import Command, dispatch
+from device import __version__
+from device.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Command(NamedTuple):
+    module: str
+    help: str
+
+
+def build_parser(
+    prog: str, description: str, commands: Mapping[str, Command], argv: Sequence[str]
+) -> argparse.ArgumentParser:
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--version", action="version", version=f"{prog} {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in commands.items():
+        cmd = sub.add_parser(name, help=command.help, description=command.help)
+        if name == chosen:
+            module = importlib.import_module(command.module)
+            module.add_arguments(cmd)
+            cmd.set_defaults(_main=module.main)
+    return parser
+
+
+def dispatch(prog: str, description: str, commands: Mapping[str, Command], argv: Sequence[str] | None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(prog, description, commands, arguments).parse_args(arguments)
+    return int(args._main(args))
+
+
+def add_config_argument(parser: argparse.ArgumentParser, default: Path, what: str) -> None:
+    parser.add_argument(
+        "--config", default=str(default), metavar="PATH", help=f"{what} configuration (default {default})"
+    )
+
+
+def load_or_explain(load: Callable[[str], T], path: str) -> T | None:
+    """The settings, or None after printing why they cannot be used (the key and the file)."""
+    try:
+        return load(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None
+
 
 # Sorted by how often a technician types them.
 COMMANDS = {

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import signal
@@ -34,7 +33,7 @@ from device.notify import Notifier
 from device.privacy import build_privacy
 from device.publisher import Publisher
 from device.settings import Settings
-from device.sources import Source
+from device.sources import Source, build_sources
 from device.status import StatusModel
 from device.store import Outbox
 
@@ -43,22 +42,6 @@ log = logging.getLogger(__name__)
 EXIT_CANNOT_START = 3
 # Started on a full card, the disk has room again: systemd's restart opens the store properly.
 EXIT_STORAGE_BACK = 75
-
-_SOURCE_CLASSES = {
-    "stdin": ("device.sources.stdin", "StdinSource"),
-    "hid": ("device.sources.hid", "HidSource"),
-    "serial": ("device.sources.serial", "SerialSource"),
-    "camera": ("device.sources.camera", "CameraSource"),
-}
-
-
-def build_sources(settings: Settings) -> list[Source]:
-    sources: list[Source] = []
-    for name in settings.scanner.sources:
-        module_name, class_name = _SOURCE_CLASSES[name]
-        cls = getattr(importlib.import_module(module_name), class_name)
-        sources.append(cls(getattr(settings.scanner, name)))
-    return sources
 
 
 class CannotStart(Exception):
@@ -96,7 +79,7 @@ def build(
     keys cannot be opened."""
     clock = clock or SystemClock()
     feedback = feedback or build_feedback(settings.feedback)
-    sources = sources if sources is not None else build_sources(settings)
+    sources = sources if sources is not None else build_sources(settings.scanner)
     notifier = notifier or Notifier.from_env()
     audit = AuditLog(settings.storage.dir / AUDIT_FILE, clock=clock)
     alarms = Alarms()

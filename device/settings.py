@@ -11,7 +11,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from device.errors import ConfigError
+from device.scan import Direction, SourceKind
 from device.selectors import selector_problem
 
 DEFAULT_CONFIG = Path("/etc/qr-checkin/device.toml")
@@ -46,11 +47,24 @@ def topic_safe(value: str) -> str:
 
 
 TopicSafeId = Annotated[str, AfterValidator(topic_safe)]
-SourceName = Literal["stdin", "hid", "serial", "camera"]
+# The kinds of `scanner.sources`: the event's `source` values (device/sources SOURCES reads each).
+SourceName = SourceKind
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Keys added after devices were provisioned: left out of the dump while at their default, so a
+    # configuration keeps the hash it had before they existed and `qr-provision verify` records and
+    # printed labels stay true across an upgrade.
+    ADDED_KEYS: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _without_added_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in self.ADDED_KEYS:
+            if getattr(self, key) == type(self).model_fields[key].default:
+                data.pop(key, None)
+        return data
 
 
 class DeviceSettings(Section):
@@ -141,48 +155,105 @@ class StorageSettings(Section):
     low_space_mb: float = Field(50, ge=0)
 
 
+def _selector(selector: str) -> str:
+    if problem := selector_problem(selector):
+        raise ValueError(problem)
+    return selector
+
+
+Selector = Annotated[str, AfterValidator(_selector)]
+
+
+class ReaderEntry(Section):
+    """One scanner a config line names, with a direction of its own: `{ device = "...", direction =
+    "out" }` beside plain selectors, for a Pi with one reader for "in" and one for "out"."""
+
+    device: Selector
+    direction: Direction | None = None
+
+
+def reader_lines(lines: Any) -> Any:
+    """Each line as a checked selector or a ReaderEntry, before the union sees it: a bad line then gets
+    one clear error under its key instead of one per shape it failed to be."""
+    if not isinstance(lines, list):
+        return lines  # the field's own type check says what is wrong
+    checked: list[str | ReaderEntry] = []
+    for line in lines:
+        if isinstance(line, dict):
+            try:
+                line = ReaderEntry.model_validate(line)
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                raise ValueError(f"{line!r}: {problems}") from None
+        elif isinstance(line, str):
+            line = _selector(line)
+        checked.append(line)
+    return checked
+
+
+ReaderLines = Annotated[list[str | ReaderEntry], BeforeValidator(reader_lines)]
+
+
+def directions(lines: list[str | ReaderEntry], default: Direction | None) -> dict[str, Direction | None]:
+    """Selector -> the direction its scans carry: the entry's own, else the section's."""
+    return {
+        line.device if isinstance(line, ReaderEntry) else line: (
+            line.direction if isinstance(line, ReaderEntry) and line.direction is not None else default
+        )
+        for line in lines
+    }
+
+
 class StdinSourceSettings(Section):
-    direction: Literal["in", "out"] | None = None
+    direction: Direction | None = None
 
 
 class HidSourceSettings(Section):
-    # By-id paths, "vendor:product" hex pairs, or name patterns (fnmatch); several at once.
-    devices: list[str] = Field(default_factory=list)
+    # By-id paths, "vendor:product" hex pairs, or name patterns (fnmatch); several at once, each a
+    # plain selector or a ReaderEntry with its own direction.
+    devices: ReaderLines = Field(default_factory=list)
     layout: Literal["us", "uk", "de", "fr"] = "us"
     terminator: Literal["enter", "tab", "gap"] = "enter"
     # With terminator = "gap": the silence that ends a code.
     gap_ms: float = Field(80, gt=0)
     prefix: str = ""
     suffix: str = ""
-    direction: Literal["in", "out"] | None = None
+    direction: Direction | None = None
     # Hot-plug: how often to look for a configured scanner that is missing (a replug resumes within it).
     rescan_s: float = Field(1.0, gt=0)
     # How often to retry a scanner another process holds, or one that failed to open.
     retry_s: float = Field(5.0, gt=0)
 
-    @field_validator("devices")
-    @classmethod
-    def _selectors(cls, devices: list[str]) -> list[str]:
-        for selector in devices:
-            if problem := selector_problem(selector):
-                raise ValueError(problem)
-        return devices
+    def readers(self) -> dict[str, Direction | None]:
+        """Each configured selector and the direction of its scans."""
+        return directions(self.devices, self.direction)
 
 
 class SerialSourceSettings(Section):
+    ADDED_KEYS = ("ports", "terminator", "gap_ms")
+
     # A by-id path, a device path or a glob such as /dev/ttyACM*, or a USB "vendor:product" pair.
-    port: str = "/dev/serial/by-id/*"
+    port: Selector = "/dev/serial/by-id/*"
+    # Several scanners, each read on the first port its line names (replaces `port`); a line is a
+    # selector or a ReaderEntry with its own direction.
+    ports: Annotated[ReaderLines, Field(min_length=1)] | None = None
     baudrate: int = Field(9600, gt=0)
-    direction: Literal["in", "out"] | None = None
+    # "line": a code ends at CR, LF or CRLF; "gap": at `gap_ms` of silence (a scanner without suffix).
+    terminator: Literal["line", "gap"] = "line"
+    gap_ms: float = Field(80, gt=0)
+    direction: Direction | None = None
     rescan_s: float = Field(1.0, gt=0)
     retry_s: float = Field(5.0, gt=0)
 
-    @field_validator("port")
-    @classmethod
-    def _selector(cls, port: str) -> str:
-        if problem := selector_problem(port):
-            raise ValueError(problem)
-        return port
+    @model_validator(mode="after")
+    def _port_or_ports(self) -> SerialSourceSettings:
+        if self.ports is not None and "port" in self.model_fields_set:
+            raise ValueError("give either scanner.serial.port or scanner.serial.ports, not both")
+        return self
+
+    def readers(self) -> dict[str, Direction | None]:
+        """Each configured selector and the direction of its scans."""
+        return directions(self.ports if self.ports is not None else [self.port], self.direction)
 
 
 class CameraSourceSettings(Section):
@@ -213,7 +284,7 @@ class CameraSourceSettings(Section):
     roi: tuple[float, float, float, float] | None = None
     # Restart autofocus when a code has been in view this long without decoding (continuous AF sticks).
     refocus_after_s: float = Field(1.0, gt=0)
-    direction: Literal["in", "out"] | None = None
+    direction: Direction | None = None
 
     @model_validator(mode="after")
     def _files_need_a_path(self) -> CameraSourceSettings:
@@ -333,9 +404,35 @@ class GpioFeedbackSettings(Section):
         return [(use, pin) for use, pin in uses if pin is not None]
 
 
+FeedbackKind = Literal["console", "gpio"]
+
+
 class FeedbackSettings(Section):
-    backend: Literal["console", "gpio"] = "console"
+    ADDED_KEYS = ("backends",)
+
+    # One device: the key every configuration has had.
+    backend: FeedbackKind = "console"
+    # Several devices at once (the LEDs and a display), each answering every scan; replaces `backend`.
+    backends: list[FeedbackKind] | None = Field(None, min_length=1)
     gpio: GpioFeedbackSettings = GpioFeedbackSettings()
+
+    @model_validator(mode="after")
+    def _one_way_to_name_them(self) -> FeedbackSettings:
+        if self.backends is not None:
+            # Both may stand when they agree (a file's backend, an override adding a second device).
+            if "backend" in self.model_fields_set and self.backend not in self.backends:
+                raise ValueError(
+                    f"feedback.backend = {self.backend!r} is not among feedback.backends = {self.backends}: "
+                    "give one of the two"
+                )
+            if len(set(self.backends)) != len(self.backends):
+                raise ValueError(f"feedback.backends names a device twice: {self.backends}")
+        return self
+
+    @property
+    def devices(self) -> list[FeedbackKind]:
+        """The feedback devices to drive, in order."""
+        return list(self.backends) if self.backends is not None else [self.backend]
 
 
 class CheckinSettings(Section):

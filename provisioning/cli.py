@@ -1,7 +1,7 @@
 """`qr-provision` command line: `device`, `batch` and `verify`, one module each.
 
 Each command module exposes `add_arguments(parser)` and `main(args) -> int`, the pattern of
-`qr-checkin` (device/commandline.py).
+`qr-checkin` (device/cli.py).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from device.commandline import Command, dispatch
+from device.cli import Command, dispatch
 
 COMMANDS = {
     "device": Command(

@@ -1,4 +1,5 @@
-"""Printable labels: the device id, the plate or location, the broker, and a QR holding device.label's code.
+"""Printable labels: the device id, the plate or location, the broker, and a QR of the label code
+(device/label_code.py).
 
 segno and Pillow stay in the `label` extra: a device never prints, and a laptop that only runs
 `qr-provision device` without --label should not need them. Asking for a label without them fails
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from device.errors import ProvisionError
-from device.label import format_label
+from device.label_code import format_label_code
 
 if TYPE_CHECKING:
     from PIL import Image, ImageFont
@@ -39,7 +40,7 @@ class LabelInfo:
 
     @property
     def code(self) -> str:
-        return format_label(self.device_id, self.location_id, self.config_hash)
+        return format_label_code(self.device_id, self.location_id, self.config_hash)
 
 
 def require_label_support(path: Path | None = None) -> None:

@@ -26,7 +26,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from device.errors import ConfigError, ProvisionError
-from device.label import CONFIG_HASH
+from device.label_code import CONFIG_HASH
 from device.settings import load_settings
 from provisioning import registry
 from provisioning.broker_url import BrokerUrl, parse_broker_url

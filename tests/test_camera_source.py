@@ -13,12 +13,12 @@ import pytest
 from PIL import Image
 
 from device.errors import ConfigError, SourceUnavailable
-from device.label import format_label
+from device.label_code import format_label_code
 from device.scan import Scan
 from device.settings import CameraSourceSettings, load_settings
 from device.sources import camera as camera_module
 from device.sources.camera import CameraSource
-from device.vision.frames import Frame
+from device.sources.camera.frames import Frame
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.frames import Condition, render
 from tests.support.mosquitto import Mosquitto
@@ -179,21 +179,19 @@ def test_a_lost_live_camera_is_reopened_and_keeps_scanning(monkeypatch: pytest.M
         opened.append(LiveCamera([shown[min(len(opened), 1)]], frames=30))
         return opened[-1]
 
-    monkeypatch.setattr(camera_module, "open_frames", open_frames)
     monkeypatch.setattr(camera_module, "RETRY_MIN_S", 0.01)
-    scans = _first_scans(CameraSource(CameraSourceSettings(backend="picamera2")), 2)
+    scans = _first_scans(CameraSource(CameraSourceSettings(backend="picamera2"), open_frames=open_frames), 2)
     assert [s.text for s in scans] == [B, C], "the second code came from the reopened camera"
     assert len(opened) >= 2
     assert all(s.reader == "camera0" for s in scans)
 
 
-def test_a_frame_the_decoder_refuses_is_skipped_not_fatal(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_frame_the_decoder_refuses_is_skipped_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
     colour = np.zeros((48, 64, 3), np.uint8)  # not a grey frame: the decoder raises ValueError
     camera = LiveCamera([colour] * 10 + [_frame(B, seed=3)], frames=40)
-    monkeypatch.setattr(camera_module, "open_frames", lambda settings: camera)
-    scans = _first_scans(CameraSource(CameraSourceSettings(backend="picamera2")), 1)
+    scans = _first_scans(
+        CameraSource(CameraSourceSettings(backend="picamera2"), open_frames=lambda s: camera), 1
+    )
     assert [s.text for s in scans] == [B]
     assert "frame skipped: a frame must be a 2-D uint8 grey image" in caplog.text
 
@@ -216,7 +214,7 @@ def test_the_daemons_status_carries_the_cameras_decode_figures(tmp_path: Path, b
         assert daemon.next_decision()["feedback"] == "accepted", "the held card became one check-in"
         time.sleep(1.5)  # the status snapshot is refreshed every second
         # Any label asks the device to publish its status at once (a provisioning check).
-        daemon.send(format_label("another-device", "GATE-9", "0" * 12))
+        daemon.send(format_label_code("another-device", "GATE-9", "0" * 12))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not any(
             "provisioning_check" in s for s in subscriber.statuses()

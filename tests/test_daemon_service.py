@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from device.daemon import AUDIT_FILE
-from device.label import format_label
+from device.label_code import format_label_code
 from device.settings import load_settings
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mosquitto import Mosquitto, free_port
@@ -72,8 +72,8 @@ def test_a_provisioning_label_identifies_the_device_and_is_no_checkin(
     sub = Subscriber(broker.port)
     config = write_config(tmp_path / "device.toml", port=broker.port, storage=tmp_path / "state")
     settings = load_settings(config)
-    own = format_label(settings.device.id, settings.location.id, settings.config_hash())
-    foreign = format_label("bus-other-9", settings.location.id, "0123456789ab")
+    own = format_label_code(settings.device.id, settings.location.id, settings.config_hash())
+    foreign = format_label_code("bus-other-9", settings.location.id, "0123456789ab")
     daemon = DaemonProcess(config).start()
     try:
         daemon.wait_log("connected to broker")

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from device.settings import CameraSourceSettings
+from device.sources.camera.files import load_gray
 from device.vision.cascade import Cascade, hold
-from device.vision.frames import load_gray
 from device.vision.presence import Presence
 from tests.support.frames import camera_frames, empty_frames, photo_cases, plain_texts
 from tests.support.paths import PHOTOS

@@ -17,7 +17,8 @@ import pytest
 from device.commands import scanners
 from device.scan import Scan
 from device.selectors import selector_problem
-from device.sources.discovery import Hotplug, Inventory, match
+from device.sources.hotplug import Hotplug
+from device.sources.inventory import Inventory, match
 from tests.support.evdev_pipe import PipeBus
 from tests.support.pty_scanner import fake_usb_tty
 

@@ -14,8 +14,8 @@ from evdev import ecodes
 
 from device.errors import ConfigError
 from device.settings import HidSourceSettings, load_settings
-from device.sources.discovery import Inventory
 from device.sources.hid import HidSource, strip_affixes
+from device.sources.inventory import Inventory
 from tests.support.evdev_pipe import PipeBus, PipeScanner, alt_code, chord, keystrokes, tap
 from tests.support.paths import PAYLOADS_JSON
 from tests.support.reading import Reading, run
@@ -283,3 +283,23 @@ def test_scanner_helper_rejects_an_open_while_unplugged(bus: PipeBus) -> None:
     scanner: PipeScanner = bus.add()
     with pytest.raises(FileNotFoundError):
         bus.open_device(str(scanner.link))
+
+
+def test_each_device_line_may_carry_its_own_direction(bus: PipeBus) -> None:
+    entry = bus.add("Entry Scanner", product=0x0001).plug()
+    exit_ = bus.add("Exit Scanner", product=0x0002).plug()
+    devices: list[Any] = [str(entry.link), {"device": str(exit_.link), "direction": "out"}]
+    source = make_source(bus, devices, direction="in")
+
+    async def body() -> None:
+        async with Reading(source) as reading:
+            await reading.connected(str(entry.link))
+            await reading.connected(str(exit_.link))
+            entry.send(keystrokes("ENTRY") + ENTER)
+            (first,) = await reading.next()
+            exit_.send(keystrokes("EXIT") + ENTER)
+            (second,) = await reading.next()
+        assert (first.text, first.reader, first.direction) == ("ENTRY", str(entry.link), "in")
+        assert (second.text, second.reader, second.direction) == ("EXIT", str(exit_.link), "out")
+
+    run(body)

@@ -9,16 +9,8 @@ from evdev import InputEvent, ecodes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from device.sources.keymaps import (
-    LAYOUTS,
-    MAX_CODE_CHARS,
-    Decoded,
-    KeystrokeDecoder,
-    LayoutName,
-    alt_code_char,
-    layout_damage,
-    layout_hint,
-)
+from device.sources.keymaps import LAYOUTS, LayoutName, alt_code_char
+from device.sources.keystrokes import MAX_CODE_CHARS, KeystrokeDecoder, Typed, layout_damage, layout_hint
 from tests.support.evdev_pipe import Stroke, alt_code, chord, input_events, keystrokes, tap
 from tests.support.paths import PAYLOADS_JSON
 
@@ -27,13 +19,13 @@ SHIFT, ALTGR, ENTER = ecodes.KEY_LEFTSHIFT, ecodes.KEY_RIGHTALT, ecodes.KEY_ENTE
 LAYOUT_NAMES: list[LayoutName] = ["us", "uk", "de", "fr"]
 
 
-def decode(strokes: list[Stroke], layout: LayoutName = "us", **options: object) -> list[Decoded]:
+def decode(strokes: list[Stroke], layout: LayoutName = "us", **options: object) -> list[Typed]:
     decoder = KeystrokeDecoder(layout, **options)  # type: ignore[arg-type]
     found = [decoded for event in input_events(strokes) if (decoded := decoder.feed(event)) is not None]
     return found
 
 
-def one(strokes: list[Stroke], layout: LayoutName = "us", **options: object) -> Decoded:
+def one(strokes: list[Stroke], layout: LayoutName = "us", **options: object) -> Typed:
     found = decode(strokes + tap(ENTER), layout, **options)
     assert len(found) == 1, found
     return found[0]
@@ -53,7 +45,7 @@ def test_recorded_shifted_symbols_on_us() -> None:
         *chord(SHIFT, K["KEY_4"]),
         *tap(K["KEY_SLASH"]),
     ]
-    assert one(stream) == Decoded("A|$/")
+    assert one(stream) == Typed("A|$/")
 
 
 def test_recorded_shifted_symbols_on_de() -> None:
@@ -64,7 +56,7 @@ def test_recorded_shifted_symbols_on_de() -> None:
         *chord(SHIFT, K["KEY_7"]),
         *tap(K["KEY_Y"]),
     ]
-    assert one(stream, "de") == Decoded("|$/z")
+    assert one(stream, "de") == Typed("|$/z")
 
 
 def test_right_shift_and_left_shift_both_count() -> None:
@@ -80,7 +72,7 @@ def test_full_bhyt_sample_typed_key_by_key(
     strokes = keystrokes(payload, layout)
     if layout == "de":  # really German keys: | as AltGr+<
         assert (ALTGR, 1) in strokes and (K["KEY_102ND"], 1) in strokes
-    assert one(strokes, layout) == Decoded(payload)
+    assert one(strokes, layout) == Typed(payload)
 
 
 def test_alt_numpad_codes_spell_nguyen() -> None:
@@ -93,7 +85,7 @@ def test_alt_numpad_codes_spell_nguyen() -> None:
         *alt_code("7877"),
         *tap(K["KEY_N"]),
     ]
-    assert one(stream) == Decoded("Nguyễn")
+    assert one(stream) == Typed("Nguyễn")
 
 
 def test_alt_numpad_codes_only_with_numlock_first() -> None:
@@ -101,7 +93,7 @@ def test_alt_numpad_codes_only_with_numlock_first() -> None:
     stream = tap(ecodes.KEY_NUMLOCK)
     for char in "Nguyễn":
         stream += alt_code(str(ord(char)) if ord(char) > 255 else f"0{ord(char)}")
-    assert one(stream) == Decoded("Nguyễn")
+    assert one(stream) == Typed("Nguyễn")
 
 
 @pytest.mark.parametrize(
@@ -172,7 +164,7 @@ def test_tab_terminator() -> None:
 
 
 def test_keypad_enter_ends_a_code() -> None:
-    assert decode([*tap(K["KEY_KP4"]), *tap(K["KEY_KP2"]), *tap(ecodes.KEY_KPENTER)]) == [Decoded("42")]
+    assert decode([*tap(K["KEY_KP4"]), *tap(K["KEY_KP2"]), *tap(ecodes.KEY_KPENTER)]) == [Typed("42")]
 
 
 def test_gap_framing() -> None:
@@ -180,16 +172,16 @@ def test_gap_framing() -> None:
     first = input_events(keystrokes("AB1"), start=100.0)
     second = input_events(keystrokes("CD2"), start=101.0)  # a second later
     got = [d for event in first + second if (d := decoder.feed(event)) is not None]
-    assert got == [Decoded("AB1")]
+    assert got == [Typed("AB1")]
     assert decoder.pending
-    assert decoder.flush() == Decoded("CD2")
+    assert decoder.flush() == Typed("CD2")
     assert not decoder.pending and decoder.flush() is None
 
 
 def test_gap_framing_keeps_a_code_typed_without_pauses_whole() -> None:
     decoder = KeystrokeDecoder(terminator="gap", gap_s=0.05)
     got = [d for event in input_events(keystrokes("A" * 300), step_s=0.004) if (d := decoder.feed(event))]
-    assert got == [] and decoder.flush() == Decoded("A" * 300)
+    assert got == [] and decoder.flush() == Typed("A" * 300)
 
 
 def test_autorepeat_is_ignored() -> None:
@@ -198,7 +190,7 @@ def test_autorepeat_is_ignored() -> None:
 
 
 def test_empty_codes_are_skipped() -> None:
-    assert decode([*tap(ENTER), *tap(ENTER), *tap(K["KEY_X"]), *tap(ENTER), *tap(ENTER)]) == [Decoded("x")]
+    assert decode([*tap(ENTER), *tap(ENTER), *tap(K["KEY_X"]), *tap(ENTER), *tap(ENTER)]) == [Typed("x")]
 
 
 def test_unknown_key_is_layout_damage() -> None:
@@ -268,7 +260,7 @@ def test_cccd_through_the_right_layout_passes_even_with_keyed_vietnamese_letters
     # On French, à and é have keys; the rest of the Vietnamese comes as Alt codes.
     for layout in LAYOUT_NAMES:
         for sample in samples["cccd"]:
-            assert one(keystrokes(sample["payload"], layout), layout) == Decoded(sample["payload"])
+            assert one(keystrokes(sample["payload"], layout), layout) == Typed(sample["payload"])
 
 
 @pytest.mark.parametrize(

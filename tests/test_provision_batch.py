@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from nacl.public import PrivateKey
 
-from device.label import parse_label
+from device.label_code import parse_label_code
 from device.settings import Settings, load_settings
 from provisioning.label import LabelInfo, sheets
 from tests.support.provision import provision, provision_registry, snapshot
@@ -241,7 +241,7 @@ def test_a_sheet_holds_ten_labels_a_page_all_readable() -> None:
     ]
     pages = sheets(infos)
     assert len(pages) == 2
-    found = [parse_label(r.text) for page in pages for r in zxingcpp.read_barcodes(np.array(page))]
+    found = [parse_label_code(r.text) for page in pages for r in zxingcpp.read_barcodes(np.array(page))]
     assert sorted((c.device_id, c.location_id) for c in found if c) == sorted(
         (i.device_id, i.location_id) for i in infos
     )

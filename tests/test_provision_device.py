@@ -16,7 +16,7 @@ from nacl.public import PrivateKey
 from PIL import Image
 
 from device.cli import main as checkin_cli
-from device.label import parse_label
+from device.label_code import parse_label_code
 from device.settings import load_settings
 from provisioning.verify import Expectation, expectation, judge
 from tests.support.provision import provision, provision_registry, snapshot
@@ -74,7 +74,7 @@ def test_a_bus_by_plate_gets_a_config_check_config_accepts_and_a_label(
     assert effective["storage"]["dir"] == "/var/lib/qr-checkin"
 
     (text,) = decoded_label(label)
-    code_read = parse_label(text)
+    code_read = parse_label_code(text)
     assert code_read is not None
     assert (code_read.device_id, code_read.location_id) == (device_id, "98C12345")
     assert code_read.config_hash == effective["config_hash"] == load_settings(config).config_hash()

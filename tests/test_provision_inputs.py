@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from device.errors import ProvisionError
-from device.label import format_label, parse_label
+from device.label_code import format_label_code, parse_label_code
 from device.payloads import recognise
 from device.settings import TOPIC_SAFE
 from provisioning.broker_url import BrokerUrl, parse_broker_url
@@ -157,9 +157,9 @@ def test_a_bus_location_keeps_the_plate_as_written_for_people() -> None:
 
 
 def test_label_code_round_trips() -> None:
-    text = format_label("qrc-0a1b2c3d", "98C12345", "0123456789ab")
+    text = format_label_code("qrc-0a1b2c3d", "98C12345", "0123456789ab")
     assert text == "QRCHECKIN-LABEL/1|qrc-0a1b2c3d|98C12345|0123456789ab"
-    code = parse_label(text + "\r\n")
+    code = parse_label_code(text + "\r\n")
     assert code is not None
     assert (code.device_id, code.location_id, code.config_hash) == (
         "qrc-0a1b2c3d",
@@ -181,14 +181,14 @@ def test_label_code_round_trips() -> None:
     ],
 )
 def test_damaged_or_foreign_labels_are_not_labels(text: str) -> None:
-    assert parse_label(text) is None
+    assert parse_label_code(text) is None
 
 
 def test_format_label_refuses_what_could_not_parse_back() -> None:
     with pytest.raises(ValueError, match="topic-safe"):
-        format_label("qrc 1", "98C12345", "0123456789ab")
+        format_label_code("qrc 1", "98C12345", "0123456789ab")
     with pytest.raises(ValueError, match="12 lowercase hex"):
-        format_label("qrc-1", "98C12345", "xyz")
+        format_label_code("qrc-1", "98C12345", "xyz")
 
 
 def test_no_check_in_code_reads_as_a_label_and_a_label_is_no_card() -> None:
@@ -200,8 +200,8 @@ def test_no_check_in_code_reads_as_a_label_and_a_label_is_no_card() -> None:
         if "payload" in s
     ]
     assert len(samples) > 10
-    assert all(parse_label(text) is None for text in samples)
-    label = recognise(format_label("qrc-0a1b2c3d", "98C12345", "0123456789ab"))
+    assert all(parse_label_code(text) is None for text in samples)
+    label = recognise(format_label_code("qrc-0a1b2c3d", "98C12345", "0123456789ab"))
     assert label.type not in ("bhyt", "cccd")
 
 
@@ -211,7 +211,7 @@ def test_no_check_in_code_reads_as_a_label_and_a_label_is_no_card() -> None:
     st.from_regex(r"[0-9a-f]{12}", fullmatch=True),
 )
 def test_every_valid_label_round_trips(device_id: str, location_id: str, config_hash: str) -> None:
-    code = parse_label(format_label(device_id, location_id, config_hash))
+    code = parse_label_code(format_label_code(device_id, location_id, config_hash))
     assert code is not None and (code.device_id, code.location_id, code.config_hash) == (
         device_id,
         location_id,

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from device.settings import SerialSourceSettings
-from device.sources.discovery import Inventory
-from device.sources.serial import Frame, LineFramer, SerialSource
+from device.sources.inventory import Inventory
+from device.sources.serial import LineFramer, Received, SerialSource
 from tests.support.paths import PAYLOADS_JSON
 from tests.support.pty_scanner import PtyScanner
 from tests.support.reading import Reading, run
@@ -202,7 +202,7 @@ def test_framer_rejects_an_endless_line_once() -> None:
     frames = framer.feed(b"x" * 100) + framer.feed(b"y" * 100) + framer.feed(b"tail\rOK\n")
     assert len(frames) == 2
     assert frames[0].damage is not None and "no CR/LF terminator" in frames[0].damage
-    assert frames[1] == Frame("OK")
+    assert frames[1] == Received("OK")
 
 
 CODE = st.text(alphabet=st.characters(codec="utf-8", blacklist_characters="\r\n"), min_size=1, max_size=60)
@@ -221,5 +221,79 @@ def test_framer_reassembles_any_split(codes: list[str], terminators: list[bytes]
     bounds = sorted({0, len(stream), *(c % (len(stream) + 1) for c in cuts)})
     framer = LineFramer()
     frames = [f for lo, hi in itertools.pairwise(bounds) for f in framer.feed(stream[lo:hi])]
-    assert frames == [Frame(code) for code in codes]
+    assert frames == [Received(code) for code in codes]
     assert not framer.pending
+
+
+def test_a_scanner_without_suffix_is_framed_by_silence(scanner: PtyScanner, tmp_path: Path) -> None:
+    name = str(scanner.link)
+    source = make_source(name, tmp_path, terminator="gap", gap_ms=50)
+
+    async def body() -> None:
+        async with Reading(source) as reading:
+            await reading.connected(name)
+            scanner.write(VIETNAMESE.encode()[:9])
+            scanner.write(VIETNAMESE.encode()[9:])
+            (first,) = await reading.next()
+            scanner.write(b"SECOND")
+            (second,) = await reading.next()
+        assert (first.text, first.damage) == (VIETNAMESE, None)
+        assert (second.text, second.damage) == ("SECOND", None)
+
+    run(body)
+
+
+def test_an_unterminated_code_is_rejected_after_a_second_of_silence(
+    scanner: PtyScanner, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="device.sources.serial")
+    name = str(scanner.link)
+    source = make_source(name, tmp_path)
+
+    async def body() -> None:
+        async with Reading(source) as reading:
+            await reading.connected(name)
+            scanner.write(b"NO-SUFFIX-1")
+            (first,) = await reading.next(timeout=5)
+            scanner.write(b"NO-SUFFIX-2")
+            (second,) = await reading.next(timeout=5)
+            scanner.write(b"TERMINATED\r\n")
+            (third,) = await reading.next()
+        assert first.text == "NO-SUFFIX-1" and first.damage is not None
+        assert 'terminator = "gap"' in first.damage and second.damage == first.damage
+        assert (third.text, third.damage) == ("TERMINATED", None)
+
+    run(body)
+    told = [r for r in caplog.records if "without the CR/LF" in r.getMessage()]
+    assert len(told) == 1, "one log line per reader, not one per scan"
+    assert "NO-SUFFIX" not in caplog.text
+
+
+def test_several_ports_each_with_its_own_direction(tmp_path: Path) -> None:
+    entry = PtyScanner(tmp_path / "dev/serial/by-id/usb-Entry-if00").plug()
+    exit_ = PtyScanner(tmp_path / "dev/serial/by-id/usb-Exit-if00").plug()
+    ports: list[Any] = [str(entry.link), {"device": str(exit_.link), "direction": "out"}]
+    settings = SerialSourceSettings(ports=ports, direction="in", rescan_s=0.05)
+    source = SerialSource(settings, inventory=Inventory(tmp_path))
+
+    async def body() -> None:
+        async with Reading(source) as reading:
+            await reading.connected(str(entry.link))
+            await reading.connected(str(exit_.link))
+            entry.write(b"ENTRY\r")
+            (first,) = await reading.next()
+            exit_.write(b"EXIT\r")
+            (second,) = await reading.next()
+        assert (first.text, first.reader, first.direction) == ("ENTRY", str(entry.link), "in")
+        assert (second.text, second.reader, second.direction) == ("EXIT", str(exit_.link), "out")
+
+    try:
+        run(body)
+    finally:
+        entry.unplug()
+        exit_.unplug()
+
+
+def test_port_and_ports_are_one_or_the_other() -> None:
+    with pytest.raises(ValidationError, match=r"either scanner\.serial\.port or scanner\.serial\.ports"):
+        SerialSourceSettings(port="/dev/ttyACM0", ports=["/dev/ttyACM1"])

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from device.sources.serial import UTF16_DAMAGE, UTF16_MIN_CHARS, Frame, LineFramer, sent_as_utf16
+from device.sources.serial import UTF16_DAMAGE, UTF16_MIN_CHARS, LineFramer, Received, sent_as_utf16
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.payloads import bhyt, cccd, personal_qr, vectors
@@ -32,7 +32,7 @@ def test_each_utf16_code_is_one_frame_naming_the_setting(encoding: str, terminat
     frames = [f for i in range(0, len(stream), 7) for f in framer.feed(stream[i : i + 7])]
     assert [f.damage for f in frames] == [UTF16_DAMAGE] * len(CODES)
     # The scanner is set to UTF-8 now: the NUL left over from the last terminator is no part of it.
-    assert framer.feed(b"VISITOR-43\r\n") == [Frame("VISITOR-43")]
+    assert framer.feed(b"VISITOR-43\r\n") == [Received("VISITOR-43")]
     assert not framer.pending
 
 

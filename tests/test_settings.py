@@ -99,3 +99,52 @@ def test_check_config_fails_with_the_reason(tmp_path: Path) -> None:
     result = run_cli("check-config", "--config", str(write(tmp_path, GOOD + "\n[checkin]\nwindow = 3\n")))
     assert result.returncode != 0
     assert "unknown key 'checkin.window'" in result.stderr
+
+
+def test_keys_added_later_leave_the_hash_of_a_configuration_without_them(tmp_path: Path) -> None:
+    plain = load_settings(write(tmp_path, GOOD))
+    dump = plain.model_dump(mode="json")
+    assert "backends" not in dump["feedback"]
+    assert {"ports", "terminator", "gap_ms"}.isdisjoint(dump["scanner"]["serial"])
+    assert plain.feedback.devices == ["console"]
+    both = load_settings(write(tmp_path, GOOD + '[feedback]\nbackends = ["console", "gpio"]\n'))
+    assert both.feedback.devices == ["console", "gpio"]
+    agreeing = '[feedback]\nbackend = "gpio"\nbackends = ["gpio", "console"]\n'
+    assert load_settings(write(tmp_path, GOOD + agreeing)).feedback.devices == ["gpio", "console"]
+    assert both.config_hash() != plain.config_hash()
+    gap = load_settings(write(tmp_path, GOOD + '[scanner.serial]\nterminator = "gap"\n'))
+    assert gap.config_hash() != plain.config_hash()
+
+
+@pytest.mark.parametrize(
+    ("feedback", "message"),
+    [
+        ('backend = "gpio"\nbackends = ["console"]', "is not among feedback.backends"),
+        ('backends = ["gpio", "gpio"]', "names a device twice"),
+        ("backends = []", "feedback.backends"),
+    ],
+)
+def test_feedback_devices_are_named_one_way(tmp_path: Path, feedback: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write(tmp_path, GOOD + "[feedback]\n" + feedback + "\n"))
+
+
+def test_a_scanner_line_with_its_own_direction(tmp_path: Path) -> None:
+    text = GOOD + (
+        '[scanner]\nsources = ["hid"]\n[scanner.hid]\ndirection = "in"\n'
+        'devices = ["0c2e:0b61", { device = "*Exit*", direction = "out" }]\n'
+    )
+    s = load_settings(write(tmp_path, text))
+    assert s.scanner.hid.readers() == {"0c2e:0b61": "in", "*Exit*": "out"}
+    bad = text.replace('"*Exit*"', '"0c2e:xyz"')
+    with pytest.raises(ConfigError, match=r"scanner\.hid\.devices"):
+        load_settings(write(tmp_path, bad))
+
+
+def test_a_bad_scanner_line_gets_one_clear_error_under_its_key(tmp_path: Path) -> None:
+    text = GOOD + '[scanner.hid]\ndevices = ["0c2e:zz", { device = "*Exit*", direction = "up" }]\n'
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    lines = str(caught.value).splitlines()[1:]
+    assert len(lines) == 1 and lines[0].startswith("  scanner.hid.devices: ")
+    assert "'0c2e:zz' looks like vendor:product" in lines[0] and str(tmp_path) in lines[0]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from device.label import format_label
+from device.label_code import format_label_code
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.payloads import other_codes, valid_payloads
@@ -218,7 +218,7 @@ def test_the_status_reports_how_long_workers_waited(
         assert daemon.scan("VISITOR-WAIT")["feedback"] == "accepted"
         time.sleep(1.5)  # the status snapshot is refreshed every second
         # Any label asks the device to publish its status at once (a provisioning check).
-        daemon.send(format_label("another-device", "GATE-9", "0" * 12))
+        daemon.send(format_label_code("another-device", "GATE-9", "0" * 12))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not any(
             "provisioning_check" in s for s in subscriber.statuses()

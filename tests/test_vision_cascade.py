@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from device.vision.cascade import PASSES, Cascade, Held, hold, locate
-from device.vision.decoder import Region
 from device.vision.presence import Presence
+from device.vision.symbols import Region, sharpen, upscale
 from tests.support.frames import (
     LabeledFrame,
     TickClock,
+    camera_frames,
     door_frames,
     empty_frames,
     photo_cases,
@@ -113,6 +114,7 @@ def test_probes_spend_their_share_of_the_cheap_pass_on_average() -> None:
 @pytest.mark.parametrize("photo_set", ["zxing-cpp", "zxing-java"])
 def test_photos_held_read_everything_plain_reads_and_never_misread(photo_set: str) -> None:
     cases = photo_cases(PHOTOS, photo_set)
+    assert len(cases) > 100, f"the {photo_set} photo set is missing or incomplete"
     plain, ours, misread = set(), set(), []
     for case in cases:
         gray = photo_gray(case)
@@ -131,6 +133,8 @@ def test_photos_held_read_everything_plain_reads_and_never_misread(photo_set: st
 def test_bad_frames_and_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="2-D uint8"):
         Cascade().decode(np.zeros((48, 64, 3), np.uint8), 0.0)
+    with pytest.raises(ValueError, match="2-D uint8"):
+        Cascade().decode(np.zeros((48, 64), np.float32), 0.0)
     with pytest.raises(ValueError, match=">= 0"):
         Cascade(probe_share=-1)
 
@@ -145,3 +149,75 @@ def test_the_texture_cue_finds_the_code_in_most_frames_and_nothing_in_a_flat_one
     ]
     assert sum(on_code) >= 0.85 * len(frames)
     assert locate(np.full((480, 640), 90, np.uint8)) is None
+
+
+# Moved here from the retired single-frame decoder's tests: what they asserted of the decode path.
+
+
+@pytest.fixture(scope="module")
+def conditions() -> list[LabeledFrame]:
+    # Two of each condition; seed 7 holds perspective codes only escalation reads.
+    return list(camera_frames(16, seed=7))
+
+
+def test_generated_frames_of_every_condition_held_read_more_than_the_plain_call(
+    conditions: list[LabeledFrame],
+) -> None:
+    plain = {f.seed for f in conditions if f.text in plain_texts(f.image)}
+    ours, misread = set(), []
+    for f in conditions:
+        scans = _held(f.image, until_scan=True).scans
+        if scans == [f.text]:
+            ours.add(f.seed)
+        elif scans:
+            misread.append((f.condition, f.seed))
+    assert misread == []
+    assert plain <= ours
+    assert len(ours) > len(plain), "escalation read nothing the cheap pass missed"
+
+
+def test_a_hint_from_earlier_frames_reads_a_code_the_frame_gives_no_evidence_of() -> None:
+    # A blurred code the cheap pass does not even see; only a pass on the hinted crop reads it.
+    frame = list(camera_frames(4, seed=7))[3]
+    assert frame.condition == "blur" and frame.box is not None
+    box = Region(*frame.box)
+    # No probes: the frame alone shows nothing the cheap pass can see.
+    alone = Cascade(probes=(), clock=TickClock()).decode(frame.image, 0.0)
+    assert alone.found == () and alone.undecoded == ()
+    cascade = Cascade(probes=(), clock=TickClock())
+    hinted = [cascade.decode(frame.image, n / FPS, hints=[box]) for n in range(len(PASSES))]
+    read = next(d for d in hinted if d.found)
+    assert read.texts == [frame.text] and read.step in {p.name for p in PASSES}
+    assert read.found[0].region.overlaps(box), "the decoded position is mapped back to the frame"
+
+
+def test_without_passes_and_probes_only_the_cheap_pass_runs(conditions: list[LabeledFrame]) -> None:
+    bare = Cascade(passes=(), probes=(), clock=TickClock())
+    for n, f in enumerate(conditions[:8]):
+        assert bare.decode(f.image, n / FPS).step in ("cheap", None)
+
+
+def test_a_strided_view_into_a_yuv420_buffer_decodes_like_a_copy(conditions: list[LabeledFrame]) -> None:
+    frame = next(f for f in conditions if f.text in plain_texts(f.image))
+    # What picamera2 hands over: (height * 3/2, stride) with the Y plane in the first rows.
+    yuv = np.full((480 * 3 // 2, 704), 128, np.uint8)
+    yuv[:480, :640] = frame.image
+    view = yuv[:480, :640]
+    assert not view.flags["C_CONTIGUOUS"]
+    from_view = Cascade(clock=TickClock()).decode(view, 0.0).texts
+    assert from_view == Cascade(clock=TickClock()).decode(frame.image.copy(), 0.0).texts == [frame.text]
+
+
+def test_upscale_interpolates_and_sharpen_keeps_flat_areas() -> None:
+    img = np.array([[0, 90], [180, 255]], np.uint8)
+    big = upscale(img, 3)
+    assert big.shape == (6, 6)
+    assert big[0, 0] == 0 and big[0, 3] == 90 and big[3, 0] == 180 and big[3, 3] == 255
+    assert big[0, 1] == 30 and big[1, 0] == 60  # a third of the way along each edge
+    assert big[5, 5] == 255  # the last pixels are kept, not cut off
+    flat = np.full((5, 5), 77, np.uint8)
+    assert (sharpen(flat) == 77).all()
+    edge = np.zeros((5, 6), np.uint8)
+    edge[:, 3:] = 200
+    out = sharpen(edge)
+    assert out[2, 2] == 0 and out[2, 3] == 255  # both sides pushed apart, clipped

@@ -13,16 +13,11 @@ from PIL import Image
 
 from device.errors import ImageUnreadable, SourceUnavailable
 from device.settings import CameraSourceSettings
-from device.vision.frames import (
-    OPENCV_HINT,
-    PICAMERA2_HINT,
-    FileFrames,
-    Frame,
-    NewestFrame,
-    load_gray,
-    open_frames,
-    reader_name,
-)
+from device.sources.camera import open_frames, reader_name
+from device.sources.camera.files import FileFrames, load_gray
+from device.sources.camera.frames import Frame, NewestFrame
+from device.sources.camera.opencv import OPENCV_HINT
+from device.sources.camera.picamera2 import PICAMERA2_HINT
 
 
 def _png(path: Path, value: int, size: tuple[int, int] = (64, 48)) -> Path:

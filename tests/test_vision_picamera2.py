@@ -6,8 +6,9 @@ import pytest
 
 pytest.importorskip("picamera2", reason="needs apt's python3-picamera2 (a Raspberry Pi with a camera)")
 
-from device.vision.decoder import Decoder
-from device.vision.frames import NewestFrame, Picamera2Frames
+from device.sources.camera.frames import NewestFrame
+from device.sources.camera.picamera2 import Picamera2Frames
+from device.vision.cascade import Cascade
 
 pytestmark = pytest.mark.hardware
 
@@ -29,6 +30,6 @@ def test_picamera2_gives_y_plane_views_at_the_frame_rate_cap() -> None:
         source.focus()  # Camera Module 3: restarts continuous AF; other modules: nothing happens
         assert feed.take(timeout=2.0) is not None
         # Decoding a live frame works on the view as it is (nothing need be in front of the camera).
-        Decoder(budget_ms=40.0).decode(frames[-1].gray)
+        Cascade(budget_ms=40.0).decode(frames[-1].gray, frames[-1].at)
     finally:
         feed.close()

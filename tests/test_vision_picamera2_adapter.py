@@ -11,7 +11,7 @@ from device.errors import SourceUnavailable
 from device.scan import Scan
 from device.settings import CameraSourceSettings
 from device.sources.camera import CameraSource
-from device.vision.frames import Picamera2Frames
+from device.sources.camera.picamera2 import Picamera2Frames
 from tests.support.fake_picamera2 import AfModeEnum, Scene, install
 from tests.support.frames import Condition, render
 

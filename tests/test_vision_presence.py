@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from device.vision.decoder import Found, Region
 from device.vision.presence import CONFIRM_S, HINT_S, Presence, Refocus
+from device.vision.symbols import Found, Region
 
 FPS = 15
 HERE = Region(100, 100, 200, 200)

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from collector.settings import DEFAULT_CONFIG, Settings, load_settings
-from device import commandline
+from device import cli as commandline
 
 # As the device's commands: a configuration it cannot use (systemd does not restart on it).
 EXIT_CONFIG = 2

@@ -1,11 +1,11 @@
-"""The subcommands of `qr-checkin`, one module each (see device/cli.py)."""
+"""The subcommands of `qr-checkin`, one module each (the table is device/cli.py), and what they share."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from device import commandline
+from device import cli
 from device.errors import StorageError
 from device.settings import DEFAULT_CONFIG, Settings, load_settings
 from device.store import DB_NAME, StoreReader
@@ -17,12 +17,12 @@ EXIT_NO_STORE = 1
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    commandline.add_config_argument(parser, DEFAULT_CONFIG, "device")
+    cli.add_config_argument(parser, DEFAULT_CONFIG, "device")
 
 
 def load_or_explain(path: str) -> Settings | None:
     """The settings, or None after printing why they cannot be used (the key and the file)."""
-    return commandline.load_or_explain(load_settings, path)
+    return cli.load_or_explain(load_settings, path)
 
 
 def open_reader(settings: Settings) -> StoreReader | None:

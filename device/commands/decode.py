@@ -22,8 +22,8 @@ from pathlib import Path
 from device.errors import ConfigError, ImageUnreadable
 from device.settings import CameraSourceSettings, load_settings
 from device.sources.camera import cascade_for
+from device.sources.camera.files import image_files, load_gray
 from device.vision.cascade import hold
-from device.vision.frames import image_files, load_gray
 from device.vision.presence import Presence
 
 

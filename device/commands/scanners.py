@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from device.sources.discovery import DeviceEntry, Inventory
+from device.sources.inventory import DeviceEntry, Inventory
 
 SECTIONS = {"input": ("scanner.hid", "devices"), "serial": ("scanner.serial", "port")}
 

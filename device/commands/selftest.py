@@ -55,9 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_feedback(settings: Settings, args: argparse.Namespace) -> Result:
     """Plays the patterns (and the status LED modes) in turn, naming each on stdout as it plays."""
-    backend = settings.feedback.backend
-    # The console backend has nothing to watch: naming the patterns is the whole show.
-    pace = backend != "console"
+    devices = settings.feedback.devices
+    # The console alone has nothing to watch: naming the patterns is the whole show.
+    pace = devices != ["console"]
     signals = [Signal(args.pattern)] if args.pattern else list(Signal)
     try:
         feedback = build_feedback(settings.feedback)
@@ -81,7 +81,8 @@ def check_feedback(settings: Settings, args: argparse.Namespace) -> Result:
         feedback.close()
     if not pace:
         return Result(True, f"{len(signals)} pattern(s) named (console backend: nothing to see or hear)")
-    return Result(True, f"{len(signals)} pattern(s) played ({backend}): confirm each by eye and ear")
+    played = ", ".join(devices)
+    return Result(True, f"{len(signals)} pattern(s) played ({played}): confirm each by eye and ear")
 
 
 def check_broker(settings: Settings, args: argparse.Namespace) -> Result:

@@ -21,7 +21,7 @@ from device.decision import Decision
 from device.errors import FeedbackError
 from device.feedback import Signal, Status, signal_for
 from device.feedback.patterns import MID_TONE, OCTAVES, PATTERNS, STATUS_BLINK, Beep, Colour, Light, Pattern
-from device.settings import GpioDeviceName, GpioFeedbackSettings
+from device.settings import FeedbackSettings, GpioDeviceName, GpioFeedbackSettings
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +146,10 @@ class GpioFeedback:
         self._player = _Player(self._show, self._sound, time_scale)
         wiring = ", ".join(f"{use} GPIO{pin}" for use, pin in settings.pins()) or "nothing"
         log.info("feedback on GPIO: %s (%s buzzer)", wiring, settings.buzzer_kind)
+
+    @classmethod
+    def from_settings(cls, settings: FeedbackSettings) -> GpioFeedback:
+        return cls(settings.gpio)
 
     # -- the Feedback protocol ------------------------------------------------------------------------
 

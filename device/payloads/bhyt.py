@@ -17,8 +17,8 @@ from device.payloads.card import Fields, PersonRecord, mask, short_read
 from device.payloads.checks import (
     Birth,
     birth_date,
+    field_ref,
     hex_text,
-    label,
     shown,
     slashed_date,
 )
@@ -231,47 +231,51 @@ def _check(f: Fields) -> BhytCard:
     card_no = f[0]
     if not (_CARD_V1.fullmatch(card_no) or _CARD_V2.fullmatch(card_no)):
         raise PayloadRejected(
-            f"{label('card number', 0)}: expected 10 digits (BHXH number) or 2 letters and 13 digits"
+            f"{field_ref('card number', 0)}: expected 10 digits (BHXH number) or 2 letters and 13 digits"
         )
     bhxh = card_no[-BHXH_DIGITS:]
-    name = hex_text(label("name", 1), f[1])
-    birth = birth_date(label("date of birth", 2), f[2], compact=False)
+    name = hex_text(field_ref("name", 1), f[1])
+    birth = birth_date(field_ref("date of birth", 2), f[2], compact=False)
     gender = {"1": "male", "2": "female"}.get(f[3])
     if gender is None:
-        raise PayloadRejected(f"{label('gender', 3)} must be 1 (male) or 2 (female), got {shown(f[3])}")
-    address = _optional_hex(label("address", 4), f[4])
+        raise PayloadRejected(f"{field_ref('gender', 3)} must be 1 (male) or 2 (female), got {shown(f[3])}")
+    address = _optional_hex(field_ref("address", 4), f[4])
     kcb_code = re.sub(rf"[\s\-{EN_DASH}]", "", f[5])
     if not _FACILITY.fullmatch(kcb_code):
         raise PayloadRejected(
-            f"{label('facility code', 5)}: expected 'PP - XXX' (2 digits, dash, 3 characters)"
+            f"{field_ref('facility code', 5)}: expected 'PP - XXX' (2 digits, dash, 3 characters)"
         )
-    valid_from = slashed_date(label("valid from", 6), f[6], first_year=FIRST_CARD_YEAR)
-    valid_to = None if f[7] == "-" else slashed_date(label("valid to", 7), f[7], first_year=FIRST_CARD_YEAR)
+    valid_from = slashed_date(field_ref("valid from", 6), f[6], first_year=FIRST_CARD_YEAR)
+    valid_to = (
+        None if f[7] == "-" else slashed_date(field_ref("valid to", 7), f[7], first_year=FIRST_CARD_YEAR)
+    )
     if valid_to is not None and valid_to < valid_from:
-        raise PayloadRejected(f"{label('valid to', 7)} is before {label('valid from', 6)}")
-    issued = slashed_date(label("issue date", 8), f[8], first_year=FIRST_CARD_YEAR)
+        raise PayloadRejected(f"{field_ref('valid to', 7)} is before {field_ref('valid from', 6)}")
+    issued = slashed_date(field_ref("issue date", 8), f[8], first_year=FIRST_CARD_YEAR)
     if birth.year > issued.year:
-        raise PayloadRejected(f"{label('date of birth', 2)} is after {label('issue date', 8)}")
+        raise PayloadRejected(f"{field_ref('date of birth', 2)} is after {field_ref('issue date', 8)}")
     manager = f[9]
     if not _DIGITS.fullmatch(manager):
-        raise PayloadRejected(f"{label('managing code', 9)}: expected digits")
+        raise PayloadRejected(f"{field_ref('managing code', 9)}: expected digits")
     if len(manager) >= _MANAGING_WITH_NUMBER and not manager.endswith(bhxh):
         raise PayloadRejected(
-            f"{label('managing code', 9)} does not end with the card's 10-digit BHXH number"
+            f"{field_ref('managing code', 9)} does not end with the card's 10-digit BHXH number"
         )
     parent = _parent_name(f[PARENT])
     area = f[11]
     if not (len(area) == 1 and area.isdigit()):
-        raise PayloadRejected(f"{label('living-area code', 11)}: expected one digit, got {shown(area)}")
-    five_years = _optional_date(label("five-year date", 12), f[12])
+        raise PayloadRejected(f"{field_ref('living-area code', 11)}: expected one digit, got {shown(area)}")
+    five_years = _optional_date(field_ref("five-year date", 12), f[12])
     if not _CHECK.fullmatch(f[13]):
-        raise PayloadRejected(f"{label('check string', 13)}: expected <1-16 hex digits>-<4 digits>")
+        raise PayloadRejected(f"{field_ref('check string', 13)}: expected <1-16 hex digits>-<4 digits>")
     benefit = issuer = None
     if len(f) == FIELDS_V2:
         benefit = f[14]
         if benefit not in ("1", "2", "3", "4", "5"):
-            raise PayloadRejected(f"{label('benefit level', 14)} must be a digit 1-5, got {shown(benefit)}")
-        issuer = _optional_hex(label("issuing office", 15), f[15])
+            raise PayloadRejected(
+                f"{field_ref('benefit level', 14)} must be a digit 1-5, got {shown(benefit)}"
+            )
+        issuer = _optional_hex(field_ref("issuing office", 15), f[15])
     return BhytCard(
         variant="bhyt-v2" if len(f) == FIELDS_V2 else "bhyt-v1",
         card_no=card_no.upper(),
@@ -302,12 +306,12 @@ def _parent_name(value: str) -> str | None:
     if value in ("", "-"):
         return None
     if _HEX_DIGITS.fullmatch(value) and any(ch.isdigit() for ch in value):
-        return hex_text(label("parent name", PARENT), value)
+        return hex_text(field_ref("parent name", PARENT), value)
     text = unicodedata.normalize("NFC", value)
     if all(ch in " ?" or (ch.isascii() and ch.isalpha()) or _is_vietnamese_letter(ch) for ch in text):
         return text
     # Digits among Vietnamese letters: hex that an input method rewrote, as in the other fields.
     damage = _non_ascii_damage({ch for ch in text if not ch.isascii()}) if _DIGITS.search(text) else None
     raise PayloadRejected(
-        damage or f"{label('parent name', PARENT)}: expected hex or a name (letters, spaces, '?')"
+        damage or f"{field_ref('parent name', PARENT)}: expected hex or a name (letters, spaces, '?')"
     )

@@ -16,7 +16,7 @@ from typing import Any, Final
 from device.errors import PayloadRejected
 from device.payloads.card import Fields, PersonRecord, mask, short_read
 from device.payloads.cccd_codes import COUNTRIES, PROVINCES
-from device.payloads.checks import QUOTABLE, Birth, birth_date, compact_date, label, shown
+from device.payloads.checks import QUOTABLE, Birth, birth_date, compact_date, field_ref, shown
 
 TYPE: Final = "cccd"
 ID_IN_CLEAR: Final = True
@@ -139,26 +139,26 @@ def parse(text: str, fields: list[str]) -> CccdCard:
 
 def _check(f: Fields) -> CccdCard:
     number = f[0]
-    check_number(label("ID number", 0), number)
+    check_number(field_ref("ID number", 0), number)
     old_id = f[1]
     if old_id and not _OLD_ID.fullmatch(old_id):
-        raise PayloadRejected(f"{label('old ID number', 1)}: expected 9 digits or empty")
+        raise PayloadRejected(f"{field_ref('old ID number', 1)}: expected 9 digits or empty")
     name = f[2]
     if not name.strip():
-        raise PayloadRejected(f"{label('name', 2)}: empty")
+        raise PayloadRejected(f"{field_ref('name', 2)}: empty")
     if any(ch.isdigit() for ch in name):
-        raise PayloadRejected(f"{label('name', 2)}: contains a digit")
-    birth = birth_date(label("date of birth", 3), f[3], compact=True)
+        raise PayloadRejected(f"{field_ref('name', 2)}: contains a digit")
+    birth = birth_date(field_ref("date of birth", 3), f[3], compact=True)
     gender_text = f[4]
     gender = _GENDERS.get(gender_text.casefold())
     if gender is None:
         if len(gender_text) <= QUOTABLE:
-            raise PayloadRejected(f"{label('gender', 4)} {shown(gender_text)}: expected Nam/Nữ")
-        raise PayloadRejected(f"{label('gender', 4)}: expected Nam/Nữ, got {shown(gender_text)}")
+            raise PayloadRejected(f"{field_ref('gender', 4)} {shown(gender_text)}: expected Nam/Nữ")
+        raise PayloadRejected(f"{field_ref('gender', 4)}: expected Nam/Nữ, got {shown(gender_text)}")
     address = f[5]
-    issued = compact_date(label("issue date", 6), f[6], first_year=FIRST_ISSUE_YEAR)
+    issued = compact_date(field_ref("issue date", 6), f[6], first_year=FIRST_ISSUE_YEAR)
     if birth.year > issued.year:
-        raise PayloadRejected(f"{label('date of birth', 3)} is after {label('issue date', 6)}")
+        raise PayloadRejected(f"{field_ref('date of birth', 3)} is after {field_ref('issue date', 6)}")
     if int(number[3]) % 2 != (1 if gender == "female" else 0):
         raise PayloadRejected("ID number gender digit does not match gender field")
     check_birth_digits(number, birth.year, "ID number")

@@ -48,7 +48,8 @@ class Birth:
         return f"{self.year:04d}-{self.month:02d}-{self.day:02d}"
 
 
-def label(name: str, index: int) -> str:
+def field_ref(name: str, index: int) -> str:
+    """How a reason names a field: "name [2]", its name and its place among the code's fields."""
     return f"{name} [{index}]"
 
 

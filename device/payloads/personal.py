@@ -29,7 +29,7 @@ from device.payloads.checks import (
     LAST_CARD_YEAR,
     Birth,
     calendar_date,
-    label,
+    field_ref,
     shape,
     shown,
 )
@@ -145,22 +145,23 @@ def _check(f: Fields) -> PersonalQr:
     _check_document(document)
     name = f[1].strip()
     if not name:
-        raise PayloadRejected(f"{label('name', 1)}: empty")
+        raise PayloadRejected(f"{field_ref('name', 1)}: empty")
     if any(ch.isdigit() for ch in name):
-        raise PayloadRejected(f"{label('name', 1)}: contains a digit")
+        raise PayloadRejected(f"{field_ref('name', 1)}: contains a digit")
     if not all(ch.isalpha() or ch in " .'-" for ch in name):
-        raise PayloadRejected(f"{label('name', 1)}: expected letters and spaces")
-    birth = _birth(label("date of birth", 2), f[2])
+        raise PayloadRejected(f"{field_ref('name', 1)}: expected letters and spaces")
+    birth = _birth(field_ref("date of birth", 2), f[2])
     if _CCCD.fullmatch(document):
         cccd.check_birth_digits(document, birth.year, "document number [0]")
     declared = _DECLARED.get(f[3])
     if declared is None:
         raise PayloadRejected(
-            f"{label('declaration', 3)} must be 0 (by the person) or 1 (on their behalf), got {shown(f[3])}"
+            f"{field_ref('declaration', 3)} must be 0 (by the person) or 1 (on their behalf), "
+            f"got {shown(f[3])}"
         )
     qid = f[4]
     if not _QID.fullmatch(qid):
-        raise PayloadRejected(f"{label('QID', 4)}: expected {QID_DIGITS[0]}-{QID_DIGITS[1]} digits")
+        raise PayloadRejected(f"{field_ref('QID', 4)}: expected {QID_DIGITS[0]}-{QID_DIGITS[1]} digits")
     ext = f[5]
     return PersonalQr(
         document=document,
@@ -173,7 +174,7 @@ def _check(f: Fields) -> PersonalQr:
 
 
 def _check_document(document: str) -> None:
-    field = label("document number", 0)
+    field = field_ref("document number", 0)
     if _CCCD.fullmatch(document):
         cccd.check_number(field, document)
         return

@@ -1,9 +1,9 @@
 """Keyboard-mode ("wedge") USB scanners through python-evdev.
 
 Each configured device is opened and grabbed exclusively, so its keystrokes reach only us and never
-a console or a login prompt. Key events become text through `keymaps.KeystrokeDecoder` on the
+a console or a login prompt. Key events become text through `keystrokes.KeystrokeDecoder` on the
 configured layout. A device that goes away (ENODEV) loses its half-read code: it is dropped, never
-published, and the device is reopened when it comes back (see discovery.Hotplug).
+published, and the device is reopened when it comes back (see hotplug.Hotplug).
 """
 
 from __future__ import annotations
@@ -18,17 +18,16 @@ from collections.abc import AsyncIterator, Callable
 import evdev
 
 from device.errors import ConfigError, SourceBusy, SourceError, SourceUnavailable
-from device.scan import Scan, SourceKind
+from device.scan import Direction, Scan, SourceKind
 from device.settings import HidSourceSettings
-from device.sources.discovery import Hotplug, HotplugSource, Inventory, match
-from device.sources.keymaps import NO_TERMINATOR, Decoded, KeystrokeDecoder
+from device.sources import NO_TERMINATOR_S
+from device.sources.hotplug import Hotplug, HotplugSource
+from device.sources.inventory import Inventory, match
+from device.sources.keystrokes import NO_TERMINATOR, KeystrokeDecoder, Typed
 
 log = logging.getLogger(__name__)
 
 GONE = frozenset({errno.ENODEV, errno.ENOENT, errno.ENXIO})
-# A scanner types a code in one burst of milliseconds; a code silent this long with no Enter (or Tab)
-# came from a scanner that sends no terminator at all.
-NO_TERMINATOR_S = 1.0
 
 OpenDevice = Callable[[str], evdev.InputDevice]
 
@@ -58,15 +57,24 @@ class HidSource(HotplugSource):
             )
         self._settings = settings
         self._open_device = open_device
-        listing = inventory or Inventory()
+        self._listing = inventory or Inventory()
+        self._readers = settings.readers()
+        # Reader -> the direction of the config line that named it.
+        self._directions: dict[str, Direction | None] = {}
         self._hotplug = Hotplug(
             "hid",
-            settings.devices,
-            lambda: match(settings.devices, listing.input_devices),
+            list(self._readers),
+            self._find,
             self._open,
             rescan_s=settings.rescan_s,
             retry_s=settings.retry_s,
         )
+
+    def _find(self) -> dict[str, list[str]]:
+        found = match(list(self._readers), self._listing.input_devices)
+        for selector, names in found.items():
+            self._directions.update(dict.fromkeys(names, self._readers[selector]))
+        return found
 
     def _open(self, name: str) -> EvdevReader:
         try:
@@ -88,14 +96,17 @@ class HidSource(HotplugSource):
             if exc.errno in GONE:
                 raise SourceUnavailable("gone") from exc
             raise SourceError(f"cannot grab: {exc.strerror or exc}") from exc
-        return EvdevReader(name, device, self._settings)
+        return EvdevReader(name, device, self._settings, self._directions.get(name, self._settings.direction))
 
 
 class EvdevReader:
     """One grabbed input device, read through evdev's own asyncio read loop."""
 
-    def __init__(self, name: str, device: evdev.InputDevice, settings: HidSourceSettings) -> None:
+    def __init__(
+        self, name: str, device: evdev.InputDevice, settings: HidSourceSettings, direction: Direction | None
+    ) -> None:
         self.name = name
+        self._direction = direction
         self._device = device
         self._settings = settings
         self._decoder = KeystrokeDecoder(
@@ -141,7 +152,7 @@ class EvdevReader:
                 raise SourceUnavailable("unplugged") from exc
             raise SourceError(f"read failed: {exc.strerror or exc}") from exc
 
-    def _unterminated(self) -> Decoded | None:
+    def _unterminated(self) -> Typed | None:
         return self._decoder.unterminated(
             f'{NO_TERMINATOR} after the code: set scanner.hid.terminator = "gap" for a scanner without one'
         )
@@ -159,14 +170,14 @@ class EvdevReader:
                 terminator,
             )
 
-    def _scan(self, decoded: Decoded) -> Scan:
+    def _scan(self, decoded: Typed) -> Scan:
         if decoded.damage is not None and decoded.damage.startswith(NO_TERMINATOR):
             self._tell_no_terminator()
         text = strip_affixes(decoded.text, self._settings.prefix, self._settings.suffix)
         return Scan(
             text=text,
             source="hid",
-            direction=self._settings.direction,
+            direction=self._direction,
             reader=self.name,
             at_monotonic=time.monotonic(),
             damage=decoded.damage,

@@ -28,9 +28,11 @@ from typing import NamedTuple
 import serial
 
 from device.errors import SourceBusy, SourceError, SourceUnavailable
-from device.scan import Scan, SourceKind
+from device.scan import Direction, Scan, SourceKind
 from device.settings import SerialSourceSettings
-from device.sources.discovery import Hotplug, HotplugSource, Inventory, match
+from device.sources import NO_TERMINATOR_S
+from device.sources.hotplug import Hotplug, HotplugSource
+from device.sources.inventory import Inventory, match
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,10 @@ UTF16_DAMAGE = (
     "encoding) to UTF-8"
 )
 
+NO_TERMINATOR_DAMAGE = (
+    'no CR/LF terminator after the code: set scanner.serial.terminator = "gap" for a scanner without one'
+)
+
 OpenPort = Callable[[str, int], serial.Serial]
 
 
@@ -54,7 +60,7 @@ def open_port(path: str, baudrate: int) -> serial.Serial:
     return serial.Serial(path, baudrate, timeout=0, exclusive=True)
 
 
-class Frame(NamedTuple):
+class Received(NamedTuple):
     """One code between terminators. `text` is personal data."""
 
     text: str
@@ -76,9 +82,9 @@ class LineFramer:
     def pending(self) -> bool:
         return bool(self._buffer)
 
-    def feed(self, data: bytes) -> list[Frame]:
+    def feed(self, data: bytes) -> list[Received]:
         self._buffer += data
-        frames: list[Frame] = []
+        frames: list[Received] = []
         while True:
             end = TERMINATOR.search(self._buffer)
             if end is None:
@@ -98,18 +104,34 @@ class LineFramer:
             if not self._overflowed:
                 self._overflowed = True
                 frames.append(
-                    Frame("", f"no CR/LF terminator within {self._max} bytes: check the scanner's suffix")
+                    Received("", f"no CR/LF terminator within {self._max} bytes: check the scanner's suffix")
                 )
         return frames
 
+    def flush(self, damage: str | None = None) -> Received | None:
+        """Ends the pending frame after a silence: as a code (terminator "gap"), or rejected with
+        `damage` (a terminator was expected and never came). None when nothing is pending."""
+        raw = bytes(self._buffer)
+        self._buffer.clear()
+        if self._overflowed:  # the silence ends an over-long frame already answered
+            self._overflowed = False
+            return None
+        if self._utf16:
+            raw = raw.strip(b"\x00")
+        if not raw:
+            return None
+        frame = decode_frame(raw)
+        self._utf16 = frame.damage == UTF16_DAMAGE
+        return frame if damage is None or frame.damage is not None else Received(frame.text, damage)
 
-def decode_frame(raw: bytes) -> Frame:
+
+def decode_frame(raw: bytes) -> Received:
     if sent_as_utf16(raw):
-        return Frame(raw.decode("utf-8", "replace"), UTF16_DAMAGE)
+        return Received(raw.decode("utf-8", "replace"), UTF16_DAMAGE)
     try:
-        return Frame(raw.decode("utf-8"))
+        return Received(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        return Frame(
+        return Received(
             raw.decode("utf-8", "replace"),
             f"bytes that are not UTF-8 (at byte {exc.start} of {len(raw)}): "
             "set the scanner's serial output to UTF-8",
@@ -141,10 +163,13 @@ class SerialSource(HotplugSource):
         self._settings = settings
         self._open_port = open_port
         self._listing = inventory or Inventory()
-        self._warned_many: tuple[str, ...] = ()
+        self._readers = settings.readers()
+        # Reader -> the direction of the config line that named it.
+        self._directions: dict[str, Direction | None] = {}
+        self._warned_many: dict[str, tuple[str, ...]] = {}
         self._hotplug = Hotplug(
             "serial",
-            [settings.port],
+            list(self._readers),
             self._find,
             self._open,
             rescan_s=settings.rescan_s,
@@ -152,15 +177,17 @@ class SerialSource(HotplugSource):
         )
 
     def _find(self) -> dict[str, list[str]]:
-        port = self._settings.port
-        found = match([port], self._listing.serial_devices)[port]
-        if len(found) > 1 and tuple(found) != self._warned_many:
-            # A glob such as /dev/serial/by-id/* can also catch a modem or a GPS: read one port only.
-            log.warning(
-                "scanner.serial.port %s matches %d ports; reading %s only", port, len(found), found[0]
-            )
-        self._warned_many = tuple(found) if len(found) > 1 else ()
-        return {port: found[:1]}
+        found = match(list(self._readers), self._listing.serial_devices)
+        for port, names in found.items():
+            if len(names) > 1 and tuple(names) != self._warned_many.get(port):
+                # A glob such as /dev/serial/by-id/* can also catch a modem or a GPS: read one port only.
+                log.warning(
+                    "scanner.serial.port %s matches %d ports; reading %s only", port, len(names), names[0]
+                )
+            self._warned_many[port] = tuple(names) if len(names) > 1 else ()
+            found[port] = names[:1]
+            self._directions.update(dict.fromkeys(names[:1], self._readers[port]))
+        return found
 
     def _open(self, name: str) -> SerialReader:
         try:
@@ -176,20 +203,32 @@ class SerialSource(HotplugSource):
                     "cannot open: permission denied (is the service user in 'dialout'?)"
                 ) from exc
             raise SourceError(f"cannot open: {exc}") from exc
-        return SerialReader(name, port, self._settings)
+        return SerialReader(name, port, self._settings, self._directions.get(name, self._settings.direction))
 
 
 class SerialReader:
-    def __init__(self, name: str, port: serial.Serial, settings: SerialSourceSettings) -> None:
+    def __init__(
+        self, name: str, port: serial.Serial, settings: SerialSourceSettings, direction: Direction | None
+    ) -> None:
         self.name = name
         self._port = port
         self._settings = settings
+        self._direction = direction
         self._framer = LineFramer()
+        self._gap = settings.terminator == "gap"
+        # The silence that ends a pending frame: the configured gap, or the wait for a terminator.
+        self._silence_s = settings.gap_ms / 1000 if self._gap else NO_TERMINATOR_S
+        self._told_no_terminator = False
 
     async def scans(self) -> AsyncIterator[Scan]:
         loop = asyncio.get_running_loop()
         while True:
-            await _readable(loop, self._port.fileno())
+            timeout = self._silence_s if self._framer.pending else None
+            if not await _readable(loop, self._port.fileno(), timeout):
+                frame = self._framer.flush(None if self._gap else NO_TERMINATOR_DAMAGE)
+                if frame is not None:
+                    yield self._scan(frame, time.monotonic())
+                continue
             try:
                 chunk = self._port.read(READ_SIZE)
             except (serial.SerialException, OSError) as exc:
@@ -200,21 +239,33 @@ class SerialReader:
                 raise SourceUnavailable("unplugged") from exc
             now = time.monotonic()
             for frame in self._framer.feed(chunk):
-                yield Scan(
-                    text=frame.text,
-                    source="serial",
-                    direction=self._settings.direction,
-                    reader=self.name,
-                    at_monotonic=now,
-                    damage=frame.damage,
-                )
+                yield self._scan(frame, now)
+
+    def _scan(self, frame: Received, at: float) -> Scan:
+        if frame.damage == NO_TERMINATOR_DAMAGE and not self._told_no_terminator:
+            # Once per reader: every such scan is rejected with the reason, one log line says why.
+            self._told_no_terminator = True
+            log.warning(
+                "serial scanner %s: a code arrived without the CR/LF that ends it; if this scanner "
+                'sends no suffix, set scanner.serial.terminator = "gap"',
+                self.name,
+            )
+        return Scan(
+            text=frame.text,
+            source="serial",
+            direction=self._direction,
+            reader=self.name,
+            at_monotonic=at,
+            damage=frame.damage,
+        )
 
     def close(self) -> None:
         with contextlib.suppress(OSError, serial.SerialException):
             self._port.close()
 
 
-async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+async def _readable(loop: asyncio.AbstractEventLoop, fd: int, timeout: float | None) -> bool:
+    """Whether `fd` became readable within `timeout` seconds (None: waits as long as it takes)."""
     ready: asyncio.Future[None] = loop.create_future()
 
     def wake() -> None:
@@ -223,6 +274,9 @@ async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
 
     loop.add_reader(fd, wake)
     try:
-        await ready
+        await asyncio.wait_for(ready, timeout)
+    except TimeoutError:
+        return False
     finally:
         loop.remove_reader(fd)
+    return True

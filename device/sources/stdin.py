@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import threading
@@ -44,6 +45,12 @@ class StdinSource:
         loop = asyncio.get_running_loop()
         lines: asyncio.Queue[bytes | None] = asyncio.Queue()
 
+        def post(line: bytes | None) -> None:
+            # The loop may have ended while this thread sat in os.read (the source was cancelled):
+            # the line then has nobody to go to.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+
         def reader() -> None:
             # A blocking os.read in a daemon thread works for a tty, a pipe and a file alike, and,
             # unlike the buffered stream, holds no lock that would abort the interpreter at exit.
@@ -55,16 +62,16 @@ class StdinSource:
                 *complete, pending = (pending + chunk).split(b"\n")
                 for line in complete:
                     if not skipping:
-                        loop.call_soon_threadsafe(lines.put_nowait, line)
+                        post(line)
                     skipping = False
                 if len(pending) > MAX_LINE_BYTES and not skipping:
-                    loop.call_soon_threadsafe(lines.put_nowait, pending)
+                    post(pending)
                     skipping = True
                 if skipping:
                     pending = b""
             if pending and not skipping:
-                loop.call_soon_threadsafe(lines.put_nowait, pending)
-            loop.call_soon_threadsafe(lines.put_nowait, None)
+                post(pending)
+            post(None)
 
         threading.Thread(target=reader, name="stdin-source", daemon=True).start()
         while (raw := await lines.get()) is not None:

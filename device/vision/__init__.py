@@ -1,1 +1,4 @@
-"""Camera vision: frame sources, the decode path and the presence debounce. No pipeline imports."""
+"""Camera vision: the decode path (cascade.py, symbols.py) and the presence debounce (presence.py).
+
+Pure image work, no hardware: the frames come from device/sources/camera/. No pipeline imports.
+"""

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import zxingcpp
 
-from device.vision.decoder import (
+from device.vision.presence import Presence
+from device.vision.symbols import (
     MAX_REGIONS,
     MAX_UPSCALE,
     MAX_UPSCALED_SIDE,
@@ -53,7 +54,6 @@ from device.vision.decoder import (
     sharpen,
     upscale,
 )
-from device.vision.presence import Presence
 
 # Evidence (a sighting, a read) is worth escalating for this long: a card tilting through an
 # unreadable angle, a motion-blurred frame or a probe that ran four frames ago.

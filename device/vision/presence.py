@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from device.vision.decoder import Found, Region
+from device.vision.symbols import Found, Region
 
 # Longer than this without any frame, the camera was not looking: a code is not "still in view".
 FRAME_GAP_S = 0.5

@@ -1,7 +1,8 @@
-"""The provisioning label's QR payload: which device this is, where it stands, which configuration.
+"""The label code: the QR payload printed on a device's provisioning label (the sticker that
+provisioning/label.py renders): which device this is, where it stands, which configuration.
 
 Pure: no I/O. The text is versioned and starts with a prefix no check-in code can carry, so the daemon
-recognises a label before check-in recognition and answers with the identify pattern and a provisioning
+recognises a label code before check-in recognition and answers with the identify pattern and a provisioning
 check on the status topic, never with a check-in.
 """
 
@@ -24,7 +25,7 @@ class LabelCode:
     config_hash: str
 
 
-def format_label(device_id: str, location_id: str, config_hash: str) -> str:
+def format_label_code(device_id: str, location_id: str, config_hash: str) -> str:
     """`QRCHECKIN-LABEL/1|<device id>|<location id>|<config hash>`; refuses what could not parse back."""
     for name, value in (("device_id", device_id), ("location_id", location_id)):
         if not TOPIC_SAFE.fullmatch(value):
@@ -34,7 +35,7 @@ def format_label(device_id: str, location_id: str, config_hash: str) -> str:
     return f"{PREFIX}|{device_id}|{location_id}|{config_hash}"
 
 
-def parse_label(text: str) -> LabelCode | None:
+def parse_label_code(text: str) -> LabelCode | None:
     """The label a scan holds, or None when the text is anything else (a check-in code, a damaged label)."""
     # Scanners append CR/LF; the fields themselves never hold whitespace.
     parts = text.rstrip("\r\n\x00").split("|")

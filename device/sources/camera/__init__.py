@@ -1,9 +1,10 @@
 """The camera as a scan source: frames in, one Scan per code shown.
 
-One worker thread takes the newest frame, decodes it through the cascade (device/vision/cascade.py;
-zxing-cpp releases the GIL, so the event loop keeps running) and feeds the presence debounce; the event
-loop only yields what comes out. A lost or
-missing camera is reopened with a growing pause; a replay (backend "files") ends the iteration when
+The frames come from one adapter per `scanner.camera.backend` (picamera2.py, opencv.py, files.py,
+behind frames.py's `FrameSource`; `open_frames` picks it). One worker thread takes the newest frame,
+decodes it through the cascade (device/vision/cascade.py; zxing-cpp releases the GIL, so the event
+loop keeps running) and feeds the presence debounce; the event loop only yields what comes out. A lost
+or missing camera is reopened with a growing pause; a replay (backend "files") ends the iteration when
 its last frame is done.
 """
 
@@ -11,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from device.errors import SourceError
-from device.scan import Scan
+from device.scan import Scan, SourceKind
 from device.settings import CameraSourceSettings
 from device.sources import SourceState
+from device.sources.camera.files import FileFrames
+from device.sources.camera.frames import FrameSource, NewestFrame
+from device.sources.camera.opencv import OpenCvFrames
+from device.sources.camera.picamera2 import Picamera2Frames
 from device.vision.cascade import Cascade
-from device.vision.frames import FrameSource, NewestFrame, open_frames, reader_name
 from device.vision.presence import Presence, Refocus
 
 log = logging.getLogger(__name__)
@@ -28,6 +32,31 @@ log = logging.getLogger(__name__)
 STALL_S = 2.0
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 30.0
+
+
+def open_frames(settings: CameraSourceSettings) -> FrameSource:
+    """The configured frame source, opened. SourceUnavailable when the device or library is missing."""
+    if settings.backend == "files":
+        assert settings.path is not None, "validated by CameraSourceSettings"
+        return FileFrames(settings.path, settings.max_fps, roi=settings.roi)
+    if settings.backend == "opencv":
+        return OpenCvFrames(settings.index, settings.width, settings.height, settings.max_fps, settings.roi)
+    return Picamera2Frames(
+        settings.index,
+        settings.width,
+        settings.height,
+        settings.max_fps,
+        settings.autofocus,
+        settings.max_exposure_ms,
+        settings.roi,
+    )
+
+
+def reader_name(settings: CameraSourceSettings) -> str:
+    """The safe name a source will have, known before it opens (for state while it cannot)."""
+    return {"files": "files", "opencv": f"video{settings.index}"}.get(
+        settings.backend, f"camera{settings.index}"
+    )
 
 
 def cascade_for(settings: CameraSourceSettings) -> Cascade:
@@ -39,10 +68,17 @@ def cascade_for(settings: CameraSourceSettings) -> Cascade:
 
 
 class CameraSource:
-    kind = "camera"
+    kind: SourceKind = "camera"
 
-    def __init__(self, settings: CameraSourceSettings) -> None:
+    def __init__(
+        self,
+        settings: CameraSourceSettings,
+        *,
+        open_frames: Callable[[CameraSourceSettings], FrameSource] = open_frames,
+    ) -> None:
         self._settings = settings
+        # The seam a test's live camera comes in by, as the serial source's open_port.
+        self._open_frames = open_frames
         self._reader = reader_name(settings)
         self._state: SourceState = "disconnected"
         self._cascade = cascade_for(settings)
@@ -101,7 +137,7 @@ class CameraSource:
             await asyncio.sleep(pause)
 
     def _open(self) -> NewestFrame:
-        source: FrameSource = open_frames(self._settings)
+        source = self._open_frames(self._settings)
         self._feed = NewestFrame(source)
         self._state = "connected"
         log.info("camera %s open (%s)", source.name, self._settings.backend)
