@@ -95,6 +95,9 @@ class Backlog:
     oldest_wall: float | None
     dead_letters: int
     unheard: int
+    # The oldest one's monotonic stamp and boot: within a boot its age survives a wall-clock step.
+    oldest_mono: float | None = None
+    oldest_boot_id: str | None = None
 
 
 def storage_error(exc: sqlite3.Error, directory: Path | None = None) -> StorageError:
@@ -240,11 +243,12 @@ class StoreReader:
         # Events are created in seq order, so the lowest pending seq is the oldest.
         (count,) = self._db.execute("SELECT COUNT(*) FROM events WHERE delivered_at IS NULL").fetchone()
         row = self._db.execute(
-            "SELECT created_wall FROM events WHERE delivered_at IS NULL ORDER BY seq LIMIT 1"
+            "SELECT created_wall, created_mono, boot_id FROM events WHERE delivered_at IS NULL"
+            " ORDER BY seq LIMIT 1"
         ).fetchone()
-        oldest = None if row is None else row[0]
+        wall, mono, boot = (None, None, None) if row is None else row
         (dead,) = self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
-        return Backlog(int(count), oldest, int(dead), self._unheard())
+        return Backlog(int(count), wall, int(dead), self._unheard(), mono, boot)
 
     def _unheard(self) -> int:
         try:
