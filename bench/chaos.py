@@ -656,9 +656,9 @@ class Chaos:
         self.injected[fault.name] += 1
         detail = ""
         if fault.name == "broker-kill":
-            # The collector is up again only once it reconnected to the restarted broker: mosquitto
-            # queues nothing for a restored session until its client is back, so a collector killed
-            # before that (or a salvage dropping delivered rows) would turn the wait into a loss.
+            # The collector is up again only once it reconnected to the restarted broker: one killed
+            # before that was seen to miss what the device published meanwhile, and a salvage (which
+            # keeps no delivered rows) then turned the replay it needed into a known loss.
             self.collector_up_at = self.collector.connections() + 1
             self.broker.kill()
         elif fault.name == "broker-stop":
