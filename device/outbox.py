@@ -637,8 +637,10 @@ class Outbox(StoreReader):
             )
             # Within this boot the monotonic clock alone ages an event: a synchronised clock that steps
             # (a bad NTP answer, a GPS fix) moves the wall clock, never an event's true age.
+            # An unheard event reached nobody: it ages like an undelivered one.
             dropped = db.execute(
-                "DELETE FROM events WHERE delivered_at IS NULL AND boot_id = ? AND created_mono < ?",
+                "DELETE FROM events WHERE (delivered_at IS NULL OR seq IN (SELECT seq FROM unheard))"
+                " AND boot_id = ? AND created_mono < ?",
                 (stamp.boot_id, stamp.mono - max_age_s),
             ).rowcount
             if stamp.synced:
@@ -647,13 +649,12 @@ class Outbox(StoreReader):
                     " AND created_wall < ?",
                     (stamp.boot_id, now - max_age_s),
                 ).rowcount
-                # An unheard event reached nobody: it ages like an undelivered one.
                 dropped += db.execute(
-                    "DELETE FROM events WHERE seq IN (SELECT seq FROM unheard)"
+                    "DELETE FROM events WHERE seq IN (SELECT seq FROM unheard) AND boot_id != ?"
                     " AND clock_synced = 1 AND created_wall < ?",
-                    (now - max_age_s,),
+                    (stamp.boot_id, now - max_age_s),
                 ).rowcount
-                db.execute("DELETE FROM unheard WHERE seq NOT IN (SELECT seq FROM events)")
+            db.execute("DELETE FROM unheard WHERE seq NOT IN (SELECT seq FROM events)")
             mono_cut, wall_cut = duplicate_window.expired_before(stamp, window_s)
             db.execute(
                 "DELETE FROM recent WHERE (boot_id = ? AND mono < ?) OR (boot_id != ? AND wall < ?)",
