@@ -594,12 +594,14 @@ class Chaos:
         print(line, flush=True)
 
     def keep_evidence(self, where: Path) -> None:
-        """The fault timeline, every daemon run's output and the broker's log, for whoever looks into it."""
+        """The fault timeline, every daemon run's output and the brokers' logs, for whoever looks into it."""
         where.mkdir(parents=True, exist_ok=True)
         (where / "timeline.txt").write_text("\n".join(self.timeline) + "\n")
         (where / "daemon.log").write_text("".join(self.logs))
         with contextlib.suppress(OSError):
             (where / "mosquitto.log").write_bytes(self.broker.log.read_bytes())
+        with contextlib.suppress(OSError):  # the 0x10 episodes' broker, when there were any
+            (where / "mosquitto-empty.log").write_bytes(self.empty_broker.log.read_bytes())
         with contextlib.suppress(OSError):
             (where / "collector.log").write_bytes(self.collector.log.read_bytes())
 
