@@ -24,9 +24,9 @@ where libfaketime cannot load, those classes (clock-jump, clock-step) are skippe
 ships an x86-64 library and its source, which is built for any other CPU with gcc and make). The
 corrupt-page class finds an index page through SQLite's dbstat table and is skipped without it. The
 refusing broker is the real mosquitto with an ACL loaded into it for the episode (SIGHUP), so its
-refusal is the one code an ACL gives, 0x87 "not authorised"; the 0x10 broker is a second, empty mosquitto the
-proxy turns the device's link to, as a broker restarted without persistence is before any consumer is
-back. The daemon has no test hooks.
+refusal is the one code an ACL gives, 0x87 "not authorised"; the 0x10 broker is a second, empty
+mosquitto the proxy turns the device's link to, as a broker restarted without persistence is before
+any consumer is back. The daemon has no test hooks.
 """
 
 from __future__ import annotations
@@ -755,10 +755,9 @@ class Chaos:
     def _read_alarms(self, daemon: DaemonProcess) -> None:
         """Counts the new ALARM lines of the two refusal classes, each to the episode under way or last
         ended (so one the daemon logs just after the recovery is still that episode's)."""
-        lines = daemon.stderr_lines
-        start = self.alarm_cursor.get(daemon, 0)
-        self.alarm_cursor[daemon] = len(lines)
-        for line in lines[start : len(lines)]:
+        start, end = self.alarm_cursor.get(daemon, 0), len(daemon.stderr_lines)
+        self.alarm_cursor[daemon] = end
+        for line in daemon.stderr_lines[start:end]:
             for name, needle in ALARMS.items():
                 if needle in line:
                     self.alarms[name][self.injected[name]] += 1
