@@ -23,7 +23,10 @@ clock, through libfaketime preloaded into it (monotonic time is left alone, as a
 where libfaketime cannot load, those classes (clock-jump, clock-step) are skipped likewise (the wheel
 ships an x86-64 library and its source, which is built for any other CPU with gcc and make). The
 corrupt-page class finds an index page through SQLite's dbstat table and is skipped without it. The
-daemon has no test hooks.
+refusing broker is the real mosquitto with an ACL loaded into it for the episode (SIGHUP), so its
+refusal is the one code an ACL gives, 0x87 "not authorised"; the 0x10 broker is a second, empty
+mosquitto the proxy turns the device's link to, as a broker restarted without persistence is before
+any consumer is back. The daemon has no test hooks.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import queue
 import random
 import secrets
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -103,6 +107,25 @@ JUMP_S = (30.0, 2 * 86400.0)
 # The daemon's default storage.max_age_days, and a day more: a step the old ageing dropped a backlog at.
 STEP_S = (21 + 1) * 86400.0
 INDEXES = ("events_pending", "events_delivered", "sqlite_autoindex_events_1")
+# The broker's ACL during a refusing-broker episode, for the anonymous clients (every one here): all
+# but writing events, as an ACL being fixed refuses them (the device's status and the collector's
+# commands still pass). Outside the episodes the broker has no ACL: mosquitto 2.0.11 with an acl_file
+# drops, with a PUBACK 0x00 to the publisher, every message for a session restored from its store
+# until that session's client is back, which would add a broker-kill loss of its own to every class.
+ACL_REFUSING = "topic read #\ntopic write checkin/v1/+/+/status\ntopic write checkin/v1/+/+/cmd/#\n"
+# With max_queued_messages 0 (unlimited) mosquitto 2.0.11 drops the connection after each refused
+# publish (its queue-quota check is always true then); a limit no run reaches keeps it a pure refusal.
+QUEUE_LIMIT = 1_000_000
+# An episode this short still sees events published: the device reconnects within 1 s, scans come
+# every 0.1 s.
+REFUSE_MIN_HOLD_S = 2.0
+UNHEARD_MIN_HOLD_S = 3.0
+# The daemon's ALARM lines the two classes are judged by (device/publisher.py words them).
+ALARMS = {
+    "refusing-broker": "the events are kept and sent again after",
+    "0x10-broker": "ALARM: the broker says no subscriber got event",
+}
+FINAL_ALARM = "ALARM: broker refused event seq="
 # Short runs (the smoke test) shrink every hold and gap, so a full round still fits.
 FULL_SCALE_S = 300.0
 
@@ -143,6 +166,18 @@ FAULTS = (
         (0, 1),
     ),
     FaultClass("scanner-unplug", "the serial scanner's pty closed, a new pty behind the same link", (0.5, 4)),
+    FaultClass(
+        "refusing-broker",
+        "an ACL that does not grant the events topic, loaded into the broker (SIGHUP), so every event is"
+        " refused 0x87, then taken out again: kept, one ALARM an episode, none dead-lettered",
+        (1, 8),
+    ),
+    FaultClass(
+        "0x10-broker",
+        "the link turned to an empty mosquitto nobody subscribes to (a broker restarted without persistence):"
+        " every PUBACK 0x10, so the events are unheard until the collector's replay and cmd/committed",
+        (2, 8),
+    ),
     # On a schedule of its own, beside the device's episodes (the collector is another machine's process).
     FaultClass("collector-kill", "qr-collector kill -9 during the episodes, restarted at once", (0, 0)),
 )
@@ -451,7 +486,13 @@ class Chaos:
         self.never_handed_out: set[int] = set()
         self.corrupted = 0
         self.drained_s: float | None = None
-        self.store: dict[str, Any] = {"max_seq": 0, "events": {}, "dead": {}}
+        self.store: dict[str, Any] = {"max_seq": 0, "events": {}, "dead": {}, "unheard": 0}
+        # Per class judged by its ALARM lines: how many each episode drew (episode 0: outside any).
+        self.alarms: dict[str, Counter[int]] = defaultdict(Counter)
+        self.final_alarms = 0
+        self.alarm_cursor: dict[DaemonProcess, int] = {}
+        # Unheard events in the store as each 0x10 episode ended: the proof it bit.
+        self.unheard_seen: list[int] = []
         self.active: FaultClass | None = None
         self.incarnation: Incarnation | None = None
         self.runs = 0
@@ -479,13 +520,22 @@ class Chaos:
             self.skipped["corrupt-page"] = reason
         # autosave_on_changes: mosquitto writes its store after every change, not once a second, so a
         # kill -9 loses as little as it can of what it acknowledged.
-        self.broker = Mosquitto(self.tmp / "broker", persistence=True, extra="autosave_on_changes true")
+        self.acl = self.tmp / "broker.acl"
+        self.acl.write_text(ACL_REFUSING)
+        self.broker = Mosquitto(
+            self.tmp / "broker",
+            persistence=True,
+            extra=f"autosave_on_changes true\nmax_queued_messages {QUEUE_LIMIT}",
+        )
         stack.callback(self.broker.kill)
         self.broker.start()
         self.audit = Audit(self.broker.port, f"chaos-audit-{os.getpid()}")
         stack.callback(self.audit.close)
         self.proxy = Proxy(self.broker.port)
         stack.callback(self.proxy.close)
+        # Started for each 0x10 episode, empty: no persistence, no session, no subscriber.
+        self.empty_broker = Mosquitto(self.tmp / "empty-broker")
+        stack.callback(self.empty_broker.kill)
         self.scanner.plug()
         stack.callback(self.scanner.unplug)
         self.config = write_config(
@@ -537,6 +587,7 @@ class Chaos:
         while len(daemon.stderr_lines) != seen and time.monotonic() < deadline:
             seen = len(daemon.stderr_lines)
             time.sleep(0.1)
+        self._read_alarms(daemon)
         self.logs += [f"--- daemon run {self.runs} ---\n", *daemon.stderr_lines, *daemon.stdout_lines]
 
     @property
@@ -550,12 +601,14 @@ class Chaos:
         print(line, flush=True)
 
     def keep_evidence(self, where: Path) -> None:
-        """The fault timeline, every daemon run's output and the broker's log, for whoever looks into it."""
+        """The fault timeline, every daemon run's output and the brokers' logs, for whoever looks into it."""
         where.mkdir(parents=True, exist_ok=True)
         (where / "timeline.txt").write_text("\n".join(self.timeline) + "\n")
         (where / "daemon.log").write_text("".join(self.logs))
         with contextlib.suppress(OSError):
             (where / "mosquitto.log").write_bytes(self.broker.log.read_bytes())
+        with contextlib.suppress(OSError):  # the 0x10 episodes' broker, when there were any
+            (where / "mosquitto-empty.log").write_bytes(self.empty_broker.log.read_bytes())
         with contextlib.suppress(OSError):
             (where / "collector.log").write_bytes(self.collector.log.read_bytes())
 
@@ -605,6 +658,10 @@ class Chaos:
         hold = self._draw(fault.hold_s)
         if fault.name in ("clock-jump", "clock-step"):  # in force for some scans, however short the run
             hold = max(hold, CLOCK_CACHE_S + 2.0)
+        if fault.name == "refusing-broker":
+            hold = max(hold, REFUSE_MIN_HOLD_S)
+        if fault.name == "0x10-broker":
+            hold = max(hold, UNHEARD_MIN_HOLD_S)
         self.injected[fault.name] += 1
         detail = ""
         if fault.name == "broker-kill":
@@ -635,6 +692,11 @@ class Chaos:
             self.serial_ready = False
             self.serial_wait = None
             self.scanner.unplug()
+        elif fault.name == "refusing-broker":
+            self._refuse_events(True)
+        elif fault.name == "0x10-broker":
+            self.empty_broker.start()
+            self._turn_link(self.empty_broker.port)
         self.say(f"{fault.name}: injected, holding {hold:.1f} s{detail}")
         return hold
 
@@ -659,7 +721,48 @@ class Chaos:
         elif fault.name == "scanner-unplug":
             self.scanner.plug()
             self.serial_wait = (self.daemon.mark(), time.monotonic() + REPLUG_TIMEOUT_S)
+        elif fault.name == "refusing-broker":
+            self._refuse_events(False)
+        elif fault.name == "0x10-broker":
+            self.unheard_seen.append(self.unheard_now() or 0)
+            self._turn_link(self.broker.port)
+            self.empty_broker.kill()
         self.say(f"{fault.name}: recovered")
+
+    def _refuse_events(self, on: bool) -> None:
+        """Puts the ACL into the broker's configuration, or takes it out, and has mosquitto reload it
+        (SIGHUP): in force at once for every client, the connected ones too."""
+        acl = f"acl_file {self.acl}\n" if on else ""
+        (self.broker.workdir / "mosquitto.conf").write_text(self.broker.config() + acl)
+        assert self.broker.proc is not None
+        self.broker.proc.send_signal(signal.SIGHUP)
+
+    def _turn_link(self, port: int) -> None:
+        """Points the proxy at another broker and drops the links, so the daemon reconnects to it."""
+        self.proxy.target = ("127.0.0.1", port)
+        self.proxy.reset()
+
+    def unheard_now(self) -> int | None:
+        """The running daemon's unheard events (its store, read beside it), or None if unreadable."""
+        with contextlib.suppress(sqlite3.Error):
+            db = sqlite3.connect(f"file:{self.storage / 'outbox.sqlite'}?mode=ro", uri=True, timeout=1)
+            try:
+                return int(db.execute("SELECT COUNT(*) FROM unheard").fetchone()[0])
+            finally:
+                db.close()
+        return None
+
+    def _read_alarms(self, daemon: DaemonProcess) -> None:
+        """Counts the new ALARM lines of the two refusal classes, each to the episode under way or last
+        ended (so one the daemon logs just after the recovery is still that episode's)."""
+        start, end = self.alarm_cursor.get(daemon, 0), len(daemon.stderr_lines)
+        self.alarm_cursor[daemon] = end
+        for line in daemon.stderr_lines[start:end]:
+            for name, needle in ALARMS.items():
+                if needle in line:
+                    self.alarms[name][self.injected[name]] += 1
+            if FINAL_ALARM in line and "for good" in line:
+                self.final_alarms += 1
 
     def _kill_collector(self) -> None:
         self.injected["collector-kill"] += 1
@@ -758,6 +861,8 @@ class Chaos:
             elif now > deadline:
                 self.incidents.append(f"serial scanner not back {REPLUG_TIMEOUT_S:.0f} s after a replug")
                 self.serial_wait = None
+        if self.incarnation is not None:
+            self._read_alarms(self.daemon)
         if self.incarnation is not None and now - self.rss_at >= RSS_EVERY_S:
             self.rss_at = now
             assert self.daemon.proc is not None
@@ -816,7 +921,11 @@ class Chaos:
         started = time.monotonic()
         while time.monotonic() - started < DRAIN_TIMEOUT_S:
             self.housekeeping()
-            if set(self.accepted) <= set(self.audit.received()) and set(self.accepted) <= self.collected():
+            delivered = (
+                set(self.accepted) <= set(self.audit.received()) and set(self.accepted) <= self.collected()
+            )
+            # The collector's cmd/committed follows its commit: the unheard are released a moment later.
+            if delivered and self.unheard_now() == 0:
                 self.drained_s = time.monotonic() - started
                 break
             time.sleep(0.1)
@@ -848,12 +957,14 @@ class Chaos:
             ).fetchone()
             rows = db.execute("SELECT seq, event_id, delivered_at IS NOT NULL FROM events").fetchall()
             dead = db.execute("SELECT seq, event_id FROM dead_letters").fetchall()
+            (unheard,) = db.execute("SELECT COUNT(*) FROM unheard").fetchone()
         finally:
             db.close()
         return {
             "max_seq": int(next_seq) - 1,
             "events": {event_id: (seq, bool(acked)) for seq, event_id, acked in rows},
             "dead": {event_id: seq for seq, event_id in dead},
+            "unheard": int(unheard),
         }
 
     def stop(self) -> None:
@@ -888,6 +999,8 @@ class Chaos:
                 f"{PRIVACY_EVERY_S:.0f} s and after the stop, daemon stdout/stderr"
                 + (f"; FOUND {sorted(self.leaks)[:5]}" if self.leaks else ": nothing found"),
             ),
+            self._refusals(),
+            self._unheard(),
             self._latency(),
             self._memory(),
             Verdict(
@@ -970,6 +1083,34 @@ class Chaos:
             figures += f", {len(beyond)} beyond the outbox's counter"
         return Verdict("seq without gap or reuse", not (gaps or reused or beyond), figures)
 
+    def episode_alarms(self, name: str) -> list[int]:
+        """How many ALARM lines each episode of `name` drew, first to last."""
+        return [self.alarms[name][k] for k in range(1, self.injected[name] + 1)]
+
+    def _refusals(self) -> Verdict:
+        """The device's words on a refusal: one ALARM an episode, not one an event (an episode that
+        drew none followed another before the broker accepted again: the device's episode went on)."""
+        per = {name: self.episode_alarms(name) for name in ALARMS}
+        outside = {name: self.alarms[name][0] for name in ALARMS if self.alarms[name][0]}
+        dead = len(self.store["dead"])
+        held = all(n <= 1 for counts in per.values() for n in counts) and not dead and not self.final_alarms
+        figures = "; ".join(f"{name}: ALARM lines per episode {counts}" for name, counts in per.items())
+        figures += (
+            f"; {dead} dead letters, {self.final_alarms} 'refused for good' alarms (only 0x90/0x99 may)"
+        )
+        if outside:
+            figures += f"; outside their episodes {outside}"
+        return Verdict("refusals kept, one alarm an episode", held, figures)
+
+    def _unheard(self) -> Verdict:
+        left = self.store["unheard"]
+        return Verdict(
+            "unheard held until the collector confirms",
+            left == 0,
+            f"unheard in the store as each 0x10 episode ended {self.unheard_seen};"
+            f" {left} left after the drain (released only by the collector's cmd/committed)",
+        )
+
     def _latency(self) -> Verdict:
         during = [ms for name, values in self.latency.items() if name != "quiet" for ms in values]
         every = [ms for values in self.latency.values() for ms in values]
@@ -1029,6 +1170,10 @@ class Chaos:
                 what += f"; {self.storage_refusals[fault.name]} scans answered 'storage full'"
             if fault.name == "corrupt-page":
                 what += f"; {self.salvages()} of {self.corrupted} damaged stores salvaged"
+            if fault.name == "refusing-broker":
+                what += f"; ALARM lines per episode {self.episode_alarms(fault.name)}"
+            if fault.name == "0x10-broker":
+                what += f"; unheard as each episode ended {self.unheard_seen}"
             if fault.name == "clock-step" and not SystemClock().synced():
                 # Ageing by the wall clock needs a synchronised one: here the step cannot test that.
                 what += "; this host's clock is unsynchronised, so wall-clock ageing was never in play"
@@ -1103,6 +1248,10 @@ def summarise(chaos: Chaos, report: str | None) -> int:
         missed.append("clock-jump (no event carried a jumped clock: libfaketime had no effect)")
     if chaos.corrupted and chaos.salvages() < chaos.corrupted:
         missed.append(f"corrupt-page (only {chaos.salvages()} of {chaos.corrupted} damaged stores noticed)")
+    if chaos.injected["refusing-broker"] and not any(chaos.episode_alarms("refusing-broker")):
+        missed.append("refusing-broker (no episode drew the device's refusal alarm)")
+    if chaos.unheard_seen and not any(chaos.unheard_seen):
+        missed.append("0x10-broker (no episode left an event unheard)")
     failed = bool(missed) or any(not v.held for v in verdicts)
     total = sum(chaos.outcomes.values(), Counter())
     outcomes = ", ".join(f"{n} {k}" for k, n in sorted(total.items()))

@@ -156,6 +156,11 @@ def load_window_key(directory: Path, *, dev: bool) -> bytes:
 
 def in_memory(directory: Path) -> bool:
     """Whether `directory` (or the nearest existing parent) is on a filesystem that power off empties."""
+    return filesystem_type(directory) in IN_MEMORY_FILESYSTEMS
+
+
+def filesystem_type(directory: Path) -> str:
+    """The type of the filesystem holding `directory` or its nearest existing parent ("" if unknown)."""
     target = directory.resolve()
     while not target.exists() and target != target.parent:
         target = target.parent
@@ -163,7 +168,7 @@ def in_memory(directory: Path) -> bool:
     try:
         mounts = Path("/proc/self/mounts").read_text().splitlines()
     except OSError:
-        return False
+        return ""
     for line in mounts:
         parts = line.split()
         if len(parts) < 3:
@@ -172,7 +177,7 @@ def in_memory(directory: Path) -> bool:
         inside = str(target) == point or str(target).startswith(point.rstrip("/") + "/")
         if inside and len(point) >= len(best):
             best, fstype = point, parts[2]
-    return fstype in IN_MEMORY_FILESYSTEMS
+    return fstype
 
 
 def _sealed_box(public_key: str, setting: str) -> tuple[SealedBox[PublicKey], str]:
@@ -285,18 +290,21 @@ def _hmac(key: bytes, code_type: str, subject_id: str) -> str:
     return hmac.new(key, f"{code_type}:{subject_id}".encode(), hashlib.sha256).hexdigest()
 
 
+def window_key_dir(settings: Settings) -> Path:
+    """Where mode collector keeps its window key: the setting, else systemd's RuntimeDirectory."""
+    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    return settings.privacy.window_key_dir or Path(runtime or DEFAULT_RUNTIME_DIR)
+
+
 def build_privacy(settings: Settings) -> Privacy:
     """The privacy of a configuration: its site key loaded, or in mode collector its window key made."""
     p = settings.privacy
     if p.subject == "collector":
-        runtime = p.window_key_dir or Path(
-            os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or DEFAULT_RUNTIME_DIR
-        )
         return Privacy(
             "collector",
             None,
             p.authority_public_key,
             collector_public_key=p.collector_public_key,
-            window_key=load_window_key(runtime, dev=settings.device.dev),
+            window_key=load_window_key(window_key_dir(settings), dev=settings.device.dev),
         )
     return Privacy(p.subject, load_key(settings.key_path, create=settings.device.dev), p.authority_public_key)

@@ -19,7 +19,7 @@ from device.audit import AuditLog
 from device.clock import Clock
 from device.feedback import Status
 from device.settings import Settings
-from device.store import Outbox, StoreReader
+from device.store import Backlog, Outbox, StoreReader
 
 # Warn about undelivered events once they are this far into their allowed age.
 AGE_ALARM_FRACTION = 0.5
@@ -32,7 +32,6 @@ def store_status(
 ) -> dict[str, Any]:
     """The status keys the store, the settings and the clock answer (contract.status_fields)."""
     backlog = outbox.backlog()
-    now = clock.wall()
     return contract.status_fields(
         device_id=settings.device.id,
         location_id=settings.location.id,
@@ -44,11 +43,22 @@ def store_status(
         boot_id=clock.boot_id(),
         last_seq=outbox.max_seq(),
         backlog=backlog.count,
-        oldest_undelivered_age_s=None if backlog.oldest_wall is None else round(now - backlog.oldest_wall, 1),
+        oldest_undelivered_age_s=undelivered_age_s(backlog, clock),
         dead_letters=backlog.dead_letters,
         unheard=backlog.unheard,
         counters=counters,
     )
+
+
+def undelivered_age_s(backlog: Backlog, clock: Clock) -> float | None:
+    """How long the oldest undelivered event has waited. Within this boot by the monotonic clock, as the
+    purge ages it: a wall clock that steps (NTP, a GPS fix) moves no event's age, so it neither raises a
+    false "old backlog" alarm nor hides a true one. An event of an earlier boot has only its wall time."""
+    if backlog.oldest_wall is None:
+        return None
+    if backlog.oldest_mono is not None and backlog.oldest_boot_id == clock.boot_id():
+        return round(max(0.0, clock.monotonic() - backlog.oldest_mono), 1)
+    return round(clock.wall() - backlog.oldest_wall, 1)
 
 
 class StatusModel:

@@ -30,6 +30,8 @@ INVARIANTS = {
     "accepted scans in the database exactly once",
     "seq without gap or reuse",
     "events match the schema",
+    "refusals kept, one alarm an episode",
+    "unheard held until the collector confirms",
     "no personal data on disk or in logs",
     "feedback latency under faults",
     "daemon memory bounded",

@@ -66,10 +66,11 @@ def test_release_confirms_undelivered_events_too(tmp_path: Path) -> None:
 
 def test_unheard_events_age_out_like_undelivered_ones(tmp_path: Path) -> None:
     box = Outbox.open(tmp_path)
-    box.append_unless_recent("old", stamp(wall=1000), 0, event)
-    box.append_unless_recent("new", stamp(wall=5000), 0, event)
+    # Within a boot by the monotonic clock, as undelivered ones (a wall-clock step ages neither).
+    box.append_unless_recent("old", stamp(wall=1000, mono=1000), 0, event)
+    box.append_unless_recent("new", stamp(wall=5000, mono=5000), 0, event)
     box.mark_delivered([1, 2], at=5000, unheard=[1, 2])
-    assert box.purge(stamp(wall=5000), delivered_grace_s=1e9, max_age_s=3000, window_s=0) == 1
+    assert box.purge(stamp(wall=5000, mono=5000), delivered_grace_s=1e9, max_age_s=3000, window_s=0) == 1
     assert [e["seq"] for e in box.history()] == [2]
     assert box.backlog().unheard == 1 and box.counters()["dropped"] == 1
 

@@ -120,8 +120,10 @@ def purge(db: sqlite3.Connection, stamp: Stamp, delivered_grace_s: float, max_ag
     )
     # Within this boot the monotonic clock alone ages an event: a synchronised clock that steps
     # (a bad NTP answer, a GPS fix) moves the wall clock, never an event's true age.
+    # An unheard event reached nobody: it ages like an undelivered one.
     dropped = db.execute(
-        "DELETE FROM events WHERE delivered_at IS NULL AND boot_id = ? AND created_mono < ?",
+        "DELETE FROM events WHERE (delivered_at IS NULL OR seq IN (SELECT seq FROM unheard))"
+        " AND boot_id = ? AND created_mono < ?",
         (stamp.boot_id, stamp.mono - max_age_s),
     ).rowcount
     if stamp.synced:
@@ -130,25 +132,28 @@ def purge(db: sqlite3.Connection, stamp: Stamp, delivered_grace_s: float, max_ag
             " AND created_wall < ?",
             (stamp.boot_id, now - max_age_s),
         ).rowcount
-        # An unheard event reached nobody: it ages like an undelivered one.
         dropped += db.execute(
-            "DELETE FROM events WHERE seq IN (SELECT seq FROM unheard)"
+            "DELETE FROM events WHERE seq IN (SELECT seq FROM unheard) AND boot_id != ?"
             " AND clock_synced = 1 AND created_wall < ?",
-            (now - max_age_s,),
+            (stamp.boot_id, now - max_age_s),
         ).rowcount
-        db.execute("DELETE FROM unheard WHERE seq NOT IN (SELECT seq FROM events)")
+    db.execute("DELETE FROM unheard WHERE seq NOT IN (SELECT seq FROM events)")
     return int(dropped)
 
 
-def undelivered(db: sqlite3.Connection) -> tuple[int, float | None]:
+def undelivered(
+    db: sqlite3.Connection,
+) -> tuple[int, tuple[float | None, float | None, str | None]]:
     """How many events wait for the broker, and the wall time of the oldest."""
     # Read every second for the status: both from the pending index, never a scan of the bodies.
     # Events are created in seq order, so the lowest pending seq is the oldest.
     (count,) = db.execute("SELECT COUNT(*) FROM events WHERE delivered_at IS NULL").fetchone()
     row = db.execute(
-        "SELECT created_wall FROM events WHERE delivered_at IS NULL ORDER BY seq LIMIT 1"
+        "SELECT created_wall, created_mono, boot_id FROM events WHERE delivered_at IS NULL"
+        " ORDER BY seq LIMIT 1"
     ).fetchone()
-    return int(count), None if row is None else row[0]
+    # The oldest one's wall time, monotonic stamp and boot.
+    return int(count), (None, None, None) if row is None else tuple(row)
 
 
 def unheard(db: sqlite3.Connection) -> int:

@@ -19,6 +19,9 @@ class Backlog:
     oldest_wall: float | None
     dead_letters: int
     unheard: int
+    # The oldest one's monotonic stamp and boot: within a boot its age survives a wall-clock step.
+    oldest_mono: float | None = None
+    oldest_boot_id: str | None = None
 
 
 class StoreReader:
@@ -41,7 +44,8 @@ class StoreReader:
         return sequence.max_seq(self._db)
 
     def backlog(self) -> Backlog:
-        return Backlog(*events.undelivered(self._db), dead_letters.count(self._db), events.unheard(self._db))
+        count, (wall, mono, boot) = events.undelivered(self._db)
+        return Backlog(count, wall, dead_letters.count(self._db), events.unheard(self._db), mono, boot)
 
     def dead_letters(self) -> list[dict[str, Any]]:
         return dead_letters.listing(self._db)
