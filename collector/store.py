@@ -8,13 +8,13 @@ counters. The collector acknowledges the batch's messages only after `write_batc
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
@@ -170,17 +170,17 @@ class Store:
         """Inserts the rows new by event_id; returns how many (a conflict on event_id inserts none)."""
         columns = [[row[name] for row in events] for name in self._event_columns]
         if self.dialect == "postgresql":
-            # jsonb re-parses the text, keeping the last of duplicate keys as json.loads did: the
+            # jsonb re-parses the text, keeping the last of duplicate keys as orjson.loads does: the
             # message's own text stores the same body, without serialising it again. (SQLite keeps
             # JSON as text, so there a duplicate key of the text would survive: it gets the dict.)
             columns[self._body_index] = [
-                b.text if isinstance(b, JsonBody) else json.dumps(b) for b in columns[self._body_index]
+                b.text if isinstance(b, JsonBody) else _json(b) for b in columns[self._body_index]
             ]
             # One statement per batch, its columns as arrays: PostgreSQL plans and executes one
             # INSERT instead of 500, and the driver adapts 17 lists instead of 500 x 17 parameters.
             result = conn.exec_driver_sql(self._events_sql, tuple(columns))
         else:
-            columns[self._body_index] = [json.dumps(b) for b in columns[self._body_index]]
+            columns[self._body_index] = [_json(b) for b in columns[self._body_index]]
             for i, process in self._event_processors:
                 columns[i] = [None if v is None else process(v) for v in columns[i]]
             # sqlite3's own executemany: SQLAlchemy's per-row parameter handling costs more than
@@ -336,6 +336,10 @@ class Store:
     def count(self, table: sa.Table, *where: Any) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one())
+
+
+def _json(body: dict[str, Any]) -> str:
+    return orjson.dumps(body).decode()
 
 
 def _event_key(row: dict[str, Any]) -> str:
