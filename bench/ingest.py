@@ -30,15 +30,16 @@ from bench.common import Row, main_for, percentile, row
 from collector import decode
 from collector import tables as t
 from collector.ingest import Collector
-from collector.settings import Settings
+from collector.settings import GapSettings, Settings
 from collector.store import Store
 from collector.subjects import Subjects
 from device import contract
-from tests.support.collector import Publisher, events_topic, make_event
+from tests.support.collector import CollectorProcess, Publisher, events_topic, make_event, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.postgres import Postgres
 
 BATCH = 500
+WORKERS = 2  # the machine's cores
 RECEIVE_MAXIMUM = 2000
 
 
@@ -51,7 +52,7 @@ def _payloads(count: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def _session(port: int, client_id: str) -> None:
+def _session(port: int, client_id: str, group: str = "") -> None:
     """Creates a persistent session with the collector's subscription, then leaves it queueing."""
     client = mqtt.Client(
         callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
@@ -62,7 +63,8 @@ def _session(port: int, client_id: str) -> None:
     client.loop_start()
     done = threading.Event()
     client.on_subscribe = lambda *_: done.set()
-    client.subscribe(contract.ConsumerFilters.of("checkin").events, qos=1)
+    filters = contract.ConsumerFilters.of("checkin")
+    client.subscribe((filters.shared(group) if group else filters).events, qos=1)
     done.wait(10)
     client.disconnect()
     client.loop_stop()
@@ -111,6 +113,63 @@ def _collector_rate(port: int, url: str, payloads: list[tuple[str, bytes]]) -> f
     collector.stop()
     thread.join(30)
     return len(payloads) / elapsed
+
+
+def _workers_rate(broker: Mosquitto, url: str, payloads: list[tuple[str, bytes]], workers: int) -> float:
+    """`workers` collector processes sharing the events through `broker.shared_group`.
+
+    Processes, not threads: each has its own interpreter lock. They start while the broker is
+    stopped (SIGSTOP), so the clock starts when all of them can begin, not when the first one does;
+    the end is read from the counters the collectors commit with their rows."""
+    group = f"bench{uuid.uuid4().hex[:6]}"
+    ids = [f"bench-worker-{group}-{i}" for i in range(workers)]
+    store = Store(_settings(broker.port, url, ids[0]).database_url)
+    store.migrate()
+    for client_id in ids:
+        _session(broker.port, client_id, group)
+    _preload(broker.port, payloads)
+    configs = [
+        write_config(
+            broker.workdir / f"{client_id}.toml",
+            port=broker.port,
+            url=url,
+            broker={"client_id": client_id, "shared_group": group, "receive_maximum": RECEIVE_MAXIMUM},
+            gaps=GapSettings().model_dump(),
+            logging={"level": "WARNING"},
+        )
+        for client_id in ids
+    ]
+    broker.pause()
+    try:
+        procs = [CollectorProcess(config).start() for config in configs]
+        deadline = time.monotonic() + 60
+        while _connections_to(broker.port) < workers:  # the kernel accepts them for the stopped broker
+            if time.monotonic() > deadline:
+                raise TimeoutError("the workers did not connect")
+            time.sleep(0.01)
+    finally:
+        broker.resume()
+    try:
+        started = time.monotonic()
+        while (stored := store.counters()["stored"]) < len(payloads):
+            if time.monotonic() - started > 300:
+                raise TimeoutError(f"{workers} workers stored {stored} of {len(payloads)}")
+            time.sleep(0.01)
+        elapsed = time.monotonic() - started
+    finally:
+        for proc in procs:
+            proc.stop()
+        store.close()
+    return len(payloads) / elapsed
+
+
+def _connections_to(port: int) -> int:
+    """Established TCP connections to a local port (from /proc/net/tcp, state 01)."""
+    with open("/proc/net/tcp") as fh:
+        next(fh)
+        return sum(
+            1 for line in fh if (f := line.split())[3] == "01" and int(f[1].rsplit(":", 1)[1], 16) == port
+        )
 
 
 def _counting_rate(port: int, payloads: list[tuple[str, bytes]]) -> float:
@@ -256,6 +315,19 @@ def run(quick: bool = False) -> list[Row]:
                             note,
                         )
                     )
+                    if name == "postgresql":
+                        one = _workers_rate(broker, new_url(), payloads, 1)
+                        workers = _workers_rate(broker, new_url(), payloads, WORKERS)
+                        rows.append(
+                            row(
+                                f"ingest {name} {WORKERS} workers",
+                                "events/s vs one worker process",
+                                workers,
+                                "ev/s",
+                                one,
+                                f"{WORKERS} qr-collector processes on one shared subscription; {note}",
+                            )
+                        )
                     latencies = _latency(broker.port, new_url(), seconds)
                     note = f"{len(latencies)} events at 1000/s, publish to visible in the database"
                     rows.append(

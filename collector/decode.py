@@ -3,15 +3,16 @@ invalid_messages row with the reason. Every message is validated against the shi
 
 from __future__ import annotations
 
-import json
+import datetime as dt
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import jsonschema_rs
+import orjson
 
-from collector.store import utc
+from collector.store import JsonBody, utc
 from collector.subjects import SubjectError, Subjects
 from device import contract
 
@@ -54,7 +55,7 @@ def mask_digits(text: str) -> str:
 def invalid_row(topic: str, payload: Payload, reason: str, wall: float) -> dict[str, Any]:
     excerpt = payload[: EXCERPT_CHARS * 4].decode("utf-8", "replace")[:EXCERPT_CHARS]
     return {
-        "received_at": utc(wall),
+        "received_at": _utc(wall),
         # Unmasked: only device and location ids can be in a topic we subscribe to.
         "topic": topic[:512],
         "reason": mask_digits(reason)[:500],
@@ -63,16 +64,25 @@ def invalid_row(topic: str, payload: Payload, reason: str, wall: float) -> dict[
     }
 
 
+@lru_cache(maxsize=4)
+def _utc(wall: float) -> dt.datetime:
+    # One datetime per batch: every row of a batch is received at the same wall time.
+    return utc(wall)
+
+
 @cache
 def _validator(schema_id: str) -> Any:
     return jsonschema_rs.validator_for(contract.load_schema(schema_id))
 
 
-def _parse(payload: Payload, schema_id: str, max_bytes: int) -> dict[str, Any]:
+def _parse(payload: Payload, schema_id: str, max_bytes: int) -> tuple[dict[str, Any], str]:
+    """The validated body and the text it was parsed from."""
     if len(payload) > max_bytes:
         raise Invalid(f"oversized: {len(payload)} bytes (at most {max_bytes})")
     try:
-        body = json.loads(payload)
+        # UTF-8 only (orjson's rule; json.loads also guessed UTF-16 and UTF-32, which no device sends).
+        text = payload.decode("utf-8")
+        body = orjson.loads(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise Invalid(f"not UTF-8 JSON: {type(exc).__name__} at {getattr(exc, 'pos', '?')}") from None
     if not isinstance(body, dict):
@@ -84,7 +94,7 @@ def _parse(payload: Payload, schema_id: str, max_bytes: int) -> dict[str, Any]:
         error = next(iter(validator.iter_errors(body)))
         where = "/".join(str(p) for p in error.instance_path) or "(top)"
         raise Invalid(f"{schema_id} schema: {where}: {error.message[:300]}")
-    return body
+    return body, text
 
 
 def _same_origin(body: dict[str, Any], parts: contract.TopicParts) -> None:
@@ -97,10 +107,11 @@ def _same_origin(body: dict[str, Any], parts: contract.TopicParts) -> None:
 def event(
     parts: contract.TopicParts, payload: Payload, subjects: Subjects, max_bytes: int, wall: float
 ) -> Event:
-    body = _parse(payload, contract.EVENT_SCHEMA, max_bytes)
+    body, text = _parse(payload, contract.EVENT_SCHEMA, max_bytes)
     _same_origin(body, parts)
+    received = body["subject"]
     try:
-        subject = subjects.stored(body["subject"])
+        subject = subjects.stored(received)
     except SubjectError as exc:
         raise Invalid(str(exc)) from None
     try:
@@ -130,8 +141,10 @@ def event(
         "masked": subject.get("masked"),
         "direction": body.get("direction"),
         "source": body["source"],
-        "received_at": utc(wall),
-        "body": body,
+        "received_at": _utc(wall),
+        # The message's own text is the body as stored unless the subject changed (an ID dropped, a
+        # sealed subject opened): then only the dict says what may be kept.
+        "body": JsonBody(body, text) if subject == received else body,
     }
     return Event(row, parts.device_id, incarnation, parts.location_id, body["seq"])
 
@@ -176,7 +189,7 @@ STATUS_COLUMNS = (
 
 
 def status(parts: contract.TopicParts, payload: Payload, max_bytes: int) -> Status:
-    body = _parse(payload, contract.STATUS_SCHEMA, max_bytes)
+    body, _text = _parse(payload, contract.STATUS_SCHEMA, max_bytes)
     _same_origin(body, parts)
     # Only what the message says: a will names few fields, and must not blank the others.
     row: dict[str, Any] = {"device_id": parts.device_id, "location_id": parts.location_id, "status": body}

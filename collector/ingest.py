@@ -413,8 +413,12 @@ class Collector:
             self.metrics.commit_latency.observe(time.monotonic() - messages[0].arrived)
         self.metrics.count(result.deltas)
         self.metrics.batches.inc()
+        # Per stream, not per event: a batch holds a few devices' runs of seqs.
+        seqs: dict[tuple[str, str, str], list[int]] = {}
         for ev in decoded.events:
-            self.tracker.committed(ev.device_id, ev.incarnation, ev.location_id, (ev.seq,))
+            seqs.setdefault((ev.device_id, ev.incarnation, ev.location_id), []).append(ev.seq)
+        for (device_id, incarnation, location_id), run in seqs.items():
+            self.tracker.committed(device_id, incarnation, location_id, run)
         for st in decoded.statuses:
             incarnation = st.incarnation if st.incarnation is not None else ""
             if st.last_seq is not None and st.row.get("state") == "online":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from collector import tables as t
 from collector.settings import load_settings
 from collector.store import Store
@@ -89,6 +91,31 @@ def test_a_sent_id_in_clear_is_not_kept(broker: Mosquitto, database: str, tmp_pa
         wait_until(lambda: store.count(t.events) == 1)
     (row,) = store.rows(t.events)
     assert "001099012345" not in json.dumps(row["body"]) and row["subject_hmac"] == "c" * 64
+    pub.close()
+    store.close()
+
+
+def test_the_body_kept_is_the_messages_and_a_repeated_key_hides_no_id(
+    broker: Mosquitto, database: str, tmp_path: Path
+) -> None:
+    settings = load_settings(write_config(tmp_path / "collector.toml", port=broker.port, url=database))
+    store = Store(settings.database_url)
+    plain, repeated = make_event(1), make_event(2)
+    # JSON parsers keep the last of repeated keys: the first "subject" (with the ID in clear) is text
+    # that no dict holds, and must not reach the database by way of the message's own text.
+    first = json.dumps({**repeated["subject"], "mode": "id", "id": "001099012345"})
+    text = json.dumps(repeated).replace('"subject": ', f'"subject": {first}, "subject": ', 1)
+    assert json.loads(text) == repeated
+    pub = Publisher(broker.port)
+    with running(settings):
+        pub.events([plain])
+        pub.publish(events_topic(repeated), text.encode()).wait_for_publish(10)
+        wait_until(lambda: store.count(t.events) == 2)
+    bodies = {row["seq"]: row["body"] for row in store.rows(t.events)}
+    assert bodies == {1: plain, 2: repeated}
+    with store.engine.connect() as conn:  # as the database holds it, not as a JSON reader sees it
+        texts = conn.execute(sa.select(sa.cast(t.events.c.body, sa.Text))).scalars().all()
+    assert len(texts) == 2 and not any("001099012345" in text for text in texts)
     pub.close()
     store.close()
 

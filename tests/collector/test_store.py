@@ -107,3 +107,27 @@ def test_counters_add_up_over_instances(database: str) -> None:
     assert stores[0].counters()["stored"] == instances
     for store in stores:
         store.close()
+
+
+def test_a_batch_keeps_empty_columns_and_times_the_readers_compare(database: str) -> None:
+    # The events go in as one statement of columns (PostgreSQL) or through the driver's executemany
+    # (SQLite): NULLs, times and bodies must come back as SQLAlchemy's own insert would leave them.
+    store = open_store(database)
+    early, late = row(1), row(2)
+    early.update(masked=None, direction=None, scanned_at=dt.datetime(2026, 12, 1, 23, 59, 59, 1000, dt.UTC))
+    late["scanned_at"] = dt.datetime(2026, 12, 2, 0, 0, 0, 5000, dt.UTC)
+    store.write_batch(Batch(events=[late, early], received=2), time.time())
+    c = t.events.c
+    (got,) = store.rows(t.events, c.masked.is_(None))
+    assert (got["seq"], got["direction"], got["body"]) == (1, None, early["body"])
+    midnight = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
+    assert [r["seq"] for r in store.rows(t.events, c.scanned_at >= midnight)] == [2]
+    assert [r["seq"] for r in store.rows(t.events, c.scanned_at < midnight)] == [1]
+    # SQLite compares the text: the stored time must be written exactly as a bound one is.
+    assert [r["seq"] for r in store.rows(t.events, c.scanned_at == late["scanned_at"])] == [2]
+    stored = {r["seq"]: r["scanned_at"] for r in store.rows(t.events)}
+    assert all(
+        (value if value.tzinfo else value.replace(tzinfo=dt.UTC)) == expected["scanned_at"]
+        for value, expected in ((stored[1], early), (stored[2], late))
+    )
+    store.close()
