@@ -65,6 +65,21 @@ def test_a_trace_finds_exactly_the_co_riders_of_one_trip(site: Site) -> None:
     assert late.overlap_min == 20.0
 
 
+def test_a_trip_that_outlasts_the_first_window_is_read_further(site: Site) -> None:
+    """A pause of four hours still continues the trip: the chain reaches past the first window read
+    around the scan (three hours each way), so the trace reads a wider one: both morning trips are one."""
+    roster = loaded(site)
+    start, end = local_day(site.day, TZ)
+    slow = TraceSettings(rules={"bus": Rule(method="trip", gap_min=240), "default": Rule(method="dwell")})
+    result = trace(site.store(), roster, slow, TZ, start=start, end=end, employee_no=employee(TRACED))
+    bus = [v for v in result.visits if v.location_id == "98C12345"]
+    assert len(bus) == 1
+    # Trip 2's last scan (06:55 + 19 x 40 s = 07:07:40) plus the 20-minute tail.
+    assert bus[0].end.astimezone(TZ).strftime("%H:%M:%S") == "07:27:40"
+    riders = {c.employee_no for c in result.contacts if c.visit is bus[0] and c.employee_no}
+    assert riders == {employee(n) for n in [*TRIP1, *TRIP2]} - {employee(TRACED)}
+
+
 def test_the_visitor_is_traced_by_pseudonym_across_bus_and_gate(site: Site) -> None:
     roster = loaded(site)
     start, end = local_day(site.day, TZ)
