@@ -17,7 +17,14 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from collector import tables as t
-from collector.reports.common import Places, aware, local_day, locations, match_location
+from collector.reports.common import (
+    Places,
+    aware,
+    collection_paused,
+    local_day,
+    locations,
+    match_location,
+)
 from collector.reports.completeness import Verdict, verdicts
 from collector.reports.roster import Person, Roster
 from collector.store import Store
@@ -91,6 +98,7 @@ class _Seen:
     last_location: str | None = None
 
 
+@collection_paused()
 def compliance(store: Store, roster: Roster, day: dt.date, tz: ZoneInfo) -> Compliance:
     start, end = local_day(day, tz)
     seen = _seen(store, start, end)

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from collector import tables as t
-from collector.reports.common import Location, ReportError, aware, locations
+from collector.reports.common import Location, ReportError, aware, collection_paused, locations
 from collector.reports.config import Rule, TraceSettings
 from collector.reports.roster import Person, Roster
 from collector.store import Store
@@ -111,6 +111,7 @@ def subjects_for(
     return list(person.subjects), person
 
 
+@collection_paused()
 def trace(
     store: Store,
     roster: Roster,

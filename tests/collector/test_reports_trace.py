@@ -4,6 +4,7 @@ the rules' configuration, and the audit row every trace leaves; over SQLite and 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import time
 
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 
 from collector.reports import audit
 from collector.reports import roster as r
-from collector.reports.common import local_day
+from collector.reports.common import collection_paused, local_day
 from collector.reports.config import Rule, TraceSettings
 from collector.reports.trace import trace
 from device.privacy import load_key
@@ -195,3 +196,19 @@ def test_a_shift_rule_puts_everyone_of_the_shift_together(site: Site) -> None:
     assert {c.overlap_min for c in gate} == {480.0}
     visit = next(v for v in result.visits if v.location_id == "gate-main")
     assert (visit.start.astimezone(TZ).hour, visit.end.astimezone(TZ).hour) == (6, 14)
+
+
+def test_the_paused_collector_is_given_back_as_it_was_found() -> None:
+    """Reports pause the cyclic collector while they build their rows: afterwards it runs again,
+    unless the caller had it off."""
+    assert gc.isenabled()
+    with collection_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collection_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
