@@ -300,6 +300,11 @@ class _Fetched:
 
     def __init__(self, conn: Connection, windows: Sequence[Window]) -> None:
         self._conn = conn
+        if conn.dialect.name == "postgresql":
+            # A nested loop of small index-only scans: PostgreSQL would plan it with two parallel
+            # workers, whose start and merge cost more than they share (EXPLAIN ANALYZE, 84 windows
+            # over 21 day partitions: 90-160 ms with them, 55-75 ms without). For this transaction only.
+            conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
         self._scans: dict[Window, list[_Scan]] = {}
         unique = list(dict.fromkeys(windows))
         for first in range(0, len(unique), WINDOWS_PER_QUERY):
