@@ -60,8 +60,9 @@ events = Table(
     Index(None, "device_id", "incarnation", "seq"),
     Index(None, "scanned_at"),
     Index(None, "subject_hmac"),
-    # The reports' co-presence and per-location lookups (collector/reports/).
-    Index(None, "location_id", "scanned_at"),
+    # The reports' co-presence and per-location lookups (collector/reports/), covering the trace's
+    # columns so that its windows are read from the index alone (migration 0005).
+    Index(None, "location_id", "scanned_at", "subject_hmac", "masked"),
 )
 
 invalid_messages = Table(

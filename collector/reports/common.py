@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,6 +22,21 @@ _NOT_ALNUM = re.compile(r"[^0-9A-Z]")
 
 class ReportError(ValueError):
     """A report cannot run as asked (bad period, unknown employee...): the message says why."""
+
+
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused while a report builds tens of thousands of objects that
+    stay alive to the end: each collection would walk every live one again (the roster's included),
+    and a trace of 23 000 contacts spent a third of its CPU there. The objects hold no reference
+    cycles, so reference counting frees them all the same. Usable as a decorator."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def aware(value: dt.datetime) -> dt.datetime:

@@ -11,12 +11,20 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from collector import tables as t
-from collector.reports.common import Places, aware, local_day, locations, match_location
+from collector.reports.common import (
+    Places,
+    aware,
+    collection_paused,
+    local_day,
+    locations,
+    match_location,
+)
 from collector.reports.completeness import Verdict, verdicts
 from collector.reports.roster import Person, Roster
 from collector.store import Store
@@ -90,6 +98,7 @@ class _Seen:
     last_location: str | None = None
 
 
+@collection_paused()
 def compliance(store: Store, roster: Roster, day: dt.date, tz: ZoneInfo) -> Compliance:
     start, end = local_day(day, tz)
     seen = _seen(store, start, end)
@@ -179,35 +188,40 @@ def _devices_for(
 
 
 def _seen(store: Store, start: dt.datetime, end: dt.datetime) -> dict[str, _Seen]:
-    """Per subject scanned in [start, end): first and last scan (and where), scans, unsynced scans."""
+    """Per subject scanned in [start, end): first and last scan (and where), scans, unsynced scans.
+
+    One scan of the day's events: the first and last location come from window functions over the
+    subject's scans in time order (ties broken by device and seq), then one row per subject.
+    """
     e = t.events.c
-    in_day = (e.scanned_at >= start, e.scanned_at < end)
-    grouped = (
+    order: dict[str, Any] = {"partition_by": e.subject_hmac, "order_by": (e.scanned_at, e.device_id, e.seq)}
+    scans = (
         sa.select(
             e.subject_hmac.label("subject"),
-            sa.func.min(e.scanned_at).label("first"),
-            sa.func.max(e.scanned_at).label("last"),
-            sa.func.count().label("scans"),
-            sa.func.sum(sa.case((e.clock != "synced", 1), else_=0)).label("unsynced"),
+            e.scanned_at.label("at"),
+            e.clock,
+            sa.func.first_value(e.location_id).over(**order).label("first_location"),
+            # The frame is the whole partition: by default it would end at the current row.
+            sa.func.last_value(e.location_id).over(**order, rows=(None, None)).label("last_location"),
         )
-        .where(*in_day)
-        .group_by(e.subject_hmac)
+        .where(e.scanned_at >= start, e.scanned_at < end)
         .subquery()
     )
-    ends = (
-        sa.select(e.subject_hmac, e.scanned_at, e.location_id)
-        .join(grouped, e.subject_hmac == grouped.c.subject)
-        .where(*in_day, sa.or_(e.scanned_at == grouped.c.first, e.scanned_at == grouped.c.last))
-    )
-    out: dict[str, _Seen] = {}
+    s = scans.c
+    grouped = sa.select(
+        s.subject,
+        sa.func.min(s.at),
+        sa.func.max(s.at),
+        sa.func.count(),
+        sa.func.sum(sa.case((s.clock != "synced", 1), else_=0)),
+        s.first_location,
+        s.last_location,
+    ).group_by(s.subject, s.first_location, s.last_location)
     with store.engine.connect() as conn:
-        for subject, first, last, scans, unsynced in conn.execute(sa.select(grouped)).all():
-            out[subject] = _Seen(aware(first), aware(last), int(scans), int(unsynced or 0))
-        for subject, at, location in conn.execute(ends).all():
-            s = out[subject]
-            at = aware(at)
-            if at == s.first and s.first_location is None:
-                s.first_location = location
-            if at == s.last:
-                s.last_location = location
-    return out
+        rows = conn.execute(grouped).all()
+    return {
+        subject: _Seen(
+            aware(first), aware(last), int(count), int(unsynced or 0), first_location, last_location
+        )
+        for subject, first, last, count, unsynced, first_location, last_location in rows
+    }

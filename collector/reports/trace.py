@@ -20,14 +20,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from collector import tables as t
-from collector.reports.common import Location, ReportError, aware, locations
+from collector.reports.common import Location, ReportError, aware, collection_paused, locations
 from collector.reports.config import Rule, TraceSettings
 from collector.reports.roster import Person, Roster
 from collector.store import Store
 
 Interval = tuple[dt.datetime, dt.datetime]
+# (location_id, from, to): where the scans of a visit are looked for.
+Window = tuple[str, dt.datetime, dt.datetime]
 # A trip is looked for this far around a scan at first, then further while scans continue.
 TRIP_REACH = dt.timedelta(hours=3)
+_INSTANT = dt.timedelta(microseconds=1)
+# Windows per query: SQLite allows 500 terms in a compound SELECT.
+WINDOWS_PER_QUERY = 200
 
 
 @dataclass
@@ -106,6 +111,7 @@ def subjects_for(
     return list(person.subjects), person
 
 
+@collection_paused()
 def trace(
     store: Store,
     roster: Roster,
@@ -132,10 +138,17 @@ def trace(
         by_location: dict[tuple[str, str], list[dt.datetime]] = defaultdict(list)
         for location_id, kind, at in mine:
             by_location[location_id, kind].append(aware(at))
-        for (location_id, kind), times in by_location.items():
-            rule = settings.rule(kind)
-            loc = known.get(location_id, Location(location_id, kind=kind))
-            for visit, scans in _visits(conn, rule, tz, loc, kind, times):
+        places = [
+            (known.get(location_id, Location(location_id, kind=kind)), kind, settings.rule(kind), times)
+            for (location_id, kind), times in by_location.items()
+        ]
+        # Every window the visits start from, fetched in one query (a round trip and a plan each
+        # were most of a trace's time).
+        fetched = _Fetched(
+            conn, [w for loc, _, rule, times in places for w in _windows(rule, tz, loc, times)]
+        )
+        for loc, kind, rule, times in places:
+            for visit, scans in _visits(fetched, rule, tz, loc, kind, times):
                 visits.append(visit)
                 contacts.extend(_contacts(visit, rule, tz, scans, own, roster))
     visits.sort(key=lambda v: (v.start, v.location_id))
@@ -151,8 +164,17 @@ def trace(
     )
 
 
+def _windows(rule: Rule, tz: ZoneInfo, loc: Location, times: list[dt.datetime]) -> list[Window]:
+    """Where the visits at one location look first: around each scan for a trip, the person's own
+    presence (reaching back a dwell window) otherwise."""
+    if rule.method == "trip":
+        return [(loc.location_id, at - TRIP_REACH, at + TRIP_REACH + _INSTANT) for at in times]
+    reach = dt.timedelta(minutes=rule.dwell_min) if rule.method == "dwell" else dt.timedelta(0)
+    return [(loc.location_id, a - reach, b) for a, b in _merge(_presence(rule, tz, at) for at in times)]
+
+
 def _visits(
-    conn: Connection, rule: Rule, tz: ZoneInfo, loc: Location, kind: str, times: list[dt.datetime]
+    fetched: _Fetched, rule: Rule, tz: ZoneInfo, loc: Location, kind: str, times: list[dt.datetime]
 ) -> Iterable[tuple[Visit, list[_Scan]]]:
     """The traced person's visits at one location, each with everyone's scans that count for it."""
     if rule.method == "trip":
@@ -160,7 +182,7 @@ def _visits(
         for at in times:
             if any(a <= at <= b for a, b in done):
                 continue
-            scans = _trip(conn, loc.location_id, at, dt.timedelta(minutes=rule.gap_min))
+            scans = _trip(fetched, loc.location_id, at, dt.timedelta(minutes=rule.gap_min))
             a, b = scans[0].at, scans[-1].at
             done.append((a, b))
             tail = b + dt.timedelta(minutes=rule.tail_min)
@@ -171,7 +193,7 @@ def _visits(
     reach = dt.timedelta(minutes=rule.dwell_min) if rule.method == "dwell" else dt.timedelta(0)
     for a, b in own:
         # A dwell window opened before the visit may reach into it; a shift's scans lie inside it.
-        scans = _scans(conn, loc.location_id, a - reach, b)
+        scans = fetched.get(loc.location_id, a - reach, b)
         yield _visit(loc, kind, rule, a, b, [(a, b)]), scans
 
 
@@ -253,11 +275,11 @@ def _shift_of(rule: Rule, tz: ZoneInfo, at: dt.datetime) -> Interval:
     return at, at + dt.timedelta(minutes=rule.dwell_min)
 
 
-def _trip(conn: Connection, location_id: str, at: dt.datetime, gap: dt.timedelta) -> list[_Scan]:
+def _trip(fetched: _Fetched, location_id: str, at: dt.datetime, gap: dt.timedelta) -> list[_Scan]:
     """The scans of the trip holding `at`: neighbours closer than `gap`, however long the chain."""
     reach = TRIP_REACH
     while True:
-        scans = _scans(conn, location_id, at - reach, at + reach + dt.timedelta(microseconds=1))
+        scans = fetched.get(location_id, at - reach, at + reach + _INSTANT)
         i = next(i for i, s in enumerate(scans) if s.at == at)
         lo = i
         while lo > 0 and scans[lo].at - scans[lo - 1].at < gap:
@@ -272,17 +294,55 @@ def _trip(conn: Connection, location_id: str, at: dt.datetime, gap: dt.timedelta
         return scans[lo : hi + 1]
 
 
-def _scans(conn: Connection, location_id: str, a: dt.datetime, b: dt.datetime) -> list[_Scan]:
+class _Fetched:
+    """Everyone's scans in the given windows, read in one query; a window not among them (a trip
+    that goes on past its first window) is read when asked for."""
+
+    def __init__(self, conn: Connection, windows: Sequence[Window]) -> None:
+        self._conn = conn
+        if conn.dialect.name == "postgresql":
+            # A nested loop of small index-only scans: PostgreSQL would plan it with two parallel
+            # workers, whose start and merge cost more than they share (EXPLAIN ANALYZE, 84 windows
+            # over 21 day partitions: 90-160 ms with them, 55-75 ms without). For this transaction only.
+            conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+        self._scans: dict[Window, list[_Scan]] = {}
+        unique = list(dict.fromkeys(windows))
+        for first in range(0, len(unique), WINDOWS_PER_QUERY):
+            self._scans.update(_scans(conn, unique[first : first + WINDOWS_PER_QUERY]))
+
+    def get(self, location_id: str, a: dt.datetime, b: dt.datetime) -> list[_Scan]:
+        window = (location_id, a, b)
+        if window not in self._scans:
+            self._scans.update(_scans(self._conn, [window]))
+        return self._scans[window]
+
+
+def _scans(conn: Connection, windows: Sequence[Window]) -> dict[Window, list[_Scan]]:
+    """Each window's scans in time order, from the covering index (migration 0005)."""
     e = t.events.c
+    listed = sa.union_all(
+        *(
+            sa.select(
+                sa.literal(i, sa.Integer).label("i"),
+                sa.literal(location_id, sa.String).label("location_id"),
+                sa.literal(a, t.Timestamp).label("a"),
+                sa.literal(b, t.Timestamp).label("b"),
+            )
+            for i, (location_id, a, b) in enumerate(windows)
+        )
+    ).cte("windows")
+    w = listed.c
     rows = conn.execute(
-        sa.select(e.subject_hmac, e.scanned_at, e.masked)
-        .where(e.location_id == location_id, e.scanned_at >= a, e.scanned_at < b)
-        .order_by(e.scanned_at)
+        sa.select(w.i, e.subject_hmac, e.scanned_at, e.masked)
+        .join_from(
+            listed, t.events, sa.and_(e.location_id == w.location_id, e.scanned_at >= w.a, e.scanned_at < w.b)
+        )
+        .order_by(w.i, e.scanned_at)
     ).all()
-    out = []
-    for subject, at, masked in rows:
+    out: dict[Window, list[_Scan]] = {window: [] for window in windows}
+    for i, subject, at, masked in rows:
         at = aware(at)
-        out.append(_Scan(subject, at, at.timestamp(), masked))
+        out[windows[i]].append(_Scan(subject, at, at.timestamp(), masked))
     return out
 
 

@@ -4,6 +4,7 @@ the rules' configuration, and the audit row every trace leaves; over SQLite and 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import time
 
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 
 from collector.reports import audit
 from collector.reports import roster as r
-from collector.reports.common import local_day
+from collector.reports.common import collection_paused, local_day
 from collector.reports.config import Rule, TraceSettings
 from collector.reports.trace import trace
 from device.privacy import load_key
@@ -63,6 +64,21 @@ def test_a_trace_finds_exactly_the_co_riders_of_one_trip(site: Site) -> None:
     assert named.overlap_min == 35.0
     late = next(c for c in result.contacts if c.employee_no == "E020")
     assert late.overlap_min == 20.0
+
+
+def test_a_trip_that_outlasts_the_first_window_is_read_further(site: Site) -> None:
+    """A pause of four hours still continues the trip: the chain reaches past the first window read
+    around the scan (three hours each way), so the trace reads a wider one: both morning trips are one."""
+    roster = loaded(site)
+    start, end = local_day(site.day, TZ)
+    slow = TraceSettings(rules={"bus": Rule(method="trip", gap_min=240), "default": Rule(method="dwell")})
+    result = trace(site.store(), roster, slow, TZ, start=start, end=end, employee_no=employee(TRACED))
+    bus = [v for v in result.visits if v.location_id == "98C12345"]
+    assert len(bus) == 1
+    # Trip 2's last scan (06:55 + 19 x 40 s = 07:07:40) plus the 20-minute tail.
+    assert bus[0].end.astimezone(TZ).strftime("%H:%M:%S") == "07:27:40"
+    riders = {c.employee_no for c in result.contacts if c.visit is bus[0] and c.employee_no}
+    assert riders == {employee(n) for n in [*TRIP1, *TRIP2]} - {employee(TRACED)}
 
 
 def test_the_visitor_is_traced_by_pseudonym_across_bus_and_gate(site: Site) -> None:
@@ -180,3 +196,19 @@ def test_a_shift_rule_puts_everyone_of_the_shift_together(site: Site) -> None:
     assert {c.overlap_min for c in gate} == {480.0}
     visit = next(v for v in result.visits if v.location_id == "gate-main")
     assert (visit.start.astimezone(TZ).hour, visit.end.astimezone(TZ).hour) == (6, 14)
+
+
+def test_the_paused_collector_is_given_back_as_it_was_found() -> None:
+    """Reports pause the cyclic collector while they build their rows: afterwards it runs again,
+    unless the caller had it off."""
+    assert gc.isenabled()
+    with collection_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collection_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
