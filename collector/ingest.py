@@ -38,7 +38,7 @@ from collector.metrics import Metrics
 from collector.settings import Settings
 from collector.store import Batch, BatchResult, Store, utc
 from collector.subjects import Subjects
-from device import contract
+from device import contract, mqtt_client
 from device.notify import Notifier
 
 log = logging.getLogger(__name__)
@@ -262,8 +262,7 @@ class Collector:
         )
 
     def _disconnect(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        mqtt_client.disconnect(self.client)
 
     def _publish(self, topic: str, payload: str, *, retain: bool) -> None:
         """A command to a device, QoS 1 (the transport's hook: collector/amqp.py publishes over AMQP)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import random
 import socket
@@ -16,6 +17,15 @@ from device.errors import ConfigError
 from device.settings import BrokerSettings, split_address
 
 Resolver = Callable[[str, int], list[str]]
+
+
+def disconnect(client: mqtt.Client) -> None:
+    """Sends DISCONNECT and waits for the network thread of `loop_start()` to end."""
+    client.disconnect()
+    # paho 2.2 (eclipse-paho/paho.mqtt.python#872): after a disconnect the thread ends by itself and
+    # clears its handle between loop_stop's check and its join. Then nothing is left to wait for.
+    with contextlib.suppress(AttributeError):
+        client.loop_stop()
 
 
 def make_client(broker: BrokerSettings, client_id: str) -> mqtt.Client:

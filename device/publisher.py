@@ -42,7 +42,7 @@ from typing import Any, cast
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from device import contract
+from device import contract, mqtt_client
 from device.contract import Topics
 from device.errors import StorageError
 from device.mqtt_client import Failover, describe_connect_error, make_client, reconnect_delay
@@ -591,5 +591,4 @@ class Publisher:
                 self._take_acks()
         self._take_acks()
         self._flush_delivered()
-        self._client.disconnect()
-        self._client.loop_stop()
+        mqtt_client.disconnect(self._client)

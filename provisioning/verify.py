@@ -25,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from device import mqtt_client
 from device.errors import ConfigError, ProvisionError
 from device.label_code import CONFIG_HASH
 from device.settings import load_settings
@@ -155,8 +156,7 @@ def verify(login: Login, expect: Expectation, timeout: float = 10.0) -> Verdict:
     try:
         return _wait(client, events, topic, expect, time.monotonic() + timeout, timeout)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        mqtt_client.disconnect(client)
 
 
 def _client(login: Login, events: queue.Queue[tuple[str, Any]]) -> mqtt.Client:

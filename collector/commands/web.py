@@ -58,6 +58,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_LISTEN
     address = f"http://{args.host}:{args.port}/"
+    server.print_listen("Serving on http://{}:{}")  # waitress's own line, as `waitress.serve` logs it
     print(f"web page on {address}", file=sys.stderr, flush=True)
     # Ready once the socket listens: `systemctl start` returns when the page answers.
     notifier = Notifier.from_env()

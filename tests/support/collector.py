@@ -24,7 +24,7 @@ from collector import tables as t
 from collector.ingest import Collector
 from collector.settings import Settings
 from collector.store import Store
-from device import contract
+from device import contract, mqtt_client
 from device.notify import Notifier
 from tests.support.commands import run_module
 from tests.support.wait import wait_until
@@ -219,8 +219,7 @@ class Publisher:
             info.wait_for_publish(timeout)
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        mqtt_client.disconnect(self.client)
 
 
 def events_topic(event: dict[str, Any]) -> str:

@@ -10,6 +10,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from device import mqtt_client
+
 
 class Subscriber:
     def __init__(self, port: int, topic: str = "checkin/#", host: str = "127.0.0.1") -> None:
@@ -89,5 +91,4 @@ class Subscriber:
         self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        mqtt_client.disconnect(self.client)

@@ -22,6 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from device import mqtt_client
 from provisioning.certs import Authority, issue_client
 
 LOOPBACK = IPv4Address("127.0.0.1")
@@ -184,5 +185,4 @@ class Probe:
         return self.messages.get(timeout=timeout)
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        mqtt_client.disconnect(self.client)
