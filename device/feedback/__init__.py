@@ -52,7 +52,7 @@ def signal_for(decision: Decision) -> Signal:
 
 
 class Feedback(Protocol):
-    """What a feedback device owes the pipeline (tests/test_feedback_contract.py holds every device to
+    """What a feedback device owes the pipeline (tests/device/feedback/test_contract.py holds every device to
     it): each call only hands work over and returns at once; a newer pattern replaces the one playing;
     after `close()` every call does nothing, and `close()` may be called twice. A device that can go on
     without a failed output (one dead GPIO pin) logs the fault instead of raising it."""

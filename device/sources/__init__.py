@@ -27,7 +27,7 @@ NO_TERMINATOR_S = 1.0
 
 
 class Source(Protocol):
-    """What a source owes the daemon (tests/test_source_contract.py holds every kind to it):
+    """What a source owes the daemon (tests/device/sources/test_contract.py holds every kind to it):
     - `scans()` yields one Scan per code read, with `source` = `kind`, the `direction` its settings
       give the reader, a safe `reader` name and `damage` set when the input is known to be broken;
       it survives unplugs on its own and ends only for a finite input (stdin at EOF, a replay);

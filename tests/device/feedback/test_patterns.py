@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +20,8 @@ from device.feedback.patterns import (
     markdown_table,
     note_hz,
 )
+from tests.support.paths import ROOT
 
-REPO = Path(__file__).resolve().parents[1]
 ANSWERS = (Signal.ACCEPTED, Signal.ACCEPTED_OFFLINE, Signal.DUPLICATE, Signal.REJECTED)
 
 
@@ -80,7 +79,7 @@ def test_descriptions_name_every_step_and_compress_repeats() -> None:
 
 
 def test_readme_shows_the_table_rendered_from_the_patterns() -> None:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "## Feedback patterns" in readme
     assert markdown_table() in readme, "README is out of date: paste `python -m device.feedback.patterns`"
 
@@ -96,6 +95,6 @@ def test_console_backend_never_imports_gpiozero() -> None:
         "print(sorted(m for m in sys.modules if m.startswith('gpiozero')))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == "[]"

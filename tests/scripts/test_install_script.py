@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-INSTALL = REPO / "scripts" / "install.sh"
-UNINSTALL = REPO / "scripts" / "uninstall.sh"
+from tests.support.paths import ROOT
+
+INSTALL = ROOT / "scripts" / "install.sh"
+UNINSTALL = ROOT / "scripts" / "uninstall.sh"
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +68,7 @@ def test_install_lays_out_program_config_state_unit_and_rules(installed: Path) -
         ("etc/systemd/system/qr-checkin.service", "systemd/qr-checkin.service"),
         ("etc/udev/rules.d/99-qr-checkin.rules", "systemd/99-qr-checkin.rules"),
     ]:
-        assert (root / installed_file).read_text() == (REPO / shipped).read_text()
+        assert (root / installed_file).read_text() == (ROOT / shipped).read_text()
         assert mode(root / installed_file) == 0o644
     assert "include-system-site-packages = true" in (root / "opt/qr-checkin/venv/pyvenv.cfg").read_text()
     assert os.access(root / "opt/qr-checkin/venv/bin/qr-checkin", os.X_OK)

@@ -14,8 +14,7 @@ from device.commands.selftest import probe_broker
 from device.feedback import Signal
 from device.settings import BrokerSettings
 from tests.support.mosquitto import Mosquitto, free_port
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
 
 
 def write_config(tmp_path: Path, port: int, feedback: str = 'backend = "console"') -> Path:
@@ -35,7 +34,7 @@ def selftest(
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "device.cli", "selftest", "--config", str(config), *extra],
-        cwd=REPO,
+        cwd=ROOT,
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,

@@ -19,12 +19,12 @@ from device.cli import main as checkin_cli
 from device.label_code import parse_label_code
 from device.settings import load_settings
 from provisioning.verify import Expectation, expectation, judge
+from tests.support.paths import ROOT
 from tests.support.provision import provision, provision_registry, snapshot
 from tests.support.tls import make_pki
 
 __all__ = ["provision_registry"]  # the autouse fixture, imported so pytest applies it here
 
-ROOT = Path(__file__).resolve().parents[1]
 QR_CHECKIN = ROOT / ".venv" / "bin" / "qr-checkin"
 BUS = ("device", "--kind", "bus", "--plate", "98C-123.45", "--broker", "mqtt://broker.example.com")
 

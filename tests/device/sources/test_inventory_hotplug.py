@@ -20,9 +20,8 @@ from device.selectors import selector_problem
 from device.sources.hotplug import Hotplug
 from device.sources.inventory import Inventory, match
 from tests.support.evdev_pipe import PipeBus
+from tests.support.paths import ROOT
 from tests.support.pty_scanner import fake_usb_tty
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

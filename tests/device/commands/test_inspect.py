@@ -10,10 +10,11 @@ from typing import Any
 
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mosquitto import free_port
+from tests.support.paths import ROOT
 from tests.support.payloads import personal_vectors, vectors
 from tests.support.personal_data import REDACTED, all_personal_strings
 
-QR_CHECKIN = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "qr-checkin"
+QR_CHECKIN = ROOT / ".venv" / "bin" / "qr-checkin"
 V = vectors()
 VALID = [s["payload"] for s in V["bhyt"] + V["cccd"]]
 INVALID = [b["payload"] for b in V["invalid"]]

@@ -16,15 +16,13 @@ from device.sources.camera.files import load_gray
 from device.vision.cascade import Cascade, hold
 from device.vision.presence import Presence
 from tests.support.frames import camera_frames, empty_frames, photo_cases, plain_texts
-from tests.support.paths import PHOTOS
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.paths import PHOTOS, ROOT
 
 
 def _decode(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "device.cli", "decode", *args],
-        cwd=REPO,
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
