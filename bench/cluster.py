@@ -54,6 +54,8 @@ from tests.support.rabbitmq import RabbitCluster, available
 
 DEVICES = 20
 PHASE_TIMEOUT_S = 150.0
+STALL_S = 20.0
+IDLE_S = 5.0
 COUNT = 100_000  # the issue: a backlog of at least 100 000 events
 COMPONENTS = ("collectors", "broker", "postgres", "simulator")
 
@@ -85,7 +87,9 @@ class Drain:
     stored: int = 0
     seconds: float = 0.0  # first to last received_at
     wall: float = 0.0  # collectors connected to last event stored
-    cpu: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)  # raw less idle: the events' cost
+    raw: dict[str, float] = field(default_factory=dict)  # CPU seconds in the window (less start-ups)
+    idle: dict[str, float] = field(default_factory=dict)  # what doing nothing costs in that window
     machine: float = 0.0  # every process of the machine, CPU seconds in the same window
     stalled: str = ""
 
@@ -119,16 +123,23 @@ def _postgres_pid(pg: Postgres) -> int:
     return int((pg.data / "postmaster.pid").read_text().split()[0])
 
 
-def _startup_cpu(tmp: Path, site: Site, pg: Postgres) -> float:
-    """One collector's CPU seconds from exec to consuming an empty queue: taken off each drain."""
+def _idle(tmp: Path, site: Site, pg: Postgres) -> tuple[float, dict[str, float]]:
+    """A collector's start-up CPU seconds (exec to consuming an empty queue) and what each component
+    burns doing nothing, in cores (Erlang's and Raft's ticks, the collector's polls and sweeps,
+    PostgreSQL's background workers): both are taken off each drain, which is then the events' cost."""
     url, group = pg.create_database(), f"bench-idle-{uuid.uuid4().hex[:6]}"
-    Store(load_settings(_configs(tmp, site, url, group, 1)[0].config).database_url).migrate()
-    proc = _configs(tmp, site, url, group, 1)[0].start()
+    proc = _configs(tmp, site, url, group, 1)[0]
+    Store(load_settings(proc.config).database_url).migrate()
+    proc.start()
     try:
         proc.wait_connected(timeout=60)
         time.sleep(1.0)  # the subscription (or the queue's declaration) follows the connect
         assert proc.proc is not None
-        return cpu_seconds([proc.proc.pid])
+        roots = {"collectors": [proc.proc.pid], "broker": site.broker_pids(), "postgres": [_postgres_pid(pg)]}
+        before = {name: cpu_seconds(pids) for name, pids in roots.items()}
+        time.sleep(IDLE_S)
+        after = {name: cpu_seconds(pids) for name, pids in roots.items()}
+        return before["collectors"], {name: (after[name] - before[name]) / IDLE_S for name in roots}
     finally:
         proc.kill()
 
@@ -140,7 +151,7 @@ def _drain(
     payloads: list[tuple[str, bytes]],
     n: int,
     live: bool,
-    startup: float,
+    idle: tuple[float, dict[str, float]],
 ) -> Drain:
     deadline = time.monotonic() + PHASE_TIMEOUT_S
     url, queue = pg.create_database(), f"bench-{uuid.uuid4().hex[:6]}"
@@ -155,6 +166,7 @@ def _drain(
             assert site.cluster is not None, "a backlog is preloaded into a RabbitMQ queue only"
             _publish_amqp(site.cluster, queue, payloads, deadline)
         before = {name: cpu_seconds(pids) for name, pids in roots.items()}
+        measured = time.monotonic()
         for p in procs:
             p.start()
         roots["collectors"] = [p.proc.pid for p in procs if p.proc is not None]
@@ -165,20 +177,31 @@ def _drain(
             time.sleep(0.5)  # the SUBACKs follow the CONNACKs
             fleet = _fleet(site, payloads, deadline)
             roots["simulator"] = [p.pid for p in fleet if p.pid is not None]
-        try:
-            while store.count(t.events) < len(payloads):
-                _remaining(deadline, "drain")
-                time.sleep(0.05)
-        except Stalled as exc:
-            result.stalled = f"stalled in its {exc}: {PHASE_TIMEOUT_S:.0f} s"
+        stored, moved = 0, time.monotonic()
+        while stored < len(payloads):
+            if time.monotonic() > deadline:
+                # Still moving: the rate so far is a rate. Not moving: it is a stall.
+                still = time.monotonic() - moved < STALL_S
+                result.stalled = "unfinished" if still else f"stalled ({STALL_S:.0f} s without a row)"
+                break
+            time.sleep(0.05)
+            now = store.count(t.events)
+            if now > stored:
+                stored, moved = now, time.monotonic()
         # Read before anything is stopped: a killed process's times are gone with it.
         after = {name: cpu_seconds(pids) for name, pids in roots.items()}
         result.machine, result.wall = machine_cpu_seconds() - machine_before, time.monotonic() - started
-        result.cpu = {name: after[name] - before.get(name, 0.0) for name in roots}
-        result.cpu["collectors"] = max(result.cpu["collectors"] - n * startup, 0.0)
+        startup, idle_cores = idle
+        window = time.monotonic() - measured
+        result.raw = {name: after[name] - before.get(name, 0.0) for name in roots}
+        result.raw["collectors"] -= n * startup
+        result.idle = {
+            name: idle_cores.get(name, 0.0) * window * (n if name == "collectors" else 1) for name in roots
+        }
+        result.cpu = {name: max(result.raw[name] - result.idle[name], 0.0) for name in roots}
         result.stored, result.seconds = _span(store)
     except Stalled as exc:
-        result.stalled = f"stalled in its {exc}: {PHASE_TIMEOUT_S:.0f} s"
+        result.stalled = f"stalled in its {exc} ({PHASE_TIMEOUT_S:.0f} s)"
         result.stored, result.seconds = _span(store)
     finally:
         for proc in fleet:
@@ -260,18 +283,12 @@ def _rows(shape: str, where: str, drains: dict[int, Drain], plain: float) -> lis
     for n, d in drains.items():
         note = f"{d.events} events, {n} collector(s), {where}, PostgreSQL"
         if d.stalled:
-            rows.append(
-                row(
-                    f"cluster {shape}",
-                    f"{n} collectors STALLED",
-                    d.rate,
-                    "ev/s",
-                    None,
-                    f"{note}; {d.stalled}, {d.stored} of {d.events} stored",
-                )
-            )
+            note = f"{note}; {d.stalled}: {d.stored} of {d.events} stored in {PHASE_TIMEOUT_S:.0f} s"
+        if d.stalled.startswith("stalled"):
+            rows.append(row(f"cluster {shape}", f"{n} collectors STALLED", d.rate, "ev/s", None, note))
             continue
-        rows.append(row(f"cluster {shape}", f"{n} collectors vs 1", d.rate, "ev/s", one or None, note))
+        mark = " (unfinished)" if d.stalled else ""
+        rows.append(row(f"cluster {shape}", f"{n} collectors vs 1{mark}", d.rate, "ev/s", one or None, note))
         rows.append(row(f"cluster {shape}", f"{n} collectors vs plain insert", d.rate, "ev/s", plain, note))
         per = 1000 / max(d.stored, 1)
         total = sum(d.cpu.values())
@@ -284,7 +301,8 @@ def _rows(shape: str, where: str, drains: dict[int, Drain], plain: float) -> lis
                         d.cpu[name] * per,
                         "s",
                         None,
-                        f"{1 / max(d.cpu[name] * per, 1e-6) * 1000:.0f} ev/s per core of {name}",
+                        f"{1000 / max(d.cpu[name] * per, 1e-6):.0f} ev/s per core of {name}; raw "
+                        f"{d.raw[name] * per:.3f} less idle {d.idle.get(name, 0.0) * per:.3f}",
                     )
                 )
         cores = d.machine / max(d.wall, 1e-3)
@@ -352,12 +370,24 @@ def run(quick: bool = False) -> list[Row]:
                 f"the database's ceiling here; PostgreSQL {pg_plain:.3f} CPU s per 1000 rows",
             )
         )
-        startup = _startup_cpu(tmp, site, pg)
+        idle = _idle(tmp, site, pg)
         rows.append(
-            row("cluster", "collector start-up CPU", startup, "s", None, "taken off each drain's collectors")
+            row("cluster", "collector start-up CPU", idle[0], "s", None, "taken off each drain's collectors")
         )
+        for name, cores in idle[1].items():
+            note = f"over {IDLE_S:.0f} s doing nothing, taken off each drain"
+            rows.append(
+                row(
+                    "cluster",
+                    f"idle {name} (one)" if name == "collectors" else f"idle {name}",
+                    cores,
+                    "cores",
+                    None,
+                    note,
+                )
+            )
         for shape, live in shapes:
-            drains = {n: _drain(tmp, site, pg, payloads, n, live, startup) for n in counts}
+            drains = {n: _drain(tmp, site, pg, payloads, n, live, idle) for n in counts}
             rows += _rows(shape, where, drains, plain)
     return rows
 
