@@ -40,6 +40,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pika
 import sqlalchemy as sa
+from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.common import Row, cpu_seconds, machine_cpu_seconds, main_for, row
 from bench.ingest import _payloads, _plain_insert_rate
@@ -47,7 +48,7 @@ from collector import tables as t
 from collector.amqp import bindings, routing_key
 from collector.settings import GapSettings, load_settings
 from collector.store import Store
-from tests.support.collector import CollectorProcess, Publisher, write_config
+from tests.support.collector import CollectorProcess, Publisher, wait_until, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.postgres import Postgres
 from tests.support.rabbitmq import RabbitCluster, available
@@ -77,6 +78,28 @@ class Site:
         if self.cluster is not None:
             return {"amqp": {"urls": list(self.cluster.amqp_urls), "queue": group}}
         return {"broker": {"shared_group": group}}
+
+    def forget(self, group: str, procs: list[CollectorProcess]) -> None:
+        """Drops what a finished phase left subscribed: a queue (or a `$share` member's session)
+        that outlives its collectors gets a copy of every later phase's messages, and the broker's
+        cost of routing, replicating and storing those copies would be charged to the later phase."""
+        if self.cluster is not None:
+            connection = pika.BlockingConnection(pika.URLParameters(self.cluster.amqp_urls[0]))
+            try:
+                connection.channel().queue_delete(group)
+            finally:
+                connection.close()
+            return
+        for p in procs:
+            client_id = load_settings(p.config).broker.client_id
+            client = mqtt.Client(
+                callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+            )
+            client.connect("127.0.0.1", self.ports[0], clean_start=True)  # session expiry 0: gone
+            client.loop_start()
+            wait_until(client.is_connected, 10, "session cleared")
+            client.disconnect()
+            client.loop_stop()
 
 
 @dataclass
@@ -142,6 +165,7 @@ def _idle(tmp: Path, site: Site, pg: Postgres) -> tuple[float, dict[str, float]]
         return before["collectors"], {name: (after[name] - before[name]) / IDLE_S for name in roots}
     finally:
         proc.kill()
+        site.forget(group, [proc])
 
 
 def _drain(
@@ -210,6 +234,7 @@ def _drain(
             proc.join(10)
         for p in procs:
             p.kill()  # everything is committed: nothing to wait for
+        site.forget(queue, procs)
         store.close()
     return result
 
