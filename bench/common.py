@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 Row = dict[str, Any]
@@ -61,3 +64,48 @@ def main_for(run: Any) -> None:
     rows = run(quick="--quick" in sys.argv)
     print_rows(rows)
     print(json.dumps(rows, indent=1))
+
+
+def cpu_seconds(roots: Iterable[int]) -> float:
+    """CPU seconds (user + system) the processes `roots` and all their descendants have used so far.
+
+    A process's own times plus its reaped children's (cutime/cstime), summed over every living
+    descendant: a child that exits between two readings moves from its own line into its parent's
+    children's times, so a difference of two readings counts it once. A root that is gone counts 0.
+    """
+    stats = _proc_stats()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    seen: set[int] = set()
+    todo = [pid for pid in roots if pid in stats]
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.add(pid)
+            todo += children.get(pid, [])
+    return sum(stats[pid][1] for pid in seen) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stats() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, ticks of its own and its reaped children's CPU) for every process."""
+    out = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue  # exited while we looked
+        # The command name (field 2) may hold spaces and parentheses: split after its last ")".
+        fields = text[text.rindex(")") + 2 :].split()
+        out[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))
+    return out
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy (not idle, not waiting) since boot."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle, iowait = ticks[3], ticks[4]
+    # guest times are already inside user and nice
+    return (sum(ticks[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
