@@ -235,6 +235,11 @@ class Store:
         self, rows: Sequence[dict[str, Any]], losses: Sequence[dict[str, Any]], streams: list[dict[str, Any]]
     ) -> None:
         """Gap rows, known losses and advanced stream prefixes, in one transaction."""
+        # In key order, as the ingest's batches: two collectors sweeping the same streams (a shared
+        # group) then queue for each other's row locks instead of deadlocking.
+        streams = sorted(streams, key=_stream_key)
+        losses = sorted(losses, key=_seq_key)
+        rows = sorted(rows, key=_seq_key)
         with self.engine.begin() as conn:
             if streams:
                 self._upsert_streams(conn, streams, dt.datetime.now(UTC))
@@ -340,6 +345,14 @@ class Store:
 
 def _json(body: dict[str, Any]) -> str:
     return orjson.dumps(body).decode()
+
+
+def _stream_key(row: dict[str, Any]) -> tuple[str, str]:
+    return str(row["device_id"]), str(row["incarnation"])
+
+
+def _seq_key(row: dict[str, Any]) -> tuple[str, str, int]:
+    return str(row["device_id"]), str(row["incarnation"]), int(row["from_seq"])
 
 
 def _event_key(row: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 import uuid
 from typing import Any
@@ -13,6 +14,7 @@ from alembic.migration import MigrationContext
 from collector import tables as t
 from collector.settings import Settings
 from collector.store import Batch, Store
+from tests.support.postgres import Postgres
 
 
 def open_store(url: str) -> Store:
@@ -131,3 +133,48 @@ def test_a_batch_keeps_empty_columns_and_times_the_readers_compare(database: str
         for value, expected in ((stored[1], early), (stored[2], late))
     )
     store.close()
+
+
+def test_two_collectors_sweeping_the_same_streams_queue_instead_of_deadlocking(postgres: Postgres) -> None:
+    """A shared group: every instance tracks every stream, so two sweeps write the same rows at once,
+    each in the order its own tracker holds them."""
+    url = postgres.create_database()
+    stores = [open_store(url), open_store(url)]
+    streams = [
+        {"device_id": f"bus-{n:02d}", "incarnation": "i1", "location_id": "L", "through_seq": 1, "max_seq": 1}
+        for n in range(60)
+    ]
+    gaps = [
+        {
+            "device_id": s["device_id"],
+            "incarnation": "i1",
+            "location_id": "L",
+            "from_seq": 5,
+            "to_seq": 6,
+            "state": "open",
+            "missing": 2,
+            "requests": 0,
+            "opened_wall": 1_700_000_000.0,
+            "last_request_wall": None,
+            "closed_wall": None,
+        }
+        for s in streams
+    ]
+    failures: list[BaseException] = []
+
+    def sweep(store: Store, order: int) -> None:
+        try:
+            for round_ in range(2, 40):
+                mine = [{**s, "through_seq": round_} for s in streams[::order]]
+                store.write_sweep(gaps[::order], [], mine)
+        except BaseException as exc:  # a deadlock is an OperationalError raised in this thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=sweep, args=(store, order)) for store, order in zip(stores, (1, -1))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    for store in stores:
+        store.close()
+    assert [type(f).__name__ for f in failures] == []
