@@ -170,7 +170,10 @@ def test_two_collectors_sweeping_the_same_streams_queue_instead_of_deadlocking(p
         except BaseException as exc:  # a deadlock is an OperationalError raised in this thread
             failures.append(exc)
 
-    threads = [threading.Thread(target=sweep, args=(store, order)) for store, order in zip(stores, (1, -1))]
+    threads = [
+        threading.Thread(target=sweep, args=(store, order))
+        for store, order in zip(stores, (1, -1), strict=True)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
