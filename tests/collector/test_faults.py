@@ -63,6 +63,13 @@ class Load:
         return self.acked
 
 
+def connected_with(broker: Mosquitto, config: Path, protocol: str) -> bool:
+    """The broker's own word: this collector came in on `protocol` asking for a kept session (c0)."""
+    client_id = load_settings(config).broker.client_id
+    version = "p2" if protocol == "3.1.1" else "p5"
+    return f"as {client_id} ({version}, c0," in broker.log.read_text(errors="replace")
+
+
 def exactly_once(store: Store, acked: list[str]) -> None:
     ids = stored_ids(store)
     assert len(ids) == len(set(ids))
@@ -93,6 +100,7 @@ def test_kill_9_at_random_points_loses_nothing_and_duplicates_nothing(
     acked = load.stop()
     wait_until(lambda: len(set(acked) - set(stored_ids(store))) == 0, timeout=60, what="the backlog drained")
     assert collector.stop() == 0
+    assert connected_with(broker, config, protocol)
     exactly_once(store, acked)
     store.close()
 
@@ -188,9 +196,10 @@ def test_a_broker_that_lost_the_session_raises_the_alarm_and_subscribes_again(
     broker: Mosquitto, tmp_path: Path, protocol: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = f"sqlite:///{tmp_path / 'collector.db'}"
-    settings = load_settings(
-        write_config(tmp_path / "collector.toml", port=broker.port, url=url, broker={"protocol": protocol})
+    config = write_config(
+        tmp_path / "collector.toml", port=broker.port, url=url, broker={"protocol": protocol}
     )
+    settings = load_settings(config)
     store = Store(settings.database_url)
     events = [make_event(seq) for seq in range(1, 21)]
     with caplog.at_level(logging.WARNING, logger="collector.ingest"), running(settings) as collector:
@@ -203,4 +212,5 @@ def test_a_broker_that_lost_the_session_raises_the_alarm_and_subscribes_again(
         wait_until(lambda: store.count(t.events) == 20, what="events after the new subscription")
         pub.close()
     assert any("ALARM: the broker kept no session" in r.getMessage() for r in caplog.records)
+    assert connected_with(broker, config, protocol)
     store.close()
