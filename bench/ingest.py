@@ -6,6 +6,10 @@ database, and a paho subscriber that only counts the same messages. Both the col
 counting subscriber drain a queue the broker holds for their persistent session, so the figures are
 the consumer's, not the publisher's. Latency: events published at 1 000/s while the collector runs,
 from the publish to the moment a reader of the database sees the row.
+
+The collector on MQTT 3.1.1 (`broker.protocol`) gets its own rows against the same plain insert,
+a counting subscriber on 3.1.1, and the MQTT 5 collector of the same run. 3.1.1 has no Receive
+Maximum: the bench's broker gives 3.1.1 clients the same window (`max_inflight_messages`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,27 @@ from tests.support.postgres import Postgres
 BATCH = 500
 WORKERS = 2  # the machine's cores
 RECEIVE_MAXIMUM = 2000
+V311 = "3.1.1"
+
+
+def _client(client_id: str, protocol: str) -> mqtt.Client:
+    return mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv311 if protocol == V311 else mqtt.MQTTv5,
+        clean_session=False if protocol == V311 else None,
+    )
+
+
+def _connect(client: mqtt.Client, port: int, protocol: str) -> None:
+    """A persistent session: clean_session False (3.1.1, set on the client) or an expiry (MQTT 5)."""
+    if protocol == V311:
+        client.connect("127.0.0.1", port)
+        return
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    props.ReceiveMaximum = RECEIVE_MAXIMUM
+    client.connect("127.0.0.1", port, clean_start=False, properties=props)
 
 
 def _payloads(count: int) -> list[tuple[str, bytes]]:
@@ -52,14 +77,10 @@ def _payloads(count: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def _session(port: int, client_id: str, group: str = "") -> None:
+def _session(port: int, client_id: str, group: str = "", protocol: str = "5") -> None:
     """Creates a persistent session with the collector's subscription, then leaves it queueing."""
-    client = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
-    )
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 3600
-    client.connect("127.0.0.1", port, clean_start=False, properties=props)
+    client = _client(client_id, protocol)
+    _connect(client, port, protocol)
     client.loop_start()
     done = threading.Event()
     client.on_subscribe = lambda *_: done.set()
@@ -78,25 +99,27 @@ def _preload(port: int, payloads: list[tuple[str, bytes]]) -> None:
     pub.close()
 
 
-def _settings(port: int, url: str, client_id: str) -> Settings:
+def _settings(port: int, url: str, client_id: str, protocol: str = "5") -> Settings:
     return Settings(
         broker={
             "host": "127.0.0.1",
             "port": port,
             "client_id": client_id,
             "receive_maximum": RECEIVE_MAXIMUM,
+            "protocol": protocol,
         },
         database={"url": url},
         logging={"level": "WARNING"},
     )
 
 
-def _collector_rate(port: int, url: str, payloads: list[tuple[str, bytes]]) -> float:
+def _collector_rate(port: int, url: str, payloads: list[tuple[str, bytes]], protocol: str = "5") -> float:
     client_id = f"bench-collector-{uuid.uuid4().hex[:6]}"
-    Store(_settings(port, url, client_id).database_url).migrate()
-    _session(port, client_id)
+    settings = _settings(port, url, client_id, protocol)
+    Store(settings.database_url).migrate()
+    _session(port, client_id, protocol=protocol)
     _preload(port, payloads)
-    collector = Collector(_settings(port, url, client_id))
+    collector = Collector(settings)
     thread = threading.Thread(target=collector.run, daemon=True)
     thread.start()
     if not collector.connected.wait(30):
@@ -172,9 +195,9 @@ def _connections_to(port: int) -> int:
         )
 
 
-def _counting_rate(port: int, payloads: list[tuple[str, bytes]]) -> float:
+def _counting_rate(port: int, payloads: list[tuple[str, bytes]], protocol: str = "5") -> float:
     client_id = f"bench-counter-{uuid.uuid4().hex[:6]}"
-    _session(port, client_id)
+    _session(port, client_id, protocol=protocol)
     _preload(port, payloads)
     count = 0
     finished = threading.Event()
@@ -189,15 +212,10 @@ def _counting_rate(port: int, payloads: list[tuple[str, bytes]]) -> float:
         if count == len(payloads):
             finished.set()
 
-    client = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
-    )
+    client = _client(client_id, protocol)
     client.on_connect = on_connect
     client.on_message = on_message
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 3600
-    props.ReceiveMaximum = RECEIVE_MAXIMUM
-    client.connect("127.0.0.1", port, clean_start=False, properties=props)
+    _connect(client, port, protocol)
     client.loop_start()
     if not finished.wait(300):
         raise TimeoutError(f"counting subscriber got {count} of {len(payloads)}")
@@ -293,10 +311,13 @@ def run(quick: bool = False) -> list[Row]:
     seconds = 1.0 if quick else 10.0
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="qr-bench-ingest-") as tmp:
-        broker = Mosquitto(Path(tmp) / "broker").start()
+        # 3.1.1's window is the broker's (mosquitto's default of 20 would hold every batch back).
+        extra = f"max_inflight_messages {RECEIVE_MAXIMUM}"
+        broker = Mosquitto(Path(tmp) / "broker", extra=extra).start()
         try:
             payloads = _payloads(count)
             counting = _counting_rate(broker.port, payloads)
+            counting_v311 = _counting_rate(broker.port, payloads, V311)
             with _databases(Path(tmp)) as databases:
                 for name, new_url in databases.items():
                     plain = _plain_insert_rate(new_url(), payloads)
@@ -315,6 +336,20 @@ def run(quick: bool = False) -> list[Row]:
                             note,
                         )
                     )
+                    v311 = _collector_rate(broker.port, new_url(), payloads, V311)
+                    label = f"ingest {name} mqtt {V311}"
+                    rows += [
+                        row(label, "events/s vs plain batched insert", v311, "ev/s", plain, note),
+                        row(
+                            label,
+                            "events/s vs counting subscriber (3.1.1)",
+                            v311,
+                            "ev/s",
+                            counting_v311,
+                            note,
+                        ),
+                        row(label, "events/s vs the MQTT 5 collector", v311, "ev/s", ingest, note),
+                    ]
                     if name == "postgresql":
                         one = _workers_rate(broker, new_url(), payloads, 1)
                         workers = _workers_rate(broker, new_url(), payloads, WORKERS)

@@ -9,6 +9,10 @@ batches the writer sweeps the gaps: replay requests and committed marks go out f
 
 An acknowledgement is sent only on the connection the message came in on: packet ids are reused
 per connection, and a PUBACK for an old id on a new connection could confirm a different message.
+
+MQTT 5 (the default) or 3.1.1 (`broker.protocol`): the same session, subscriptions, acknowledgements
+and commands; 3.1.1 costs paho less CPU per message but leaves the in-flight window to the broker
+(`max_inflight_messages`), which the collector can only watch (`InflightProbe`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collector import decode, partitions
 from collector import tables as t
@@ -49,6 +52,10 @@ TOPIC_CACHE = 100_000
 STATUS_EVERY_S = 1.0
 # PostgreSQL: the coming days' partitions are made a week ahead, so hourly is plenty.
 PARTITIONS_EVERY_S = 3600.0
+# A delivery this soon after our PUBACKs was sent because of them (the broker had been waiting).
+STALL_GAP_S = 0.05
+# Batches in a row stalled at the same size before the warning.
+STALL_BATCHES = 3
 
 
 class Inbound(NamedTuple):
@@ -103,6 +110,9 @@ class Collector:
         self._last_status = float("-inf")
         self._last_partitions = time.monotonic()
         self._status_text = ""
+        self._probe = (
+            InflightProbe(settings.ingest.batch_max) if settings.broker.protocol == "3.1.1" else None
+        )
         self.client = self._make_client()
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -136,6 +146,11 @@ class Collector:
 
     def start(self) -> None:
         b = self.settings.broker
+        if b.protocol == "3.1.1":
+            # The persistent session is the client's clean_session=False (see _make_client).
+            self.client.connect_async(b.host, b.port, b.keepalive)
+            self.client.loop_start()
+            return
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = b.session_expiry_s
         props.ReceiveMaximum = b.receive_maximum
@@ -197,7 +212,9 @@ class Collector:
         client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=b.client_id,
-            protocol=mqtt.MQTTv5,
+            protocol=mqtt.MQTTv311 if b.protocol == "3.1.1" else mqtt.MQTTv5,
+            # 3.1.1 keeps the session when the client never asks for a clean one (MQTT 5: clean_start).
+            clean_session=False if b.protocol == "3.1.1" else None,
             manual_ack=True,
         )
         if b.username is not None:
@@ -237,7 +254,7 @@ class Collector:
             else filters.events
         )
         # Subscribed every time: a broker that lost our session has lost the subscriptions with it.
-        client.subscribe([(events, SubscribeOptions(qos=1)), (filters.status, SubscribeOptions(qos=1))])
+        client.subscribe([(events, 1), (filters.status, 1)])
         self.metrics.connected.set(1)
         self.connected.set()
         log.info(
@@ -269,6 +286,9 @@ class Collector:
         self.client.publish(topic, payload, qos=1, retain=retain)
 
     def _ack(self, messages: Sequence[Inbound]) -> None:
+        if self._probe is not None:
+            # Before the PUBACKs leave: what the broker sends in return arrives after this instant.
+            self._probe.acked(len(messages), time.monotonic())
         with self._ack_lock:
             connection = self._connection
             for m in messages:
@@ -293,6 +313,8 @@ class Collector:
                 )
             except queue.Empty:
                 break
+        if self._probe is not None:
+            self._probe.batch(first.arrived, len(messages))
         return messages
 
     def _decode(self, messages: Sequence[Inbound], wall: float) -> _Decoded:
@@ -525,6 +547,42 @@ class Collector:
         if interval is not None and now - self._last_watchdog >= interval:
             self._last_watchdog = now
             self.notifier.watchdog()
+
+
+class InflightProbe:
+    """Notices a broker that holds 3.1.1 deliveries back at a small in-flight limit.
+
+    MQTT 5 tells the broker our window (Receive Maximum); 3.1.1 cannot, so mosquitto applies its
+    `max_inflight_messages` (default 20) to us. We acknowledge only after a commit, so a window
+    smaller than a batch makes every batch wait out `ingest.batch_ms` at that size: ~100 events/s at
+    the default. The signature: batch after batch of the same size below `batch_max`, each one's first
+    message arriving just after the previous batch's PUBACKs left. (mosquitto 2.0.11 lets each PUBACK
+    release up to the limit again, so there its window grows 20, 400, 8000 and only the first batch
+    of a burst waits; a broker that keeps its limit keeps the collector at it.)
+    """
+
+    def __init__(self, batch_max: int) -> None:
+        self.batch_max = batch_max
+        self.warned = False
+        self._acked = (0, float("-inf"))
+        self._streak = 0
+
+    def acked(self, count: int, now: float) -> None:
+        self._acked = (count, now)
+
+    def batch(self, first_arrived: float, size: int) -> None:
+        count, at = self._acked
+        stalled = size == count < self.batch_max and 0 <= first_arrived - at < STALL_GAP_S
+        self._streak = self._streak + 1 if stalled else 0
+        if self._streak >= STALL_BATCHES and not self.warned:
+            self.warned = True
+            log.warning(
+                "MQTT 3.1.1 deliveries stall at %d in flight: the broker sends no more until the batch"
+                " commits and is acknowledged. Raise the broker's in-flight limit (mosquitto:"
+                " max_inflight_messages %d or more, 0 for none; its default is 20)",
+                size,
+                2 * self.batch_max,
+            )
 
 
 class _Refused(Exception):

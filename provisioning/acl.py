@@ -20,6 +20,10 @@ from dataclasses import dataclass
 PBKDF2_ITERATIONS = 101
 SALT_BYTES = 12
 
+# The broker's window for an MQTT 3.1.1 subscriber: the collector's own MQTT 5 Receive Maximum
+# (collector.settings: receive_maximum, 2000), four batches, so one commits while the next arrives.
+MAX_INFLIGHT = 2000
+
 # Where the generated mosquitto.conf expects the files of fleet/broker/ on the broker host.
 BROKER_ETC = "/etc/mosquitto"
 ACL_PATH = f"{BROKER_ETC}/qr-checkin.acl"
@@ -105,6 +109,10 @@ def mosquitto_conf(port: int, *, tls: bool, client_certs: bool, passwords: bool)
         "# The default queue of 1000 messages per offline client drops check-ins silently while the",
         "# collector is down; the collector asks devices to replay gaps, but only while they hold them.",
         "max_queued_messages 100000",
+        "# Unacknowledged deliveries to an MQTT 3.1.1 client (MQTT 5 clients set their own Receive",
+        "# Maximum). The collector acknowledges after each database commit, batches of up to 500: at",
+        "# the default of 20 a 3.1.1 collector would wait out every batch at 20 (~100 events/s).",
+        f"max_inflight_messages {MAX_INFLIGHT}",
         "",
         f"listener {port}",
     ]

@@ -4,6 +4,7 @@ event the broker accepted is in the database exactly once, or a known loss with 
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -31,6 +32,8 @@ from tests.support.postgres import Postgres
 pytestmark = pytest.mark.slow
 # Per database; `make chaos` kills many more times.
 KILLS = 4
+# The collector's broker.protocol: every guarantee holds on both.
+PROTOCOLS = ["5", "3.1.1"]
 
 
 class Load:
@@ -60,6 +63,13 @@ class Load:
         return self.acked
 
 
+def connected_with(broker: Mosquitto, config: Path, protocol: str) -> bool:
+    """The broker's own word: this collector came in on `protocol` asking for a kept session (c0)."""
+    client_id = load_settings(config).broker.client_id
+    version = "p2" if protocol == "3.1.1" else "p5"
+    return f"as {client_id} ({version}, c0," in broker.log.read_text(errors="replace")
+
+
 def exactly_once(store: Store, acked: list[str]) -> None:
     ids = stored_ids(store)
     assert len(ids) == len(set(ids))
@@ -70,10 +80,13 @@ def exactly_once(store: Store, acked: list[str]) -> None:
     assert c["stored"] == len(ids) and c["invalid"] == 0
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_kill_9_at_random_points_loses_nothing_and_duplicates_nothing(
-    broker: Mosquitto, database: str, tmp_path: Path
+    broker: Mosquitto, database: str, tmp_path: Path, protocol: str
 ) -> None:
-    config = write_config(tmp_path / "collector.toml", port=broker.port, url=database)
+    config = write_config(
+        tmp_path / "collector.toml", port=broker.port, url=database, broker={"protocol": protocol}
+    )
     store = Store(load_settings(config).database_url)
     collector = CollectorProcess(config).start()
     collector.wait_connected()
@@ -87,6 +100,7 @@ def test_kill_9_at_random_points_loses_nothing_and_duplicates_nothing(
     acked = load.stop()
     wait_until(lambda: len(set(acked) - set(stored_ids(store))) == 0, timeout=60, what="the backlog drained")
     assert collector.stop() == 0
+    assert connected_with(broker, config, protocol)
     exactly_once(store, acked)
     store.close()
 
@@ -111,9 +125,16 @@ def test_database_stopped_and_restarted_under_load(
     store.close()
 
 
-def test_broker_restarted_and_events_it_lost_come_back_by_replay(database: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_broker_restarted_and_events_it_lost_come_back_by_replay(
+    database: str, tmp_path: Path, protocol: str
+) -> None:
     broker = Mosquitto(tmp_path / "broker", persistence=True).start()
-    settings = load_settings(write_config(tmp_path / "collector.toml", port=broker.port, url=database))
+    settings = load_settings(
+        write_config(
+            tmp_path / "collector.toml", port=broker.port, url=database, broker={"protocol": protocol}
+        )
+    )
     store = Store(settings.database_url)
     events = [make_event(seq) for seq in range(1, 401)]
     try:
@@ -126,6 +147,8 @@ def test_broker_restarted_and_events_it_lost_come_back_by_replay(database: str, 
                 wait_until(lambda: not collector.connected.is_set(), what="the collector saw the broker go")
                 broker.start()
                 assert collector.connected.wait(20)
+                if not crash:  # a clean stop saved our session: no alarm
+                    assert collector.metrics.sessions_lost._value.get() == 0
                 device.wait_connected(restart)
                 device.events(events[100 * restart : 100 * restart + 100])
             device.status().wait_for_publish(10)
@@ -166,3 +189,28 @@ def test_queue_overflow_while_the_collector_is_down_is_repaired_by_replay(
     finally:
         broker.kill()
         store.close()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_broker_that_lost_the_session_raises_the_alarm_and_subscribes_again(
+    broker: Mosquitto, tmp_path: Path, protocol: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path / 'collector.db'}"
+    config = write_config(
+        tmp_path / "collector.toml", port=broker.port, url=url, broker={"protocol": protocol}
+    )
+    settings = load_settings(config)
+    store = Store(settings.database_url)
+    events = [make_event(seq) for seq in range(1, 21)]
+    with caplog.at_level(logging.WARNING, logger="collector.ingest"), running(settings) as collector:
+        assert collector.metrics.sessions_lost._value.get() == 0  # the first connect is not a loss
+        broker.restart()  # no persistence: the session and its subscriptions are gone
+        wait_until(lambda: collector.metrics.sessions_lost._value.get() == 1, what="the alarm")
+        time.sleep(0.2)  # the SUBACK follows the CONNACK
+        pub = Publisher(broker.port)
+        pub.events(events)
+        wait_until(lambda: store.count(t.events) == 20, what="events after the new subscription")
+        pub.close()
+    assert any("ALARM: the broker kept no session" in r.getMessage() for r in caplog.records)
+    assert connected_with(broker, config, protocol)
+    store.close()

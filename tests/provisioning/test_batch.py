@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from nacl.public import PrivateKey
 
+from collector.settings import IngestSettings
 from device.label_code import parse_label_code
 from device.settings import Settings, load_settings
 from provisioning.label import LabelInfo, sheets
@@ -332,6 +333,9 @@ def test_with_a_ca_key_the_collector_gets_a_client_certificate(
     assert "user hq\n" in (out / "broker" / "acl").read_text()
     conf = (out / "broker" / "mosquitto.conf").read_text().splitlines()
     assert {"use_username_as_clientid true", "use_identity_as_username true", "listener 8883"} <= set(conf)
+    # A collector on MQTT 3.1.1 acknowledges after each commit: the broker's window covers batches.
+    (inflight,) = [line for line in conf if line.startswith("max_inflight_messages")]
+    assert int(inflight.split()[1]) >= 2 * IngestSettings().batch_max
     assert not any(line.startswith("password_file") for line in conf)
 
 

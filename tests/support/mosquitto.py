@@ -51,6 +51,10 @@ class Mosquitto:
             f"listener {self.port} 127.0.0.1",
             # Unlimited queue: the default 1000 silently drops QoS1 messages for a slow subscriber.
             "max_queued_messages 0",
+            # As provisioning writes it: an MQTT 3.1.1 subscriber acknowledging after each commit (the
+            # collector's protocol "3.1.1") gets no more than this unacknowledged; the default is 20.
+            # MQTT 5 clients name their own window (Receive Maximum) and ignore it.
+            "max_inflight_messages 2000",
             "allow_anonymous true" if "allow_anonymous" not in self.extra else "",
         ]
         if self.persistence:
