@@ -104,6 +104,34 @@ EOF
     mv "$root.new" "$root"
 }
 
+# The seconds a small CPU-bound Python loop takes (best of three), run by the interpreter "$@".
+loop_seconds() {
+    "$@" -I -S -B -c '
+import time
+def once():
+    t = time.perf_counter()
+    s = 0
+    for i in range(300_000):
+        s += i * i % 7
+    return time.perf_counter() - t
+print(min(once() for _ in range(3)))'
+}
+
+# How much slower the emulated CPU runs Python than this one, measured now (under the same load and
+# priority as the run): tests/support/slowdown.py's factor, which the tests' waits and timeouts and the
+# chaos latency bound multiply by. QR_CHECKIN_SLOWDOWN set beforehand is taken as it is.
+measure_slowdown() {
+    local root=$1 native emulated
+    if [[ -n ${QR_CHECKIN_SLOWDOWN:-} ]]; then
+        SLOWDOWN=$QR_CHECKIN_SLOWDOWN
+        return
+    fi
+    native=$(loop_seconds python3) || die "python3 is needed here to measure the CPU factor"
+    emulated=$(loop_seconds chroot "$root" /usr/bin/python3) || die "python3 does not run in the $ARCH root"
+    SLOWDOWN=$(python3 -c "print(f'{max(1.0, $emulated / $native):.1f}')")
+    echo "test-arm: CPU factor $SLOWDOWN (a Python loop: ${native:0:6} s here, ${emulated:0:6} s in the $ARCH root)"
+}
+
 # All of the run is in a function, read whole before it starts: an edit to this file during an hour's
 # run must not change what the rest of it does.
 main() {
@@ -112,6 +140,11 @@ main() {
     mkdir -p "$CACHE"
     ROOT=$CACHE/$SUITE-$ARCH
     build_root "$ROOT"
+    measure_slowdown "$ROOT"
+    # pytest-timeout's per-test limit too (its environment variable overrides the ini's, not a marker).
+    local ini_timeout
+    ini_timeout=$(sed -n 's/^timeout *= *\([0-9.]*\).*/\1/p' "$SRC/pyproject.toml" | head -1)
+    PYTEST_TIMEOUT=$(python3 -c "print(round(${ini_timeout:-120} * $SLOWDOWN))")
 
     RUN=$CACHE/runs/$ARCH-$(date -u +%Y%m%dT%H%M%SZ)-$$
     LOG=$CACHE/test-$ARCH-$(date -u +%Y%m%dT%H%M%SZ).log
@@ -132,7 +165,7 @@ main() {
     START=$SECONDS
     set +e
     unshare --mount --uts --propagation private bash -euo pipefail -c '
-        root=$1 run=$2 keep=$3 src=$4 arm_run=$5; shift 5
+        root=$1 run=$2 keep=$3 src=$4 arm_run=$5 slowdown=$6 pytest_timeout=$7; shift 7
         m=$run/merged
         mount -t overlay overlay -o "lowerdir=$root,upperdir=$run/upper,workdir=$run/work" "$m"
         mount -t proc proc "$m/proc"
@@ -150,10 +183,11 @@ main() {
         exec chroot "$m" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
             HOME=/root LANG=C.UTF-8 TERM=dumb PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
             PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 \
+            QR_CHECKIN_SLOWDOWN="$slowdown" PYTEST_TIMEOUT="$pytest_timeout" \
             ${http_proxy:+http_proxy=$http_proxy} ${https_proxy:+https_proxy=$https_proxy} \
             ${no_proxy:+no_proxy=$no_proxy} ARM_RUN="$arm_run" \
             bash -c "cd /root/qr-checkin && uname -m && make setup && eval \"\$ARM_RUN\"" pytest "$@"
-    ' test-arm "$ROOT" "$RUN" "$CACHE/keep-$ARCH" "$SRC" "$ARM_RUN" "${PYTEST_ARGS[@]}" 2>&1 | tee "$LOG"
+    ' test-arm "$ROOT" "$RUN" "$CACHE/keep-$ARCH" "$SRC" "$ARM_RUN" "$SLOWDOWN" "$PYTEST_TIMEOUT" "${PYTEST_ARGS[@]}" 2>&1 | tee "$LOG"
     STATUS=${PIPESTATUS[0]}
     set -e
     ELAPSED=$((SECONDS - START))
@@ -162,6 +196,7 @@ main() {
         tail -1 || true)
     echo
     echo "test-arm $ARCH: ${SUMMARY:-no pytest summary (setup failed?)}"
+    echo "test-arm $ARCH: CPU factor $SLOWDOWN (waits and timeouts scaled by it)"
     echo "test-arm $ARCH: exit $STATUS after $((ELAPSED / 60)) min $((ELAPSED % 60)) s; log $LOG"
     exit "$STATUS"
 }

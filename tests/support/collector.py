@@ -27,6 +27,7 @@ from collector.settings import Settings
 from collector.store import Store
 from device import contract
 from device.notify import Notifier
+from tests.support.slowdown import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "checkin"
@@ -103,7 +104,7 @@ class CollectorProcess:
             return 0
 
     def wait_connected(self, times: int = 1, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while time.monotonic() < deadline:
             if self.connections() >= times:
                 return
@@ -132,7 +133,7 @@ def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
         text=True,
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
-        timeout=timeout,
+        timeout=scaled(timeout),
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
 
@@ -223,7 +224,7 @@ class Publisher:
     def events(self, events: list[dict[str, Any]], timeout: float = 30) -> None:
         infos = [self.publish(events_topic(e), json.dumps(e)) for e in events]
         for info in infos:
-            info.wait_for_publish(timeout)
+            info.wait_for_publish(scaled(timeout))
 
     def close(self) -> None:
         self.client.disconnect()
@@ -239,7 +240,7 @@ def status_topic(device_id: str = "bus-1", location_id: str = "98C12345") -> str
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         if predicate():
             return

@@ -8,18 +8,19 @@ from typing import Any
 
 from device.scan import Scan
 from device.sources import Source
+from tests.support.slowdown import scaled
 
 
 def run(body: Callable[[], Coroutine[Any, Any, None]], timeout: float = 15.0) -> None:
     async def bounded() -> None:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(scaled(timeout)):
             await body()
 
     asyncio.run(bounded())
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(scaled(timeout)):
         while not predicate():
             await asyncio.sleep(0.01)
 

@@ -10,6 +10,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.support.slowdown import scaled
+
 
 class Subscriber:
     def __init__(self, port: int, topic: str = "checkin/#", host: str = "127.0.0.1") -> None:
@@ -38,7 +40,7 @@ class Subscriber:
 
     def wait_subscribed(self, count: int, timeout: float = 15.0) -> None:
         """Waits until the subscription has been made `count` times (again after a broker restart)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while self.subscriptions < count and time.monotonic() < deadline:
             time.sleep(0.02)
         if self.subscriptions < count:
@@ -57,7 +59,7 @@ class Subscriber:
             return [json.loads(p) for t, p, _ in self.messages if t.endswith("/status")]
 
     def wait_events(self, predicate: Any, timeout: float = 30.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while time.monotonic() < deadline:
             events = self.events()
             if predicate(events):
@@ -75,7 +77,7 @@ class Subscriber:
 
     def wait_status(self, predicate: Any, timeout: float = 15.0) -> dict[str, Any]:
         """The first status message satisfying `predicate` (received before or within `timeout`)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while time.monotonic() < deadline:
             found = [s for s in self.statuses() if predicate(s)]
             if found:
