@@ -104,17 +104,18 @@ EOF
     mv "$root.new" "$root"
 }
 
-# The seconds a small CPU-bound Python loop takes (best of three), run by the interpreter "$@".
+# The CPU seconds a small CPU-bound Python loop takes (best of five), run by the interpreter "$@". CPU
+# time, not wall time: on a machine shared with other work, the wall time says more about the load.
 loop_seconds() {
     "$@" -I -S -B -c '
 import time
 def once():
-    t = time.perf_counter()
+    t = time.process_time()
     s = 0
-    for i in range(300_000):
+    for i in range(500_000):
         s += i * i % 7
-    return time.perf_counter() - t
-print(min(once() for _ in range(3)))'
+    return time.process_time() - t
+print(min(once() for _ in range(5)))'
 }
 
 # How much slower the emulated CPU runs Python than this one, measured now (under the same load and
