@@ -13,7 +13,8 @@
 #
 # The root is built once and cached in $ARM_CACHE (/var/cache/qr-checkin-arm); every run starts from
 # it unchanged (an overlay, dropped afterwards), so `make setup`'s apt step runs each time; apt's
-# downloads and pip's cache (wheels compiled on armhf too) are kept beside it. Needs root: debootstrap,
+# downloads (through an overlay per run: apt locks them) and pip's cache (wheels compiled on armhf too)
+# are kept beside it. Needs root: debootstrap,
 # chroot and mounts do. Slow: minutes to build the root, ~15 min (arm64) to an hour (armhf, which
 # compiles) per run. Not part of `make test` or CI.
 #
@@ -149,7 +150,7 @@ main() {
 
     RUN=$CACHE/runs/$ARCH-$(date -u +%Y%m%dT%H%M%SZ)-$$
     LOG=$CACHE/test-$ARCH-$(date -u +%Y%m%dT%H%M%SZ).log
-    mkdir -p "$RUN"/{upper,work,merged} "$CACHE/keep-$ARCH"/{pip,apt}
+    mkdir -p "$RUN"/{upper,work,merged,apt-upper,apt-work} "$CACHE/keep-$ARCH"/{pip,apt}
     cleanup() {
         if [[ ${KEEP_RUN:-} == 1 ]]; then echo "test-arm: the run is kept in $RUN/upper"; else rm -rf "$RUN"; fi
     }
@@ -175,19 +176,31 @@ main() {
         mount -t tmpfs tmpfs "$m/run"
         mkdir -p "$m/root/.cache/pip"
         mount --bind "$keep/pip" "$m/root/.cache/pip"
-        mount --bind "$keep/apt" "$m/var/cache/apt/archives"
+        # apt'"'"'s downloads through an overlay of their own: apt locks the directory it downloads into, and
+        # two runs of one architecture at once (the suite and bench.arm) must not wait on each other. What
+        # this run downloaded is added to the kept ones afterwards.
+        mount -t overlay overlay \
+            -o "lowerdir=$keep/apt,upperdir=$run/apt-upper,workdir=$run/apt-work" "$m/var/cache/apt/archives"
         cp -L /etc/resolv.conf "$m/etc/resolv.conf"
         [[ -f /etc/ssl/certs/ca-certificates.crt ]] &&
             mount --bind /etc/ssl/certs/ca-certificates.crt "$m/etc/ssl/certs/ca-certificates.crt"
         hostname raspberrypi
         git clone --quiet --no-hardlinks "$src" "$m/root/qr-checkin"
-        exec chroot "$m" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        status=0
+        chroot "$m" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
             HOME=/root LANG=C.UTF-8 TERM=dumb PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
             PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 \
             QR_CHECKIN_SLOWDOWN="$slowdown" PYTEST_TIMEOUT="$pytest_timeout" \
             ${http_proxy:+http_proxy=$http_proxy} ${https_proxy:+https_proxy=$https_proxy} \
             ${no_proxy:+no_proxy=$no_proxy} ARM_RUN="$arm_run" \
-            bash -c "cd /root/qr-checkin && uname -m && make setup && eval \"\$ARM_RUN\"" pytest "$@"
+            bash -c "cd /root/qr-checkin && uname -m && make setup && eval \"\$ARM_RUN\"" pytest "$@" ||
+            status=$?
+        for deb in "$run"/apt-upper/*.deb; do
+            name=${deb##*/}
+            [[ -f $deb && ! -e $keep/apt/$name ]] || continue
+            cp "$deb" "$keep/apt/.$name.$$" && mv -f "$keep/apt/.$name.$$" "$keep/apt/$name"
+        done
+        exit "$status"
     ' test-arm "$ROOT" "$RUN" "$CACHE/keep-$ARCH" "$SRC" "$ARM_RUN" "$SLOWDOWN" "$PYTEST_TIMEOUT" "${PYTEST_ARGS[@]}" 2>&1 | tee "$LOG"
     STATUS=${PIPESTATUS[0]}
     set -e
