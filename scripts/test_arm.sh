@@ -14,8 +14,7 @@
 # The root is built once and cached in $ARM_CACHE (/var/cache/qr-checkin-arm); every run starts from
 # it unchanged (an overlay, dropped afterwards), so `make setup`'s apt step runs each time; apt's
 # downloads (through an overlay per run: apt locks them) and pip's cache (wheels compiled on armhf too)
-# are kept beside it. Needs root: debootstrap,
-# chroot and mounts do. Slow: minutes to build the root, ~15 min (arm64) to an hour (armhf, which
+# are kept beside it. Needs root: debootstrap, chroot and mounts do. Slow: minutes to build the root, ~15 min (arm64) to an hour (armhf, which
 # compiles) per run. Not part of `make test` or CI.
 #
 # Environment: ARM_CACHE, DEBIAN_MIRROR (http://deb.debian.org/debian), KEEP_RUN=1 keeps the run's
