@@ -188,7 +188,7 @@ main() {
         status=0
         chroot "$m" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
             HOME=/root LANG=C.UTF-8 TERM=dumb PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
-            PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 \
+            PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 PIP_RETRIES=10 \
             QR_CHECKIN_SLOWDOWN="$slowdown" PYTEST_TIMEOUT="$pytest_timeout" \
             ${http_proxy:+http_proxy=$http_proxy} ${https_proxy:+https_proxy=$https_proxy} \
             ${no_proxy:+no_proxy=$no_proxy} ARM_RUN="$arm_run" \
