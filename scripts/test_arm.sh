@@ -13,8 +13,8 @@
 #
 # The root is built once and cached in $ARM_CACHE (/var/cache/qr-checkin-arm); every run starts from
 # it unchanged (an overlay, dropped afterwards), so `make setup`'s apt step runs each time; apt's
-# downloads and pip's cache (wheels compiled on armhf too) are kept beside it. Needs root: debootstrap,
-# chroot and mounts do. Slow: minutes to build the root, ~15 min (arm64) to an hour (armhf, which
+# downloads (through an overlay per run: apt locks them) and pip's cache (wheels compiled on armhf too)
+# are kept beside it. Needs root: debootstrap, chroot and mounts do. Slow: minutes to build the root, ~15 min (arm64) to an hour (armhf, which
 # compiles) per run. Not part of `make test` or CI.
 #
 # Environment: ARM_CACHE, DEBIAN_MIRROR (http://deb.debian.org/debian), KEEP_RUN=1 keeps the run's
@@ -104,6 +104,35 @@ EOF
     mv "$root.new" "$root"
 }
 
+# The CPU seconds a small CPU-bound Python loop takes (best of five), run by the interpreter "$@". CPU
+# time, not wall time: on a machine shared with other work, the wall time says more about the load.
+loop_seconds() {
+    "$@" -I -S -B -c '
+import time
+def once():
+    t = time.process_time()
+    s = 0
+    for i in range(500_000):
+        s += i * i % 7
+    return time.process_time() - t
+print(min(once() for _ in range(5)))'
+}
+
+# How much slower the emulated CPU runs Python than this one, measured now (under the same load and
+# priority as the run): tests/support/slowdown.py's factor, which the tests' waits and timeouts and the
+# chaos latency bound multiply by. QR_CHECKIN_SLOWDOWN set beforehand is taken as it is.
+measure_slowdown() {
+    local root=$1 native emulated
+    if [[ -n ${QR_CHECKIN_SLOWDOWN:-} ]]; then
+        SLOWDOWN=$QR_CHECKIN_SLOWDOWN
+        return
+    fi
+    native=$(loop_seconds python3) || die "python3 is needed here to measure the CPU factor"
+    emulated=$(loop_seconds chroot "$root" /usr/bin/python3) || die "python3 does not run in the $ARCH root"
+    SLOWDOWN=$(python3 -c "print(f'{max(1.0, $emulated / $native):.1f}')")
+    echo "test-arm: CPU factor $SLOWDOWN (a Python loop: ${native:0:6} s here, ${emulated:0:6} s in the $ARCH root)"
+}
+
 # All of the run is in a function, read whole before it starts: an edit to this file during an hour's
 # run must not change what the rest of it does.
 main() {
@@ -112,10 +141,15 @@ main() {
     mkdir -p "$CACHE"
     ROOT=$CACHE/$SUITE-$ARCH
     build_root "$ROOT"
+    measure_slowdown "$ROOT"
+    # pytest-timeout's per-test limit too (its environment variable overrides the ini's, not a marker).
+    local ini_timeout
+    ini_timeout=$(sed -n 's/^timeout *= *\([0-9.]*\).*/\1/p' "$SRC/pyproject.toml" | head -1)
+    PYTEST_TIMEOUT=$(python3 -c "print(round(${ini_timeout:-120} * $SLOWDOWN))")
 
     RUN=$CACHE/runs/$ARCH-$(date -u +%Y%m%dT%H%M%SZ)-$$
     LOG=$CACHE/test-$ARCH-$(date -u +%Y%m%dT%H%M%SZ).log
-    mkdir -p "$RUN"/{upper,work,merged} "$CACHE/keep-$ARCH"/{pip,apt}
+    mkdir -p "$RUN"/{upper,work,merged,apt-upper,apt-work} "$CACHE/keep-$ARCH"/{pip,apt}
     cleanup() {
         if [[ ${KEEP_RUN:-} == 1 ]]; then echo "test-arm: the run is kept in $RUN/upper"; else rm -rf "$RUN"; fi
     }
@@ -132,7 +166,7 @@ main() {
     START=$SECONDS
     set +e
     unshare --mount --uts --propagation private bash -euo pipefail -c '
-        root=$1 run=$2 keep=$3 src=$4 arm_run=$5; shift 5
+        root=$1 run=$2 keep=$3 src=$4 arm_run=$5 slowdown=$6 pytest_timeout=$7; shift 7
         m=$run/merged
         mount -t overlay overlay -o "lowerdir=$root,upperdir=$run/upper,workdir=$run/work" "$m"
         mount -t proc proc "$m/proc"
@@ -141,19 +175,32 @@ main() {
         mount -t tmpfs tmpfs "$m/run"
         mkdir -p "$m/root/.cache/pip"
         mount --bind "$keep/pip" "$m/root/.cache/pip"
-        mount --bind "$keep/apt" "$m/var/cache/apt/archives"
+        # apt'"'"'s downloads through an overlay of their own: apt locks the directory it downloads into, and
+        # two runs of one architecture at once (the suite and bench.arm) must not wait on each other. What
+        # this run downloaded is added to the kept ones afterwards.
+        mount -t overlay overlay \
+            -o "lowerdir=$keep/apt,upperdir=$run/apt-upper,workdir=$run/apt-work" "$m/var/cache/apt/archives"
         cp -L /etc/resolv.conf "$m/etc/resolv.conf"
         [[ -f /etc/ssl/certs/ca-certificates.crt ]] &&
             mount --bind /etc/ssl/certs/ca-certificates.crt "$m/etc/ssl/certs/ca-certificates.crt"
         hostname raspberrypi
         git clone --quiet --no-hardlinks "$src" "$m/root/qr-checkin"
-        exec chroot "$m" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        status=0
+        chroot "$m" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
             HOME=/root LANG=C.UTF-8 TERM=dumb PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
-            PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 \
+            PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 PIP_RETRIES=10 \
+            QR_CHECKIN_SLOWDOWN="$slowdown" PYTEST_TIMEOUT="$pytest_timeout" \
             ${http_proxy:+http_proxy=$http_proxy} ${https_proxy:+https_proxy=$https_proxy} \
             ${no_proxy:+no_proxy=$no_proxy} ARM_RUN="$arm_run" \
-            bash -c "cd /root/qr-checkin && uname -m && make setup && eval \"\$ARM_RUN\"" pytest "$@"
-    ' test-arm "$ROOT" "$RUN" "$CACHE/keep-$ARCH" "$SRC" "$ARM_RUN" "${PYTEST_ARGS[@]}" 2>&1 | tee "$LOG"
+            bash -c "cd /root/qr-checkin && uname -m && make setup && eval \"\$ARM_RUN\"" pytest "$@" ||
+            status=$?
+        for deb in "$run"/apt-upper/*.deb; do
+            name=${deb##*/}
+            [[ -f $deb && ! -e $keep/apt/$name ]] || continue
+            cp "$deb" "$keep/apt/.$name.$$" && mv -f "$keep/apt/.$name.$$" "$keep/apt/$name"
+        done
+        exit "$status"
+    ' test-arm "$ROOT" "$RUN" "$CACHE/keep-$ARCH" "$SRC" "$ARM_RUN" "$SLOWDOWN" "$PYTEST_TIMEOUT" "${PYTEST_ARGS[@]}" 2>&1 | tee "$LOG"
     STATUS=${PIPESTATUS[0]}
     set -e
     ELAPSED=$((SECONDS - START))
@@ -162,6 +209,7 @@ main() {
         tail -1 || true)
     echo
     echo "test-arm $ARCH: ${SUMMARY:-no pytest summary (setup failed?)}"
+    echo "test-arm $ARCH: CPU factor $SLOWDOWN (waits and timeouts scaled by it)"
     echo "test-arm $ARCH: exit $STATUS after $((ELAPSED / 60)) min $((ELAPSED % 60)) s; log $LOG"
     exit "$STATUS"
 }

@@ -7,6 +7,19 @@ from pathlib import Path
 import pytest
 
 from tests.support.mosquitto import Mosquitto
+from tests.support.slowdown import SLOWDOWN, scaled
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test's own timeout marker is sized for a native CPU, as the ini's limit is (which
+    scripts/test_arm.sh scales through PYTEST_TIMEOUT): scaled by the same factor, 1 natively."""
+    if SLOWDOWN == 1.0:
+        return
+    for item in items:
+        marker = item.get_closest_marker("timeout")
+        if marker is not None and marker.args:
+            item.add_marker(pytest.mark.timeout(scaled(float(marker.args[0]))), append=False)
+
 
 # Fixtures that device and collector tests share, defined beside the helpers they wrap.
 pytest_plugins = ["tests.support.notify"]

@@ -27,6 +27,7 @@ from collector.store import Store
 from device import contract, mqtt_client
 from device.notify import Notifier
 from tests.support.commands import run_module
+from tests.support.slowdown import scaled
 from tests.support.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,7 +105,7 @@ class CollectorProcess:
             return 0
 
     def wait_connected(self, times: int = 1, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while time.monotonic() < deadline:
             if self.connections() >= times:
                 return
@@ -216,7 +217,7 @@ class Publisher:
     def events(self, events: list[dict[str, Any]], timeout: float = 30) -> None:
         infos = [self.publish(events_topic(e), json.dumps(e)) for e in events]
         for info in infos:
-            info.wait_for_publish(timeout)
+            info.wait_for_publish(scaled(timeout))
 
     def close(self) -> None:
         mqtt_client.disconnect(self.client)

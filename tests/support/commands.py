@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from tests.support.paths import ROOT
+from tests.support.slowdown import scaled
 
 
 def run_module(
@@ -18,6 +19,6 @@ def run_module(
         text=True,
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
-        timeout=timeout,
+        timeout=scaled(timeout),
         env={**os.environ, **(env or {})},
     )

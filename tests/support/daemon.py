@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.commands import run_module
+from tests.support.slowdown import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,7 +84,7 @@ class DaemonProcess:
 
     def wait_log(self, needle: str, timeout: float = 10.0, after: int = 0) -> str:
         """Waits for a stderr line containing `needle`, among lines from index `after` on."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while time.monotonic() < deadline:
             for line in self.stderr_lines[after:]:
                 if needle in line:
@@ -100,7 +101,7 @@ class DaemonProcess:
 
     def next_decision(self, timeout: float = 10.0) -> dict[str, Any]:
         try:
-            return self.decisions.get(timeout=timeout)
+            return self.decisions.get(timeout=scaled(timeout))
         except queue.Empty:
             raise AssertionError(
                 f"no decision within {timeout}s; stderr:\n{''.join(self.stderr_lines[-40:])}"
@@ -119,7 +120,7 @@ class DaemonProcess:
     def terminate(self, timeout: float = 10.0) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
+        return self.proc.wait(scaled(timeout))
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

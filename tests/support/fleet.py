@@ -13,6 +13,7 @@ import paho.mqtt.client as mqtt
 from collector import tables as t
 from collector.store import Store
 from tests.support.collector import StandInDevice, events_topic, make_event, wait_until
+from tests.support.slowdown import scaled
 
 
 class Fleet:
@@ -56,7 +57,7 @@ class Fleet:
 
     def join(self, timeout: float = 120) -> None:
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(scaled(timeout))
             assert not thread.is_alive(), "a device is still publishing"
 
     def close(self) -> None:

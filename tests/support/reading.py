@@ -8,12 +8,13 @@ from typing import Any
 
 from device.scan import Scan
 from device.sources import Source
+from tests.support.slowdown import scaled
 from tests.support.wait import until
 
 
 def run(body: Callable[[], Coroutine[Any, Any, None]], timeout: float = 15.0) -> None:
     async def bounded() -> None:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(scaled(timeout)):
             await body()
 
     asyncio.run(bounded())

@@ -11,6 +11,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from device import mqtt_client
+from tests.support.slowdown import scaled
 
 
 class Subscriber:
@@ -40,7 +41,7 @@ class Subscriber:
 
     def wait_subscribed(self, count: int, timeout: float = 15.0) -> None:
         """Waits until the subscription has been made `count` times (again after a broker restart)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while self.subscriptions < count and time.monotonic() < deadline:
             time.sleep(0.02)
         if self.subscriptions < count:
@@ -59,7 +60,7 @@ class Subscriber:
             return [json.loads(p) for t, p, _ in self.messages if t.endswith("/status")]
 
     def wait_events(self, predicate: Any, timeout: float = 30.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while time.monotonic() < deadline:
             events = self.events()
             if predicate(events):
@@ -77,7 +78,7 @@ class Subscriber:
 
     def wait_status(self, predicate: Any, timeout: float = 15.0) -> dict[str, Any]:
         """The first status message satisfying `predicate` (received before or within `timeout`)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while time.monotonic() < deadline:
             found = [s for s in self.statuses() if predicate(s)]
             if found:

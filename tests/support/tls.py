@@ -24,6 +24,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from device import mqtt_client
 from provisioning.certs import Authority, issue_client
+from tests.support.slowdown import scaled
 
 LOOPBACK = IPv4Address("127.0.0.1")
 
@@ -166,23 +167,23 @@ class Probe:
         self.client.connect("localhost", self.port, keepalive=10)
         self.client.loop_start()
         try:
-            return self.connacks.get(timeout=timeout)
+            return self.connacks.get(timeout=scaled(timeout))
         except queue.Empty:
             return None
 
     def subscribe(self, topic: str, timeout: float = 10.0) -> list[ReasonCode]:
         self.client.subscribe(topic, qos=1)
-        return self.subacks.get(timeout=timeout)
+        return self.subacks.get(timeout=scaled(timeout))
 
     def publish(self, topic: str, payload: str, *, retain: bool = False, timeout: float = 10.0) -> int:
         """Publishes at QoS 1 and returns the PUBACK's reason code value (0 = accepted, 0x87 = refused)."""
         info = self.client.publish(topic, payload, qos=1, retain=retain)
-        mid, rc = self.acks.get(timeout=timeout)
+        mid, rc = self.acks.get(timeout=scaled(timeout))
         assert mid == info.mid, (mid, info.mid)
         return int(rc.value)
 
     def message(self, timeout: float = 10.0) -> tuple[str, bytes, bool]:
-        return self.messages.get(timeout=timeout)
+        return self.messages.get(timeout=scaled(timeout))
 
     def close(self) -> None:
         mqtt_client.disconnect(self.client)
