@@ -143,3 +143,22 @@ class DaemonProcess:
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """`qr-checkin ARGS...` as a technician runs it."""
     return run_module("device.cli", *args, timeout=timeout)
+
+
+def serial_daemon(tmp_path: Path, broker_port: int, port: str, **serial: Any) -> DaemonProcess:
+    """The daemon reading one serial scanner at `port` (a pty's link), started and holding the port:
+    pyserial drops what arrives before it opens the port, so this waits until the source has it."""
+    config = write_config(
+        tmp_path / "device.toml",
+        port=broker_port,
+        storage=tmp_path / "state",
+        scanner={"sources": ["serial"]},
+        **{"scanner.serial": {"port": port, "rescan_s": 0.2, **serial}},  # type: ignore[arg-type]
+    )
+    daemon = DaemonProcess(config).start()
+    try:
+        daemon.wait_log(f"serial scanner {port} connected")
+    except BaseException:
+        daemon.stop()
+        raise
+    return daemon

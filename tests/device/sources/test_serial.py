@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +29,6 @@ VIETNAMESE = "Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh"
 def samples() -> dict[str, list[dict[str, str]]]:
     data: dict[str, list[dict[str, str]]] = json.loads((PAYLOADS_JSON).read_text())
     return data
-
-
-@pytest.fixture
-def scanner(tmp_path: Path) -> Iterator[PtyScanner]:
-    pty = PtyScanner(tmp_path / "dev/serial/by-id/usb-Test_QR_Scanner-if00").plug()
-    yield pty
-    if pty.plugged:
-        pty.unplug()
 
 
 def make_source(port: str, tmp_path: Path, **options: Any) -> SerialSource:

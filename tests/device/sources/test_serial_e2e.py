@@ -10,7 +10,7 @@ import pytest
 
 from device.audit import AuditLog
 from device.daemon import AUDIT_FILE
-from tests.support.daemon import DaemonProcess, run_cli, write_config
+from tests.support.daemon import DaemonProcess, run_cli, serial_daemon, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.payloads import valid_payloads
 from tests.support.pty_scanner import PtyScanner
@@ -25,29 +25,12 @@ def subscriber(broker: Mosquitto) -> Iterator[Subscriber]:
     sub.close()
 
 
-@pytest.fixture
-def scanner(tmp_path: Path) -> Iterator[PtyScanner]:
-    pty = PtyScanner(tmp_path / "dev/serial/by-id/usb-Test_QR_Scanner_S1-if00").plug()
-    yield pty
-    if pty.plugged:
-        pty.unplug()
-
-
 def test_serial_scanner_codes_are_accepted_and_published(
     tmp_path: Path, broker: Mosquitto, subscriber: Subscriber, scanner: PtyScanner
 ) -> None:
     port = str(scanner.link)
-    config = write_config(
-        tmp_path / "device.toml",
-        port=broker.port,
-        storage=tmp_path / "state",
-        scanner={"sources": ["serial"]},
-        **{"scanner.serial": {"port": port, "direction": "in", "rescan_s": 0.2}},  # type: ignore[arg-type]
-    )
-    daemon = DaemonProcess(config).start()
+    daemon = serial_daemon(tmp_path, broker.port, port, direction="in")
     try:
-        # pyserial drops what arrives before it opens the port: wait until the source has it.
-        daemon.wait_log(f"serial scanner {port} connected")
         payloads = valid_payloads()
         terminators = [b"\r\n", b"\r", b"\n"]
         accepted = set()

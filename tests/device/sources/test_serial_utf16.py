@@ -5,7 +5,6 @@ step: no answer for the NUL half of a terminator, the first code after the scann
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from device.sources.serial import UTF16_DAMAGE, UTF16_MIN_CHARS, LineFramer, Received, sent_as_utf16
-from tests.support.daemon import DaemonProcess, write_config
+from tests.support.daemon import serial_daemon
 from tests.support.mosquitto import Mosquitto
 from tests.support.payloads import bhyt, cccd, personal_qr, vectors
 from tests.support.pty_scanner import PtyScanner
@@ -68,28 +67,11 @@ def test_any_split_of_a_utf16_stream(codes: list[str], encoding: str, end: str, 
     assert [f.damage for f in frames] == [UTF16_DAMAGE] * len(codes)
 
 
-@pytest.fixture
-def scanner(tmp_path: Path) -> Iterator[PtyScanner]:
-    pty = PtyScanner(tmp_path / "dev/serial/by-id/usb-Test_QR_Scanner_U16-if00").plug()
-    yield pty
-    if pty.plugged:
-        pty.unplug()
-
-
 def test_the_daemon_rejects_utf16_with_the_setting_to_change(
     tmp_path: Path, broker: Mosquitto, scanner: PtyScanner
 ) -> None:
-    port = str(scanner.link)
-    config = write_config(
-        tmp_path / "device.toml",
-        port=broker.port,
-        storage=tmp_path / "state",
-        scanner={"sources": ["serial"]},
-        **{"scanner.serial": {"port": port, "rescan_s": 0.2}},  # type: ignore[arg-type]
-    )
-    daemon = DaemonProcess(config).start()
+    daemon = serial_daemon(tmp_path, broker.port, str(scanner.link))
     try:
-        daemon.wait_log(f"serial scanner {port} connected")
         for code, encoding in zip(CODES[:3], ENCODINGS, strict=True):
             scanner.write((code + "\r\n").encode(encoding))
             decision = daemon.next_decision()
