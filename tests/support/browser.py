@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.paths import DATA
+from tests.support.paths import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -26,7 +26,6 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-ROOT = DATA.parents[1]
 ARTIFACTS = ROOT / "tmp" / "artifacts" / "web"
 DOCS = ROOT / "docs"
 

@@ -27,10 +27,10 @@ from collector.store import Store
 from device import contract, mqtt_client
 from device.notify import Notifier
 from tests.support.commands import run_module
+from tests.support.paths import ROOT
 from tests.support.slowdown import scaled
 from tests.support.wait import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "checkin"
 INCARNATION = "6f1c2a34-9a3e-4c41-8f0e-5a2b7c9d1e01"
 

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.commands import run_module
+from tests.support.paths import ROOT
 from tests.support.slowdown import scaled
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_config(
