@@ -1,10 +1,12 @@
 """Which seqs of each device stream are here, which are missing, and what to ask the device for.
 
 A stream is one (device_id, incarnation): seq is unique within it. The tracker holds, per stream, the
-seqs committed here or known lost as ranges; everything between 1 and the highest seq heard of (an
-event's, or the status's `last_seq`) that is not there is a gap. A gap waits a settle time (it may be
-on its way), then the device is asked to replay it, again with backoff until it is filled or the
-device says it is gone: then it is a known loss, said loudly, never closed silently.
+seqs committed here or known lost as ranges; a seq between 1 and the highest heard of (an event's, or
+the status's `last_seq`) that is not there may still be on its way. Once it has been expected for the
+settle time, the database is asked whether another collector stored it (instances of a shared group
+each see a part of every stream); what is still missing then is a gap: logged, written, and asked
+for from the device at once, again with backoff until it is filled or the device says it is gone:
+then it is a known loss, said loudly, never closed silently.
 
 Pure bookkeeping: no MQTT, no SQL. The collector feeds it what it committed and carries out what a
 sweep returns (replay requests, gap rows, committed marks).
@@ -13,7 +15,7 @@ sweep returns (replay requests, gap rows, committed marks).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +27,10 @@ log = logging.getLogger(__name__)
 # The device replays at most this many seqs per request: ask in pieces of this size.
 MAX_REPLAY_SPAN = contract.MAX_REPLAY_SPAN
 StreamKey = tuple[str, str]
-# (device_id, incarnation, first, last) -> seqs of that range already in the database.
-Lookup = Callable[[str, str, int, int], Iterable[int]]
+# (device_id, incarnation, first, last): a range of one stream.
+Span = tuple[str, str, int, int]
+# Spans -> the (device_id, incarnation, seq) of theirs already in the database: one query per sweep.
+Lookup = Callable[[Sequence[Span]], Iterable[tuple[str, str, int]]]
 
 
 @dataclass
@@ -54,6 +58,10 @@ class Stream:
     published_at: float = float("-inf")
     # The through_seq last written to the streams table.
     saved: int = 0
+    # (highest seq expected, since when), oldest first: what the settle time runs on.
+    expected: list[tuple[int, float]] = field(default_factory=list)
+    # Every seq up to here has been expected for the settle time: its absence is a gap.
+    settled: int = 0
 
     @property
     def key(self) -> StreamKey:
@@ -172,34 +180,58 @@ class Tracker:
     def sweep(self, now: float, wall: float, lookup: Lookup | None = None) -> Sweep:
         """Opens, requests and closes gaps; returns what to publish and write."""
         out = Sweep()
+        doubts: list[Span] = []
         for stream in self.streams.values():
-            self._sweep_stream(stream, now, wall, lookup, out)
+            self._settle(stream, now)
+            doubts.extend(self._doubts(stream, now))
+        if doubts and lookup is not None:
+            for device_id, incarnation, seq in lookup(doubts):
+                found = self.streams.get((device_id, incarnation))
+                if found is not None:
+                    found.have.add(seq)
+        for stream in self.streams.values():
+            self._sweep_stream(stream, now, wall, out)
         return out
 
-    def _sweep_stream(
-        self, stream: Stream, now: float, wall: float, lookup: Lookup | None, out: Sweep
-    ) -> None:
+    def _settle(self, stream: Stream, now: float) -> None:
         target = stream.target
+        # A stream with nothing missing (the usual one) has nothing to wait for.
+        if target > max(stream.expected[-1][0] if stream.expected else 0, stream.settled, stream.through):
+            stream.expected.append((target, now))
+        while stream.expected and now >= stream.expected[0][1] + self.policy.settle_s:
+            stream.settled = max(stream.settled, stream.expected.pop(0)[0])
+
+    def _unexplained(self, stream: Stream) -> list[Range]:
+        """Settled seqs missing here that no gap holds yet."""
         through = stream.through
-        if target > through:
-            spans = RangeSet((g.first, g.last) for g in stream.gaps.values())
-            for a, b in stream.have.missing(through + 1, target):
-                for first, last in spans.missing(a, b):
-                    gap = Gap(first, last, opened_wall=wall, next_request=now + self.policy.settle_s)
-                    stream.gaps[first] = gap
-                    log.warning(
-                        "gap: device %s incarnation %s seq %d-%d missing",
-                        stream.device_id,
-                        stream.incarnation or "-",
-                        first,
-                        last,
-                    )
-                    out.gap_rows.append(self._row(stream, gap, "open", wall))
+        if stream.settled <= through:
+            return []
+        spans = RangeSet((g.first, g.last) for g in stream.gaps.values())
+        return [r for a, b in stream.have.missing(through + 1, stream.settled) for r in spans.missing(a, b)]
+
+    def _doubts(self, stream: Stream, now: float) -> list[Span]:
+        """What to look up before a gap opens or is asked for: another collector may have stored it."""
+        spans: list[Span] = []
+        if unexplained := self._unexplained(stream):
+            spans.append((stream.device_id, stream.incarnation, unexplained[0][0], unexplained[-1][1]))
+        for gap in stream.gaps.values():
+            if now >= gap.next_request and stream.have.missing(gap.first, gap.last):
+                spans.append((stream.device_id, stream.incarnation, gap.first, gap.last))
+        return spans
+
+    def _sweep_stream(self, stream: Stream, now: float, wall: float, out: Sweep) -> None:
+        for first, last in self._unexplained(stream):
+            # Settled and looked up already: asked for in this very sweep.
+            gap = Gap(first, last, opened_wall=wall, next_request=now)
+            stream.gaps[first] = gap
+            log.warning(
+                "gap: device %s incarnation %s seq %d-%d missing",
+                stream.device_id,
+                stream.incarnation or "-",
+                first,
+                last,
+            )
         for first, gap in sorted(stream.gaps.items()):
-            if now >= gap.next_request and lookup is not None and stream.have.missing(gap.first, gap.last):
-                # Another collector of a shared group may have stored some of it.
-                for seq in lookup(stream.device_id, stream.incarnation, gap.first, gap.last):
-                    stream.have.add(seq)
             remaining = stream.have.missing(gap.first, gap.last)
             if not remaining:
                 del stream.gaps[first]

@@ -82,6 +82,8 @@ class _Decoded:
     batch: Batch = field(default_factory=Batch)
     events: list[decode.Event] = field(default_factory=list)
     statuses: list[decode.Status] = field(default_factory=list)
+    # device_id -> wall of every device whose events the batch holds: the sweep writes the sightings.
+    seen: dict[str, float] = field(default_factory=dict)
 
 
 class Collector:
@@ -103,6 +105,11 @@ class Collector:
         self._connected_once = False
         self.connected = threading.Event()
         self._gone: list[_Gone] = []
+        # What this instance knows to be in the devices and streams tables (the batches insert the
+        # others), and the devices' sightings the next sweep writes (device_id -> wall).
+        self._recorded_devices: set[str] = set()
+        self._recorded_streams: set[tuple[str, str]] = set()
+        self._seen: dict[str, float] = {}
         self._topics: dict[str, contract.TopicParts] = {}
         self._unwritten: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
         self._last_sweep = float("-inf")
@@ -134,8 +141,10 @@ class Collector:
                 losses,
             )
             stream.saved = int(row["through_seq"])
+            self._recorded_streams.add(stream.key)
             streams += 1
         for device in self.store.rows(t.devices):
+            self._recorded_devices.add(device["device_id"])
             if device["incarnation"] is not None:
                 self.tracker.current[device["device_id"]] = device["incarnation"]
         for gap in self.store.open_gap_rows():
@@ -337,21 +346,23 @@ class Collector:
                     continue
                 out.events.append(ev)
                 batch.events.append(ev.row)
-                batch.seen[ev.device_id] = (ev.location_id, wall)
+                out.seen[ev.device_id] = wall
+                if ev.device_id not in self._recorded_devices:
+                    batch.seen[ev.device_id] = (ev.location_id, wall)
                 key = (ev.device_id, ev.incarnation)
-                known = batch.streams.get(key)
-                if known is None:
-                    stream = self.tracker.streams.get(key)
-                    batch.streams[key] = {
-                        "device_id": ev.device_id,
-                        "incarnation": ev.incarnation,
-                        "location_id": ev.location_id,
-                        # What is committed already: the row is a checkpoint, the events are the truth.
-                        "through_seq": stream.through if stream else 0,
-                        "max_seq": ev.seq,
-                    }
-                elif ev.seq > known["max_seq"]:
-                    known["max_seq"] = ev.seq
+                if key not in self._recorded_streams:
+                    known = batch.streams.setdefault(
+                        key,
+                        {
+                            "device_id": ev.device_id,
+                            "incarnation": ev.incarnation,
+                            "location_id": ev.location_id,
+                            # The row is a checkpoint the sweep advances; the events are the truth.
+                            "through_seq": 0,
+                            "max_seq": ev.seq,
+                        },
+                    )
+                    known["max_seq"] = max(known["max_seq"], ev.seq)
             else:
                 try:
                     st = decode.status(parts, m.payload, max_bytes)
@@ -429,6 +440,9 @@ class Collector:
 
     def _committed(self, decoded: _Decoded, result: BatchResult, messages: Sequence[Inbound]) -> None:
         self._ack(messages)
+        self._recorded_devices.update(decoded.batch.seen)
+        self._recorded_streams.update(decoded.batch.streams)
+        self._seen.update(decoded.seen)
         if messages:
             # The batch's oldest message waited longest: one observation per batch, not per message.
             self.metrics.commit_latency.observe(time.monotonic() - messages[0].arrived)
@@ -492,7 +506,7 @@ class Collector:
                     }
                 )
         self._gone = []
-        result = self.tracker.sweep(now, wall, self.store.seqs_between)
+        result = self.tracker.sweep(now, wall, self.store.seqs_in)
         gap_rows.extend(result.gap_rows)
         streams: list[dict[str, Any]] = [
             {
@@ -505,9 +519,10 @@ class Collector:
             for s in self.tracker.streams.values()
             if s.through > s.saved
         ]
-        if gap_rows or losses or streams:
+        seen, self._seen = self._seen, {}
+        if gap_rows or losses or streams or seen:
             try:
-                self.store.write_sweep(gap_rows, losses, streams)
+                self.store.write_sweep(gap_rows, losses, streams, seen)
                 for row in streams:
                     self.tracker.streams[row["device_id"], row["incarnation"]].saved = int(row["through_seq"])
                 self._unwritten = ([], [])
@@ -516,6 +531,7 @@ class Collector:
                     "could not write the gaps (kept for the next sweep): %s", str(exc).splitlines()[0][:200]
                 )
                 self._unwritten = (gap_rows, losses)
+                self._seen = {**seen, **self._seen}
         for req in result.requests:
             self._request_replay(req.device_id, req.location_id, req.incarnation, req.first, req.last)
         for mark in result.marks:

@@ -1,8 +1,12 @@
 """The database: SQLite (one site) or PostgreSQL (a park, a province), one code path for both.
 
 Every write of the ingest is one transaction per batch: the events (idempotent on event_id, with the
-conflict target named), the invalid messages, the devices' presence, the streams' prefixes and the
-counters. The collector acknowledges the batch's messages only after `write_batch` returns.
+conflict target named), the invalid messages, the statuses, the devices and streams met for the first
+time, and the instance's counters. The collector acknowledges the batch's messages only after
+`write_batch` returns. The rows every batch would touch (a device's last sighting, a stream's prefix)
+are written by the gap sweep, once a second: collectors sharing a group write the same devices'
+events, and a batch that updated those rows would hold their locks until its commit, so the
+instances' commits would queue behind each other.
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from collector import tables as t
+from collector.gaps import Span
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 COUNTER_NAMES = ("received", "stored", "duplicate", "invalid", "statuses", "statuses_invalid")
 UTC = dt.UTC
+# Spans per lookup query: a sweep of a province's buses asks about a few thousand.
+LOOKUP_SPANS = 500
 
 
 def utc(wall: float) -> dt.datetime:
@@ -57,9 +64,9 @@ class Batch:
     invalid: list[dict[str, Any]] = field(default_factory=list)
     # device_id -> devices row (a status); `live` False for a retained copy (not news).
     statuses: list[tuple[dict[str, Any], bool]] = field(default_factory=list)
-    # device_id -> (location_id, wall): a device whose events arrived
+    # device_id -> (location_id, wall): a device whose events arrived, inserted if it is new
     seen: dict[str, tuple[str, float]] = field(default_factory=dict)
-    # (device_id, incarnation) -> streams row
+    # (device_id, incarnation) -> streams row of a stream new to this instance, inserted if absent
     streams: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     received: int = 0
     statuses_invalid: int = 0
@@ -141,18 +148,13 @@ class Store:
                 for d, (loc, w) in sorted(batch.seen.items())
             ]
             if seen:
-                upsert = self._insert(t.devices)
-                conn.execute(
-                    upsert.on_conflict_do_update(
-                        index_elements=[t.devices.c.device_id],
-                        set_={
-                            "last_seen_at": _greatest(t.devices.c.last_seen_at, upsert.excluded.last_seen_at)
-                        },
-                    ),
-                    seen,
-                )
+                # DO NOTHING takes no lock on a row that is there: another instance's batch goes on.
+                conn.execute(self._insert(t.devices).on_conflict_do_nothing(), seen)
             if batch.streams:
-                self._upsert_streams(conn, [batch.streams[k] for k in sorted(batch.streams)], now)
+                conn.execute(
+                    self._insert(t.streams).on_conflict_do_nothing(),
+                    [{**batch.streams[k], "updated_at": now} for k in sorted(batch.streams)],
+                )
             duplicate = len(batch.events) - stored
             invalid = len(batch.invalid) - batch.statuses_invalid
             deltas = {
@@ -232,15 +234,28 @@ class Store:
     # -- gaps and losses ------------------------------------------------------------------------------
 
     def write_sweep(
-        self, rows: Sequence[dict[str, Any]], losses: Sequence[dict[str, Any]], streams: list[dict[str, Any]]
+        self,
+        rows: Sequence[dict[str, Any]],
+        losses: Sequence[dict[str, Any]],
+        streams: list[dict[str, Any]],
+        seen: dict[str, float] | None = None,
     ) -> None:
-        """Gap rows, known losses and advanced stream prefixes, in one transaction."""
+        """Gap rows, known losses, advanced stream prefixes and the devices' last sightings (device_id
+        -> wall), in one transaction."""
         # In key order, as the ingest's batches: two collectors sweeping the same streams (a shared
         # group) then queue for each other's row locks instead of deadlocking.
         streams = sorted(streams, key=_stream_key)
         losses = sorted(losses, key=_seq_key)
         rows = sorted(rows, key=_seq_key)
         with self.engine.begin() as conn:
+            if seen:
+                d = t.devices.c
+                conn.execute(
+                    t.devices.update()
+                    .where(d.device_id == sa.bindparam("id"))
+                    .values(last_seen_at=_greatest(d.last_seen_at, sa.bindparam("seen_at"))),
+                    [{"id": device, "seen_at": utc(wall)} for device, wall in sorted(seen.items())],
+                )
             if streams:
                 self._upsert_streams(conn, streams, dt.datetime.now(UTC))
             if losses:
@@ -281,15 +296,21 @@ class Store:
                     )
                 )
 
-    def seqs_between(self, device_id: str, incarnation: str, first: int, last: int) -> list[int]:
+    def seqs_in(self, spans: Sequence[Span]) -> list[tuple[str, str, int]]:
+        """The (device_id, incarnation, seq) stored within the spans: the gap sweep's one question."""
         c = t.events.c
+        found: list[tuple[str, str, int]] = []
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(c.seq).where(
-                    c.device_id == device_id, c.incarnation == incarnation, c.seq.between(first, last)
+            for start in range(0, len(spans), LOOKUP_SPANS):
+                where = sa.or_(
+                    *(
+                        sa.and_(c.device_id == d, c.incarnation == i, c.seq.between(a, b))
+                        for d, i, a, b in spans[start : start + LOOKUP_SPANS]
+                    )
                 )
-            )
-            return [int(seq) for (seq,) in rows]
+                rows = conn.execute(sa.select(c.device_id, c.incarnation, c.seq).where(where))
+                found.extend((str(d), str(i), int(s)) for d, i, s in rows)
+        return found
 
     def streams_state(self) -> Iterator[tuple[dict[str, Any], list[int], list[tuple[int, int]]]]:
         """Each stream's row, its seqs above the committed prefix, and its known losses."""

@@ -11,11 +11,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from collector import tables as t
 from collector.settings import load_settings
 from collector.store import Store
-from tests.support.collector import CollectorProcess, write_config
+from tests.support.collector import (
+    CollectorProcess,
+    StandInDevice,
+    make_event,
+    running,
+    wait_until,
+    write_config,
+)
 from tests.support.fleet import Fleet, wait_exactly_once
 from tests.support.mosquitto import Mosquitto
 from tests.support.postgres import Postgres
@@ -82,4 +90,43 @@ def test_shared_group_splits_the_work_and_survives_faults(
             fleet.close()
         for p in procs:
             p.kill()
+        store.close()
+
+
+def test_a_batch_goes_on_while_another_instance_holds_the_device_and_stream_rows(
+    broker: Mosquitto, postgres: Postgres, tmp_path: Path
+) -> None:
+    """Instances of a group store the same devices' events. The device's row and its stream's row
+    are held here as another instance's transaction would hold them: a batch stores its events
+    without waiting for it; the sighting and the prefix follow at the next sweep."""
+    url = postgres.create_database()
+    config = write_config(
+        tmp_path / "collector.toml",
+        port=broker.port,
+        url=url,
+        broker={"client_id": "collector-0", "shared_group": GROUP},
+    )
+    store = Store(load_settings(config).database_url)
+    events = [make_event(seq) for seq in (1, 2)]
+    device = StandInDevice(broker.port, events)
+
+    def through() -> int:
+        return int(store.rows(t.streams)[0]["through_seq"]) if store.count(t.streams) else 0
+
+    try:
+        with running(load_settings(config)):
+            device.events(events[:1])
+            wait_until(lambda: through() == 1, what="the first event and its sweep")
+            with store.engine.connect() as other:
+                held = other.begin()
+                for table in ("devices", "streams"):
+                    other.execute(sa.text(f"SELECT 1 FROM {table} WHERE device_id = 'bus-1' FOR UPDATE"))
+                seen_before = store.rows(t.devices)[0]["last_seen_at"]
+                device.events(events[1:])
+                wait_until(lambda: store.count(t.events) == 2, 15, "stored while the rows are held")
+                held.rollback()
+            wait_until(lambda: through() == 2, what="the prefix, once the rows are free")
+            wait_until(lambda: store.rows(t.devices)[0]["last_seen_at"] > seen_before, what="the sighting")
+    finally:
+        device.close()
         store.close()

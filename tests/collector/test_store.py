@@ -181,3 +181,22 @@ def test_two_collectors_sweeping_the_same_streams_queue_instead_of_deadlocking(p
     for store in stores:
         store.close()
     assert [type(f).__name__ for f in failures] == []
+
+
+def test_the_gap_lookup_answers_every_span_of_a_sweep(database: str) -> None:
+    store = open_store(database)
+    batch = Batch(events=[row(seq) for seq in (1, 2, 4, 7, 9)])
+    store.write_batch(batch, time.time())
+    other = [{**row(seq), "device_id": "bus-2"} for seq in (3, 4)]
+    store.write_batch(Batch(events=other), time.time())
+    spans = [("bus-1", "inc", 2, 7), ("bus-2", "inc", 1, 3), ("bus-1", "other", 1, 9), ("bus-9", "inc", 1, 9)]
+    assert sorted(store.seqs_in(spans)) == [
+        ("bus-1", "inc", 2),
+        ("bus-1", "inc", 4),
+        ("bus-1", "inc", 7),
+        ("bus-2", "inc", 3),
+    ]
+    # More spans than one query takes: the same answer, in several.
+    many = [("bus-1", "inc", s, s) for s in range(1, 1200)]
+    assert sorted(seq for *_, seq in store.seqs_in(many)) == [1, 2, 4, 7, 9]
+    store.close()
