@@ -9,11 +9,15 @@ PY := $(VENV)/bin/python
 ON_PI := $(shell grep -qas 'Raspberry Pi' /proc/device-tree/model && echo 1)
 ARM32 := $(filter armhf armel,$(shell dpkg --print-architecture 2>/dev/null))
 SYSTEM_SITE ?= $(if $(ON_PI)$(ARM32),1,0)
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)-site$(SYSTEM_SITE)
+# 32-bit Arm installs the device's tests alone: the collector's extra and Playwright have no armv7
+# wheels (jsonschema-rs needs a Rust toolchain), and the collector never runs on a Pi.
+EXTRAS ?= $(if $(ARM32),test-device,test)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)-site$(SYSTEM_SITE)-$(EXTRAS)
 
 .PHONY: setup system-packages mosquitto postgresql chromium rabbitmq run test test-arm lint bench chaos clean
 
-setup: $(STAMP) mosquitto postgresql chromium rabbitmq
+# The collector's servers and the browser only where its tests run (not on 32-bit Arm, as EXTRAS).
+setup: $(STAMP) mosquitto $(if $(ARM32),,postgresql chromium rabbitmq)
 
 # apt's part (when root): build tools, systemd-analyze and setuptools/wheel for the tests, numpy and
 # PyNaCl on 32-bit Arm; see scripts/system_packages.sh.
@@ -23,9 +27,9 @@ system-packages:
 $(STAMP): pyproject.toml | system-packages
 	$(PYTHON) -m venv $(if $(filter 1,$(SYSTEM_SITE)),--system-site-packages) $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	@# The chaos harness's clock jumps need libfaketime built for this CPU (the wheel's is x86-64).
-	@$(PY) -m bench.chaos --libfaketime || echo "make chaos will skip its clock jumps (see above)"
+	@$(PY) -m bench.faketime || echo "make chaos will skip its clock jumps (see above)"
 	rm -f $(VENV)/.installed-* && touch $@
 
 # The tests start their own mosquitto on a free loopback port; it only has to be installed.

@@ -9,8 +9,8 @@ database CHAOS_DATABASE_URL names): the chain ends in its database. Scans arrive
 (people, damaged cards, visitor codes) while fault episodes follow each other, one at a time, in
 shuffled rounds so every class strikes once per round. The seed is printed; CHAOS_SEED replays the
 same faults and scans (their timing still varies with the machine). CHAOS_REPORT=<path> also writes
-the summary as JSON. `python -m bench.chaos --libfaketime` only finds (or builds, on a CPU the wheel's
-library is not for) the libfaketime the clock jumps preload, and prints its path (`make setup` does this).
+the summary as JSON. `python -m bench.chaos --libfaketime` (or `python -m bench.faketime`, which
+`make setup` runs) only finds, or builds, the libfaketime the clock jumps preload (bench/faketime.py).
 
 After CHAOS_SECONDS (and at least one full round) the faults stop, the backlog drains, the daemon is
 stopped and the invariants are judged; a summary table follows and the exit status is 1 if any
@@ -35,15 +35,12 @@ import contextlib
 import ctypes
 import datetime as dt
 import errno
-import importlib.metadata
-import importlib.util
 import json
 import math
 import os
 import queue
 import random
 import secrets
-import shutil
 import signal
 import sqlite3
 import statistics
@@ -65,6 +62,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from bench.common import percentile
+from bench.faketime import CLOCK_CACHE_S, STEP_S, faketime, faketime_library
+from bench.faketime import main as faketime_main
 from collector import tables as t
 from collector.settings import load_settings
 from collector.store import Store
@@ -83,13 +82,14 @@ from tests.support.slowdown import scaled
 
 DEFAULT_SECONDS = 600.0
 # Every class must have struck by this long past CHAOS_SECONDS, or the run stops and names the ones missed.
-ROUND_GRACE_S = 180.0
-# Both sized for a native CPU: a slower one (emulated Arm, scripts/test_arm.sh) scales them by its factor.
+# Sized for a native CPU, as every bound and wait below that a CPU's speed moves: a slower one
+# (emulated Arm, scripts/test_arm.sh) scales them by its factor (tests/support/slowdown.py).
+ROUND_GRACE_S = scaled(180.0)
 LATENCY_P99_BOUND_MS = scaled(500.0)
 # A scan not answered this long is a scan the worker walked away from: counted against the daemon.
 ANSWER_TIMEOUT_S = scaled(5.0)
 # Covers the publisher's re-send of events whose acknowledgement never came (60 s at keepalive 5).
-DRAIN_TIMEOUT_S = 120.0
+DRAIN_TIMEOUT_S = scaled(120.0)
 RSS_EVERY_S = 1.0
 RSS_WARMUP_S = 5.0
 RSS_GROWTH_BOUND = 1.5
@@ -98,16 +98,10 @@ RSS_PEAK_BOUND = 2.0
 # test under emulation, daemon restarts taking seconds) keeps soaking until it has them.
 RSS_MIN_WARM = 6
 PRIVACY_EVERY_S = 30.0
-REPLUG_TIMEOUT_S = 10.0
+# A replugged serial scanner is found again by the daemon's hotplug watch and reopened.
+REPLUG_TIMEOUT_S = scaled(10.0)
 TMPFS_SIZE = "32m"
-# libfaketime re-reads its offset file at most this often: a jump is in force after it.
-CLOCK_CACHE_S = 1
-LIBFAKETIME = "libfaketime.so.1"
-# As the wheel's own build (its exported symbols say so): clocks and timers faked, file times and sleeps not.
-FAKETIME_CFLAGS = "-UFAKE_STAT -UFAKE_UTIME -UFAKE_SLEEP"
 JUMP_S = (30.0, 2 * 86400.0)
-# The daemon's default storage.max_age_days, and a day more: a step the old ageing dropped a backlog at.
-STEP_S = (21 + 1) * 86400.0
 INDEXES = ("events_pending", "events_delivered", "sqlite_autoindex_events_1")
 # The broker's ACL during a refusing-broker episode, for the anonymous clients (every one here): all
 # but writing events, as an ACL being fixed refuses them (the device's status and the collector's
@@ -312,97 +306,6 @@ def fill(path: Path) -> int:
                         raise
                     break
     return written
-
-
-def elf_machine(path: Path) -> tuple[int, int] | None:
-    """The (word size, CPU) an ELF file was built for, from its header; None if it is not ELF."""
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(20)
-    except OSError:
-        return None
-    if len(head) < 20 or head[:4] != b"\x7fELF":
-        return None
-    return head[4], int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
-
-
-def libfaketime_source() -> Path | None:
-    """The libfaketime source tree the wheel ships (its x86-64 library beside it), if installed."""
-    spec = importlib.util.find_spec("libfaketime")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "vendor/libfaketime/src"
-
-
-def build_libfaketime(source: Path, dest: Path) -> str | None:
-    """Builds the library from `source` (flags as the wheel's) into `dest`; returns why not."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest.parent) as work:
-        tree = Path(work) / "src"
-        shutil.copytree(source, tree, ignore=shutil.ignore_patterns("*.so*", "*.o"))
-        try:
-            done = subprocess.run(
-                ["make", "-C", str(tree), LIBFAKETIME, f"FAKETIME_COMPILE_CFLAGS={FAKETIME_CFLAGS}"],
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"building libfaketime failed (needs gcc and make): {exc}"
-        if done.returncode != 0:
-            tail = (done.stderr.strip() or done.stdout.strip())[-200:]
-            return f"building libfaketime failed (needs gcc and make): {tail}"
-        # A rename, so that a concurrent run never loads a half-written library.
-        (tree / LIBFAKETIME).rename(dest)
-    return None
-
-
-def faketime_library() -> tuple[Path | None, str | None]:
-    """libfaketime for the CPU this interpreter runs on: the wheel's own library where it was built for
-    it (x86-64), else one built from the source the wheel ships, once, into the user's cache; else why
-    not. Debian's libfaketime is not used: it also fakes file times and sleeps, the wheel's build only
-    clocks and timers, and the two must behave alike."""
-    source = libfaketime_source()
-    if source is None:
-        return None, "libfaketime is not installed (make setup installs it)"
-    here = elf_machine(Path(sys.executable).resolve())
-    if here is None or elf_machine(source / LIBFAKETIME) == here:
-        return source / LIBFAKETIME, None
-    version = importlib.metadata.version("libfaketime")
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qr-checkin"
-    built = cache / f"libfaketime-{version}-elf{here[0]}-{here[1]}" / LIBFAKETIME
-    if elf_machine(built) != here and (reason := build_libfaketime(source, built)):
-        return None, f"the wheel's libfaketime is for another CPU and {reason}"
-    return built, None
-
-
-def faketime(clock_file: Path, lib: Path) -> tuple[dict[str, str] | None, str | None]:
-    """The environment that preloads `lib` (offset read from `clock_file`), once it proved it moves the
-    wall clock of a Python child and leaves monotonic time alone; else why not."""
-    env = {
-        "LD_PRELOAD": str(lib),
-        "FAKETIME_TIMESTAMP_FILE": str(clock_file),
-        "FAKETIME_CACHE_DURATION": str(CLOCK_CACHE_S),
-        "DONT_FAKE_MONOTONIC": "1",
-        "FAKETIME_FORCE_MONOTONIC_FIX": "0",
-    }
-    clock_file.write_text("+86400\n")
-    try:
-        probe = subprocess.run(
-            [sys.executable, "-c", "import time; print(time.time(), time.monotonic())"],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        wall, mono = (float(v) for v in probe.stdout.split())
-    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
-        return None, f"libfaketime probe failed: {exc}"
-    finally:
-        clock_file.write_text("+0\n")
-    if abs(wall - time.time() - 86400) > 60 or abs(mono - time.monotonic()) > 60:
-        return None, f"libfaketime does not work here: {probe.stderr.strip()[:120] or 'no clock moved'}"
-    return env, None
 
 
 def dbstat_missing() -> str | None:
@@ -1208,9 +1111,7 @@ class Chaos:
 
 def main(argv: list[str]) -> int:
     if argv == ["--libfaketime"]:
-        lib, reason = faketime_library()
-        print(f"libfaketime: {lib or reason}", flush=True)
-        return 0 if lib else 1
+        return faketime_main()
     if argv:
         print("usage: python -m bench.chaos [--libfaketime]  (CHAOS_SECONDS, CHAOS_SEED, CHAOS_REPORT)")
         return 2

@@ -18,6 +18,12 @@ collector's start-up (imports, migrations check, connect) is measured once again
 and taken off, so the figure is the cost of the drain. `1000 / (CPU s per 1 000 events)` is what one
 core gives that component: the figure to size with where each process has cores of its own.
 
+Each shape runs twice: as the machine gives it (collectors, broker and PostgreSQL sharing its two
+cores, where the machine is the limit), and with every collector capped at a fixed CPU share of its
+own (bench/cpucap.py: a core per collector host, scaled down), where the collectors are the limit and
+the ratio shows whether they get in each other's way. The capped shapes are skipped, saying why, where
+no control group can be made (not root, no cpu controller).
+
 Every phase has its own deadline: one that stalls is reported as such (what it stored, in how long)
 and the others still run.
 `--quick` (the smoke test's budget has no room for RabbitMQ's boot) runs the devices' shape on
@@ -42,6 +48,7 @@ import pika
 import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench import cpucap
 from bench.common import Row, cpu_seconds, machine_cpu_seconds, main_for, row
 from bench.ingest import _payloads, _plain_insert_rate
 from collector import tables as t
@@ -59,6 +66,10 @@ STALL_S = 20.0
 IDLE_S = 5.0
 COUNT = 100_000  # the issue: a backlog of at least 100 000 events
 COMPONENTS = ("collectors", "broker", "postgres", "simulator")
+# Each collector's CPU share in the capped shapes, in cores: small enough that three of them, the
+# broker nodes and PostgreSQL fit in this machine's two (the live shape's broker and simulator cost
+# ten times the backlog's per event, so its collectors get less).
+CAPS = {"backlog": 0.25, f"{DEVICES} devices": 0.08}
 
 
 class Stalled(Exception):
@@ -178,6 +189,7 @@ def _drain(
     n: int,
     live: bool,
     idle: tuple[float, dict[str, float]],
+    cap: float | None = None,
 ) -> Drain:
     deadline = time.monotonic() + PHASE_TIMEOUT_S
     url, queue = pg.create_database(), f"bench-{uuid.uuid4().hex[:6]}"
@@ -187,6 +199,7 @@ def _drain(
     result = Drain(len(payloads))
     fleet: list[multiprocessing.process.BaseProcess] = []
     roots: dict[str, list[int]] = {"broker": site.broker_pids(), "postgres": [_postgres_pid(pg)]}
+    caps: list[cpucap.CpuCap] = []
     try:
         if not live:
             assert site.cluster is not None, "a backlog is preloaded into a RabbitMQ queue only"
@@ -195,6 +208,9 @@ def _drain(
         measured = time.monotonic()
         for p in procs:
             p.start()
+            if cap is not None and p.proc is not None:
+                caps.append(cpucap.CpuCap(cap, "qr-bench-collector"))
+                caps[-1].add(p.proc.pid)
         roots["collectors"] = [p.proc.pid for p in procs if p.proc is not None]
         for p in procs:
             p.wait_connected(timeout=_remaining(deadline, "collectors connecting"))
@@ -236,6 +252,8 @@ def _drain(
             proc.join(10)
         for p in procs:
             p.kill()  # everything is committed: nothing to wait for
+        for c in caps:
+            c.close()
         site.forget(queue, procs)
         store.close()
     return result
@@ -420,6 +438,16 @@ def run(quick: bool = False) -> list[Row]:
         for shape, live in shapes:
             drains = {n: _drain(tmp, site, pg, payloads, n, live, idle) for n in counts}
             rows += _rows(shape, where, drains, plain)
+        if quick:
+            return rows
+        why = cpucap.unavailable()
+        for shape, live in shapes:
+            capped = f"{shape}, each collector capped at {CAPS[shape]:g} core"
+            if why is not None:
+                rows.append(row(f"cluster {capped}", "skipped", 0, "-", None, why))
+                continue
+            drains = {n: _drain(tmp, site, pg, payloads, n, live, idle, CAPS[shape]) for n in counts}
+            rows += _rows(capped, where, drains, plain)
     return rows
 
 

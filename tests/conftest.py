@@ -6,8 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.extras import ExtraModule
 from tests.support.mosquitto import Mosquitto
 from tests.support.slowdown import SLOWDOWN, scaled
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module:
+    return ExtraModule.from_parent(parent, path=module_path)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from bench.__main__ import MODULES
 from tests.support.daemon import ROOT
+from tests.support.extras import require_collector
 
 ROW_KEYS = {"benchmark", "metric", "value", "baseline", "ratio", "unit", "note"}
 
@@ -19,6 +20,7 @@ ROW_KEYS = {"benchmark", "metric", "value", "baseline", "ratio", "unit", "note"}
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_quick_bench_runs_every_module_and_writes_results(tmp_path: Path) -> None:
+    require_collector("the collector's benchmarks (ingest, reports, cluster)")
     out = tmp_path / "results.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--output", str(out)],

@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.postgres import Postgres
-from tests.support.reports_site import fresh_site, site  # noqa: F401 (the reports' fixtures)
+from tests.support.extras import require_collector
+
+require_collector("tests/collector")
+
+from tests.support.postgres import Postgres  # noqa: E402 (after the skip where there is no collector)
+from tests.support.reports_site import fresh_site, site  # noqa: E402, F401 (the reports' fixtures)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos import CLOCK_CACHE_S, STEP_S, faketime, faketime_library
+from bench.faketime import CLOCK_CACHE_S, STEP_S, faketime, faketime_library
 from device.clock import FakeClock
 from device.status import AGE_ALARM_FRACTION
 from tests.support.daemon import ROOT, DaemonProcess, write_config

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos import CLOCK_CACHE_S, faketime, faketime_library
+from bench.faketime import CLOCK_CACHE_S, faketime, faketime_library
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.payloads import other_codes
