@@ -144,3 +144,34 @@ def test_a_replay_counts_a_row_in_flight_without_sending_it_twice(box: Outbox) -
     window.replays.append(job)
     rows, done = window.next_rows(box, 3)
     assert [r.seq for r in rows] == [2] and done == [job] and job.sent == [1, 2]
+
+
+class CountingOutbox(Outbox):
+    """The real store, counting the rows each read returns (what a refill costs)."""
+
+    read = 0
+
+    def pending(self, *args: Any, **kwargs: Any) -> Any:
+        rows = super().pending(*args, **kwargs)
+        self.read += len(rows)
+        return rows
+
+
+def test_a_refill_reads_what_it_can_send_not_every_row_in_flight_again(tmp_path: Path) -> None:
+    box = CountingOutbox.open(tmp_path)
+    assert isinstance(box, CountingOutbox)
+    add(box, 3000)
+    window = Window(100)
+    window.connected(box.max_seq(), now=0.0)
+    assert send(window, box, 100) == list(range(1, 101))
+    for mid in range(1, 76):  # three quarters acknowledged, their marks not yet in the store
+        flight = window.acked(mid)
+        assert flight is not None and flight.seq is not None
+        window.recording(flight.seq)
+    box.read = 0
+    assert send(window, box, 75, first_mid=101) == list(range(101, 176))
+    # The 25 still in flight and the 75 awaiting their marks lie behind the cursor: not read again.
+    assert box.read == 75
+    window.rewind()  # from the start (a refusal retried): then they must be read past
+    assert send(window, box, 10, first_mid=176) == list(range(176, 186))
+    box.close()
