@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -47,7 +48,20 @@ def build_parser(
 def dispatch(prog: str, description: str, commands: Mapping[str, Command], argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(prog, description, commands, arguments).parse_args(arguments)
-    return int(args._main(args))
+    try:
+        return int(args._main(args))
+    finally:
+        # Whatever a command left in stdout's buffer: a reader gone by now (a closed pipe, `| head`)
+        # would otherwise make the interpreter's own final flush fail, and the exit status 120.
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            stdout_gone()
+
+
+def stdout_gone() -> None:
+    """stdout's reader left: what is still written goes nowhere, quietly, to the end of the process."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def add_config_argument(parser: argparse.ArgumentParser, default: Path, what: str) -> None:

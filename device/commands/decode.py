@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
+from device.cli import stdout_gone
 from device.errors import ConfigError, ImageUnreadable
 from device.settings import CameraSourceSettings, load_settings
 from device.sources.camera import cascade_for
@@ -57,8 +57,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         return _decode_all(camera, expand(args.files), args.json)
     except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, and keep the interpreter's final flush quiet too.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        stdout_gone()  # the reader left (`| head`): stop quietly
         return 0
 
 

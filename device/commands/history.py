@@ -12,7 +12,6 @@ import argparse
 import csv
 import datetime as dt
 import json
-import os
 import re
 import sqlite3
 import sys
@@ -20,6 +19,7 @@ import time
 from typing import Any, TextIO
 
 from device.audit import AUDIT_FILE, AuditLog
+from device.cli import stdout_gone
 from device.commands import EXIT_CONFIG, EXIT_NO_STORE, add_config_argument, load_or_explain, open_reader
 from device.contract import iso_utc
 from device.errors import StorageError
@@ -135,8 +135,7 @@ def main(args: argparse.Namespace) -> int:
         (write_json if args.format == "json" else write_csv)(events, sys.stdout)
         sys.stdout.flush()
     except BrokenPipeError:
-        # The reader left (`| head`): stop quietly, and keep the interpreter's final flush quiet too.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        stdout_gone()  # the reader left (`| head`): stop quietly
     AuditLog(settings.storage.dir / AUDIT_FILE).record(
         "export",
         format=args.format,

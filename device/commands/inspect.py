@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Any, BinaryIO
 
+from device.cli import stdout_gone
 from device.payloads import BhytCard, Judgement, Recognition, judge
 from device.sources.stdin import decode_line
 
@@ -121,6 +122,5 @@ def main(args: argparse.Namespace) -> int:
                 out["line"] = number
             print(json.dumps(out, ensure_ascii=False), flush=True)
     except BrokenPipeError:
-        # The reader left (`| head`): stop quietly, and keep Python from complaining at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        stdout_gone()  # the reader left (`| head`): stop quietly
     return EXIT_BAD_INPUT if bad_lines else 0

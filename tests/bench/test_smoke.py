@@ -13,6 +13,7 @@ import pytest
 from bench.__main__ import MODULES
 from tests.support.daemon import ROOT
 from tests.support.extras import require_collector
+from tests.support.slowdown import scaled
 
 ROW_KEYS = {"benchmark", "metric", "value", "baseline", "ratio", "unit", "note"}
 
@@ -27,7 +28,7 @@ def test_quick_bench_runs_every_module_and_writes_results(tmp_path: Path) -> Non
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=170,
+        timeout=scaled(170),
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
 

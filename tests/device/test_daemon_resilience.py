@@ -25,6 +25,7 @@ from tests.support.harness import TRUE_NOW, Harness, run
 from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.notify import NotifySocket
 from tests.support.payloads import other_codes
+from tests.support.slowdown import scaled
 from tests.support.subscriber import Subscriber
 from tests.support.wait import until
 
@@ -44,7 +45,7 @@ def test_a_closed_console_pipe_costs_no_later_scan(tmp_path: Path) -> None:
     proc.stdout.close()
     codes = other_codes(7)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + scaled(20)
         while b" ready" not in (tmp_path / "stderr.log").read_bytes():
             assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "stderr.log").read_text()
             time.sleep(0.05)
@@ -55,7 +56,7 @@ def test_a_closed_console_pipe_costs_no_later_scan(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert proc.poll() is None, "the daemon died of a closed console"
         proc.terminate()
-        assert proc.wait(10) == 0
+        assert proc.wait(scaled(10)) == 0
     finally:
         if proc.poll() is None:
             proc.kill()

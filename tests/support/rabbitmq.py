@@ -25,12 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.mosquitto import free_port, wait_port
+from tests.support.slowdown import scaled
 
 SBIN = Path("/usr/lib/rabbitmq/bin")
 SERVER = SBIN / "rabbitmq-server"
 CTL = SBIN / "rabbitmqctl"
 EPMD = shutil.which("epmd") or "/usr/bin/epmd"
-BOOT_TIMEOUT_S = 120.0
+# Sized for a native CPU: a node's boot is CPU-bound Erlang (scaled under emulation, test_arm.sh).
+BOOT_TIMEOUT_S = scaled(120.0)
+CTL_TIMEOUT_S = scaled(60.0)
 
 
 def available() -> bool:
@@ -183,7 +186,7 @@ class RabbitCluster:
 
     # -- inspection -----------------------------------------------------------------------------------
 
-    def ctl(self, *args: str, node: Node | None = None, timeout: float = 60) -> str:
+    def ctl(self, *args: str, node: Node | None = None, timeout: float = CTL_TIMEOUT_S) -> str:
         target = node or next(n for n in self.nodes if n.running)
         env = self._env(target)
         # rabbitmqctl is a distributed Erlang node too; its default port (node's + 10000) may not exist.
