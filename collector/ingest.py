@@ -441,6 +441,7 @@ class Collector:
     def _committed(self, decoded: _Decoded, result: BatchResult, messages: Sequence[Inbound]) -> None:
         self._ack(messages)
         self._recorded_devices.update(decoded.batch.seen)
+        self._recorded_devices.update(st.device_id for st in decoded.statuses)  # upserted with the batch
         self._recorded_streams.update(decoded.batch.streams)
         self._seen.update(decoded.seen)
         if messages:

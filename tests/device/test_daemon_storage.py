@@ -103,6 +103,16 @@ def wait_status(sub: Subscriber, predicate: Any, timeout: float = 10.0) -> dict[
     raise AssertionError(f"no status message matched within {timeout}s: {sub.statuses()[-1:]}")
 
 
+def accept_two_and_stop(config: Path) -> None:
+    """A daemon that stores two check-ins and stops cleanly: a store with events, closed."""
+    daemon = DaemonProcess(config).start()
+    try:
+        assert [daemon.scan(c)["feedback"] for c in other_codes(2)] == ["accepted", "accepted"]
+        assert daemon.terminate() == 0
+    finally:
+        daemon.stop()
+
+
 def test_a_full_disk_rejects_scans_keeps_running_and_recovers_losing_nothing(
     tmp_path: Path, tmpfs: Path, broker: Mosquitto
 ) -> None:
@@ -213,12 +223,7 @@ def test_a_read_only_store_at_start_is_a_clear_fault_and_status_still_reads_it(
     tmp_path: Path, tmpfs: Path
 ) -> None:
     config = write_config(tmp_path / "device.toml", port=free_port(), storage=tmpfs / "state")
-    daemon = DaemonProcess(config).start()
-    try:
-        assert [daemon.scan(c)["feedback"] for c in other_codes(2)] == ["accepted", "accepted"]
-        assert daemon.terminate() == 0
-    finally:
-        daemon.stop()
+    accept_two_and_stop(config)
     files = sorted((tmpfs / "state").iterdir())
     mount("-o", "remount,ro", str(tmpfs))
 
@@ -266,12 +271,7 @@ def test_a_full_card_at_start_still_starts_answers_storage_full_and_recovers(
     """Issue 12 item 10: on a full card the daemon could not start ("disk I/O error", a restart loop)."""
     state = tmpfs / "state"
     config = write_config(tmp_path / "device.toml", port=free_port(), storage=state)
-    daemon = DaemonProcess(config).start()
-    try:
-        assert [daemon.scan(c)["feedback"] for c in other_codes(2)] == ["accepted", "accepted"]
-        assert daemon.terminate() == 0
-    finally:
-        daemon.stop()
+    accept_two_and_stop(config)
     assert (state / SPACE_RESERVE_NAME).is_file(), "the space reserve is made while there is room"
 
     # Full, the reserve still held: it is given back so the store opens; check-ins stay refused.

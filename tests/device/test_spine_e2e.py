@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from device.label_code import format_label_code
-from tests.support.daemon import DaemonProcess, write_config
+from tests.support.daemon import DaemonProcess, ask_for_status, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.payloads import other_codes, valid_payloads
 from tests.support.proxy import Proxy
@@ -217,13 +216,7 @@ def test_the_status_reports_how_long_workers_waited(
         daemon.wait_log("connected to broker")
         assert daemon.scan("VISITOR-WAIT")["feedback"] == "accepted"
         time.sleep(1.5)  # the status snapshot is refreshed every second
-        # Any label asks the device to publish its status at once (a provisioning check).
-        daemon.send(format_label_code("another-device", "GATE-9", "0" * 12))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not any(
-            "provisioning_check" in s for s in subscriber.statuses()
-        ):
-            time.sleep(0.05)
+        ask_for_status(daemon, subscriber.statuses)
     finally:
         daemon.stop()
     (check,) = [s for s in subscriber.statuses() if "provisioning_check" in s]

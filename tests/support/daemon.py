@@ -10,12 +10,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from device.label_code import format_label_code
 from tests.support.commands import run_module
 from tests.support.paths import ROOT
 from tests.support.slowdown import scaled
+from tests.support.wait import wait_until
 
 
 def write_config(
@@ -137,6 +140,13 @@ class DaemonProcess:
     @property
     def stderr(self) -> str:
         return "".join(self.stderr_lines)
+
+
+def ask_for_status(daemon: DaemonProcess, statuses: Callable[[], list[dict[str, Any]]]) -> None:
+    """Scans a label of another device, which asks the daemon to publish its status at once (a
+    provisioning check), and waits until `statuses` (a subscriber's) holds that status."""
+    daemon.send(format_label_code("another-device", "GATE-9", "0" * 12))
+    wait_until(lambda: any("provisioning_check" in s for s in statuses()), 10, "a provisioning-check status")
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

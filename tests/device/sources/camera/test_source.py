@@ -13,13 +13,12 @@ import pytest
 from PIL import Image
 
 from device.errors import ConfigError, SourceUnavailable
-from device.label_code import format_label_code
 from device.scan import Scan
 from device.settings import CameraSourceSettings, load_settings
 from device.sources import camera as camera_module
 from device.sources.camera import CameraSource
 from device.sources.camera.frames import Frame
-from tests.support.daemon import DaemonProcess, write_config
+from tests.support.daemon import DaemonProcess, ask_for_status, write_config
 from tests.support.frames import Condition, render
 from tests.support.mosquitto import Mosquitto
 from tests.support.schema import validate_status
@@ -213,13 +212,7 @@ def test_the_daemons_status_carries_the_cameras_decode_figures(tmp_path: Path, b
         daemon.wait_log("connected to broker")
         assert daemon.next_decision()["feedback"] == "accepted", "the held card became one check-in"
         time.sleep(1.5)  # the status snapshot is refreshed every second
-        # Any label asks the device to publish its status at once (a provisioning check).
-        daemon.send(format_label_code("another-device", "GATE-9", "0" * 12))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not any(
-            "provisioning_check" in s for s in subscriber.statuses()
-        ):
-            time.sleep(0.05)
+        ask_for_status(daemon, subscriber.statuses)
     finally:
         daemon.stop()
         subscriber.close()
